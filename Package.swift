@@ -1,0 +1,78 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One settings list for every Swift target, so the whole package is held to the same rules.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "airgap",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "airgap-export", targets: ["airgap-export"]),
+        .executable(name: "airgap-import", targets: ["airgap-import"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages.
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+
+        // Spec value types: no I/O.
+        .target(name: "AirgapOCI",
+                dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: swiftSettings),
+        // Tar streams through libarchive: no knowledge of images.
+        .target(name: "AirgapTar", dependencies: ["CArchive"], swiftSettings: swiftSettings),
+        // The OCI image layout store: the one place bytes become trusted.
+        .target(name: "AirgapStore",
+                dependencies: ["AirgapOCI", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: swiftSettings),
+        // Registry client (distribution spec), auth, TLS, credentials.
+        .target(name: "AirgapRegistry",
+                dependencies: [
+                    "AirgapOCI", "AirgapStore",
+                    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                    .product(name: "Logging", package: "swift-log"),
+                ],
+                swiftSettings: swiftSettings),
+        // Bundle format: writer, reader, SHA256SUMS, signatures. No network code.
+        .target(name: "AirgapBundle",
+                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar",
+                               .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: swiftSettings),
+        // Plans and the copy engine between sources and destinations.
+        .target(name: "AirgapTransfer",
+                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle",
+                               .product(name: "Yams", package: "Yams")],
+                swiftSettings: swiftSettings),
+        // Commands shared by both executables.
+        .target(name: "AirgapCLI",
+                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: swiftSettings),
+        .executableTarget(name: "airgap-export", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
+        .executableTarget(name: "airgap-import", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
+
+        .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapOCI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapTransferTests",
+                    dependencies: ["AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTar"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapRegistryTests",
+                    dependencies: ["AirgapRegistry", "AirgapTransfer", "AirgapStore", "AirgapOCI"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
+    ]
+)

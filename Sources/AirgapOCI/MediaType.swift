@@ -1,0 +1,34 @@
+/// A media type string with the spec's well-known values.
+public struct MediaType: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible,
+                         ExpressibleByStringLiteral {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+    public var description: String { rawValue }
+
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    public static let ociManifest: MediaType = "application/vnd.oci.image.manifest.v1+json"
+    public static let ociIndex: MediaType = "application/vnd.oci.image.index.v1+json"
+    public static let ociConfig: MediaType = "application/vnd.oci.image.config.v1+json"
+    public static let ociLayer: MediaType = "application/vnd.oci.image.layer.v1.tar"
+    public static let ociLayerGzip: MediaType = "application/vnd.oci.image.layer.v1.tar+gzip"
+    public static let ociLayerZstd: MediaType = "application/vnd.oci.image.layer.v1.tar+zstd"
+    public static let dockerManifest: MediaType = "application/vnd.docker.distribution.manifest.v2+json"
+    public static let dockerManifestList: MediaType = "application/vnd.docker.distribution.manifest.list.v2+json"
+    public static let dockerConfig: MediaType = "application/vnd.docker.container.image.v1+json"
+    public static let dockerLayer: MediaType = "application/vnd.docker.image.rootfs.diff.tar"
+    public static let dockerLayerGzip: MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+    public var isIndex: Bool { self == .ociIndex || self == .dockerManifestList }
+    public var isImageManifest: Bool { self == .ociManifest || self == .dockerManifest }
+    public var isManifest: Bool { isIndex || isImageManifest }
+
+    /// The Accept list for manifest requests: every type this tool understands.
+    public static let manifestAccept: [MediaType] = [.ociIndex, .ociManifest, .dockerManifestList, .dockerManifest]
+}

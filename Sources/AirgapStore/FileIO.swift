@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Thin wrappers over POSIX calls: the store needs fsync, flock, O_EXCL and rename, which Foundation hides.
+public enum FileIO {
+    public static func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+
+    public static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw StoreError.io(path: path, reason: errnoText()) }
+        return fd
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StoreError.io(path: path, reason: errnoText())
+            }
+            offset += n
+        }
+    }
+
+    public static func writeAll(_ fd: Int32, _ data: Data, path: String) throws {
+        try data.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+    }
+
+    /// Reads up to `buffer.count` bytes; 0 means end of file.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw StoreError.io(path: path, reason: errnoText())
+        }
+    }
+
+    public static func fsync(_ fd: Int32, path: String) throws {
+        guard Glibc.fsync(fd) == 0 else { throw StoreError.io(path: path, reason: errnoText()) }
+    }
+
+    public static func fsyncDirectory(_ path: String) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = Glibc.fsync(fd); Glibc.close(fd) }
+    }
+
+    public static func rename(_ from: String, _ to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw StoreError.io(path: to, reason: errnoText()) }
+    }
+
+    public static func fileSize(_ path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int64(st.st_size)
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    public static func makeDirectories(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        catch { throw StoreError.io(path: path, reason: "cannot create directory (\(error.localizedDescription))") }
+    }
+
+    /// Writes a small file atomically: temp file, fsync, rename, fsync directory.
+    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try open(temp, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        do {
+            try writeAll(fd, data, path: temp)
+            try fsync(fd, path: temp)
+            Glibc.close(fd)
+            try rename(temp, path)
+        } catch {
+            Glibc.close(fd)
+            unlink(temp)
+            throw error
+        }
+        fsyncDirectory(dir)
+    }
+
+    public static func readFile(_ path: String, limit: Int = 256 << 20) throws -> Data {
+        let fd = try open(path, flags: O_RDONLY)
+        defer { Glibc.close(fd) }
+        var data = Data()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try read(fd, into: buffer, path: path)
+            if n == 0 { break }
+            data.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            if data.count > limit { throw StoreError.io(path: path, reason: "file is larger than \(limit) bytes") }
+        }
+        return data
+    }
+}
+
+/// An advisory lock on a file (flock): shared for many readers or writers of blobs, exclusive for GC and tags.
+public final class FileLock: @unchecked Sendable {
+    private let fd: Int32
+    public init(path: String, exclusive: Bool, wait: Bool = true) throws {
+        fd = try FileIO.open(path, flags: O_RDWR | O_CREAT, mode: 0o644)
+        var operation = exclusive ? LOCK_EX : LOCK_SH
+        if !wait { operation |= LOCK_NB }
+        while flock(fd, operation) != 0 {
+            if errno == EINTR { continue }
+            let code = errno
+            Glibc.close(fd)
+            if code == EWOULDBLOCK { throw StoreError.busy(path: path) }
+            throw StoreError.io(path: path, reason: FileIO.errnoText(code))
+        }
+    }
+    public func unlock() { flock(fd, LOCK_UN) }
+    deinit { Glibc.close(fd) }
+}

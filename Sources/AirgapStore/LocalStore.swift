@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AirgapOCI
+import Foundation
+
+/// An OCI image layout directory (readable by skopeo as `oci:DIR:REF`) used as a content store.
+///
+/// Layout: `oci-layout`, `index.json` (tags as `org.opencontainers.image.ref.name` = full reference),
+/// `blobs/sha256/<hex>`, and `.airgap/` for temp files and locks (ignored by other tools).
+public final class LocalStore: Sendable {
+    public let root: String
+    let ingestDirectory: String
+    let lockDirectory: String
+
+    /// The default location: `$AIRGAP_STORE`, else `$XDG_DATA_HOME/airgap/store`, else `~/.local/share/airgap/store`.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let explicit = environment["AIRGAP_STORE"], !explicit.isEmpty { return explicit }
+        if let xdg = environment["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/airgap/store" }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return home + "/.local/share/airgap/store"
+    }
+
+    /// Opens (creating when absent) the store at `path` and removes temp files no process is using.
+    public init(path: String) throws {
+        root = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        ingestDirectory = root + "/.airgap/ingest"
+        lockDirectory = root + "/.airgap"
+        try FileIO.makeDirectories(root + "/blobs/sha256")
+        try FileIO.makeDirectories(ingestDirectory)
+        if !FileIO.exists(root + "/oci-layout") {
+            try FileIO.writeAtomically(Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: root + "/oci-layout")
+        }
+        if !FileIO.exists(root + "/index.json") {
+            try writeIndexFile(StoreIndex(manifests: []))
+        }
+        cleanAbandonedTempFiles()
+    }
+
+    // MARK: blobs
+
+    public func blobPath(_ digest: Digest) -> String { "\(root)/blobs/\(digest.algorithm.rawValue)/\(digest.encoded)" }
+
+    public func blobSize(_ digest: Digest) -> Int64? { FileIO.fileSize(blobPath(digest)) }
+
+    public func hasBlob(_ digest: Digest, size: Int64? = nil) -> Bool {
+        guard let actual = blobSize(digest) else { return false }
+        return size == nil || size == actual
+    }
+
+    /// Reads a small blob (manifest, config) whole; its digest is checked again, since it is about to be trusted.
+    public func readBlob(_ digest: Digest, limit: Int = 64 << 20) throws -> Data {
+        let path = blobPath(digest)
+        guard FileIO.exists(path) else { throw StoreError.blobMissing(digest, needed: "this operation") }
+        let data = try FileIO.readFile(path, limit: limit)
+        var hasher = DigestHasher(digest.algorithm)
+        hasher.update(data)
+        let actual = hasher.finalize()
+        guard actual == digest else { throw StoreError.digestMismatch(expected: digest, actual: actual, source: "store blob \(path)") }
+        return data
+    }
+
+    /// Opens a blob for streaming reads. The caller closes the descriptor.
+    public func openBlob(_ digest: Digest) throws -> Int32 {
+        let path = blobPath(digest)
+        guard FileIO.exists(path) else { throw StoreError.blobMissing(digest, needed: "this operation") }
+        return try FileIO.open(path, flags: O_RDONLY)
+    }
+
+    /// Every blob digest present, with its size.
+    public func allBlobs() throws -> [Digest: Int64] {
+        var result: [Digest: Int64] = [:]
+        for algorithm in [Digest.Algorithm.sha256, .sha512] {
+            let dir = "\(root)/blobs/\(algorithm.rawValue)"
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
+            for name in names {
+                guard let digest = try? Digest(algorithm: algorithm, encoded: name),
+                      let size = FileIO.fileSize("\(dir)/\(name)") else { continue }
+                result[digest] = size
+            }
+        }
+        return result
+    }
+
+    /// Starts the single path by which bytes enter the store. See `IngestSession`.
+    public func beginIngest(expected: Digest? = nil, size: Int64? = nil, resume: Bool = false, source: String) throws -> IngestSession {
+        try IngestSession(store: self, expected: expected, expectedSize: size, resume: resume, source: source)
+    }
+
+    /// Ingests bytes held in memory (manifests, configs); returns the committed digest.
+    @discardableResult
+    public func ingest(_ data: Data, expected: Digest? = nil, source: String) throws -> Digest {
+        if let expected, hasBlob(expected, size: Int64(data.count)) {
+            var hasher = DigestHasher(expected.algorithm)
+            hasher.update(data)
+            let actual = hasher.finalize()
+            guard actual == expected else { throw StoreError.digestMismatch(expected: expected, actual: actual, source: source) }
+            return expected
+        }
+        let session = try beginIngest(expected: expected, size: Int64(data.count), source: source)
+        do {
+            try data.withUnsafeBytes { try session.write($0) }
+            return try session.commit()
+        } catch {
+            session.abandon()
+            throw error
+        }
+    }
+
+    public func removeBlob(_ digest: Digest) {
+        unlink(blobPath(digest))
+    }
+
+    // MARK: locks
+
+    /// Held (shared) while an operation adds blobs it has not tagged yet, so GC waits instead of deleting them.
+    public func ingestLease() throws -> FileLock { try FileLock(path: lockDirectory + "/gc.lock", exclusive: false) }
+    func gcLock() throws -> FileLock { try FileLock(path: lockDirectory + "/gc.lock", exclusive: true) }
+    func indexLock() throws -> FileLock { try FileLock(path: lockDirectory + "/index.lock", exclusive: true) }
+
+    private func cleanAbandonedTempFiles() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: ingestDirectory) else { return }
+        for name in names {
+            let path = ingestDirectory + "/" + name
+            // A partial download kept for resume is locked while in use; an unlocked one older than a week is dropped.
+            let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { Glibc.close(fd) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }
+            var st = stat()
+            fstat(fd, &st)
+            let age = time(nil) - st.st_mtim.tv_sec
+            if !name.hasSuffix(".partial") || age > 7 * 24 * 3600 { unlink(path) }
+            flock(fd, LOCK_UN)
+        }
+    }
+
+    // MARK: index.json (tags)
+
+    struct StoreIndex: Codable {
+        var schemaVersion: Int = 2
+        var mediaType: MediaType? = .ociIndex
+        var manifests: [Descriptor]
+        var annotations: [String: String]?
+        init(manifests: [Descriptor]) { self.manifests = manifests }
+    }
+
+    func readIndexFile() throws -> StoreIndex {
+        let path = root + "/index.json"
+        let data = try FileIO.readFile(path, limit: 256 << 20)
+        do { return try JSONDecoder().decode(StoreIndex.self, from: data) }
+        catch { throw StoreError.corrupt(path: path, reason: "it is not a valid OCI index (\(error))") }
+    }
+
+    func writeIndexFile(_ index: StoreIndex) throws {
+        try FileIO.writeAtomically(try CanonicalJSON.encode(index), to: root + "/index.json")
+    }
+
+    /// The entries of index.json, in file order.
+    public func entries() throws -> [Descriptor] { try readIndexFile().manifests }
+
+    /// Changes the tag list under the index lock; the file is replaced atomically.
+    @discardableResult
+    public func updateEntries<T>(_ body: (inout [Descriptor]) throws -> T) throws -> T {
+        let lock = try indexLock()
+        defer { lock.unlock() }
+        var index = try readIndexFile()
+        let result = try body(&index.manifests)
+        try writeIndexFile(index)
+        return result
+    }
+
+    /// Points `reference` at `descriptor`, replacing any entry with the same name.
+    public func setTag(_ reference: Reference, to descriptor: Descriptor) throws {
+        try setTags([(reference, descriptor)])
+    }
+
+    /// Writes several tags in one atomic index update: a load either names all its images or none.
+    public func setTags(_ tags: [(Reference, Descriptor)]) throws {
+        for (reference, descriptor) in tags {
+            try requireComplete(descriptor, for: reference.description)
+        }
+        try updateEntries { entries in
+            for (reference, descriptor) in tags {
+                let name = reference.description
+                entries.removeAll { $0.refName == name }
+                var entry = Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size,
+                                       platform: descriptor.platform)
+                entry.annotations = [Descriptor.refNameAnnotation: name]
+                entries.append(entry)
+            }
+        }
+    }
+
+    /// Refuses to tag content that is not all present: a tag never points at missing blobs.
+    func requireComplete(_ descriptor: Descriptor, for name: String) throws {
+        let closure = try contentClosure(of: descriptor, requireAll: false)
+        if descriptor.mediaType.isManifest && closure.presentManifests.isEmpty {
+            throw StoreError.conflict("\(name) names an index none of whose images is in the store; pull a platform it offers")
+        }
+        for digest in closure.required where !hasBlob(digest) {
+            throw StoreError.blobMissing(digest, needed: name)
+        }
+    }
+}
+
+extension LocalStore {
+    /// The blobs an index entry reaches. For an index, children that are absent are allowed
+    /// (a platform subset was pulled) unless `requireAll`; every present child must be complete.
+    public struct Closure: Sendable {
+        public var required: Set<Digest> = []
+        public var presentManifests: [Descriptor] = []
+    }
+
+    public func contentClosure(of descriptor: Descriptor, requireAll: Bool) throws -> Closure {
+        var closure = Closure()
+        try walk(descriptor, into: &closure, requireAll: requireAll, depth: 0)
+        return closure
+    }
+
+    private func walk(_ descriptor: Descriptor, into closure: inout Closure, requireAll: Bool, depth: Int) throws {
+        guard depth < 8 else { throw StoreError.corrupt(path: blobPath(descriptor.digest), reason: "indexes nest too deeply") }
+        closure.required.insert(descriptor.digest)
+        guard descriptor.mediaType.isManifest || descriptor.mediaType == "application/vnd.oci.image.index.v1+json" else { return }
+        guard hasBlob(descriptor.digest) else { throw StoreError.blobMissing(descriptor.digest, needed: "an image in the store") }
+        let data = try readBlob(descriptor.digest)
+        if descriptor.mediaType.isIndex {
+            let index = try ImageIndex.decode(data)
+            for child in index.manifests {
+                if hasBlob(child.digest) || requireAll {
+                    try walk(child, into: &closure, requireAll: requireAll, depth: depth + 1)
+                }
+            }
+        } else {
+            let manifest = try ImageManifest.decode(data)
+            closure.presentManifests.append(descriptor)
+            for blob in manifest.blobs { closure.required.insert(blob.digest) }
+        }
+    }
+}
