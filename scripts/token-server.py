@@ -197,7 +197,8 @@ class Handler(BaseHTTPRequestHandler):
             granted = grant(typ, name, actions, authenticated=bool(user))
             entry = access.setdefault((typ, name), [])
             entry.extend(a for a in granted if a not in entry)
-        access_claim = [{"type": t, "name": n, "actions": a} for (t, n), a in access.items()]
+        # resources with nothing granted are left out rather than listed empty
+        access_claim = [{"type": t, "name": n, "actions": a} for (t, n), a in access.items() if a]
 
         now = int(time.time())
         claims = {

@@ -17,6 +17,8 @@ public final class IngestSession: @unchecked Sendable {
     /// Bytes already in the temp file when the session started (non-zero only when resuming).
     public let resumedFrom: Int64
     public var bytesWritten: Int64 { hasher.byteCount }
+    /// After `commit()`: true when this session added the blob, false when the store already had it.
+    public private(set) var addedNewBlob = false
 
     private let store: LocalStore
     private let tempPath: String
@@ -127,6 +129,7 @@ public final class IngestSession: @unchecked Sendable {
         }
         Glibc.close(fd)
         finished = true
+        addedNewBlob = true
         FileIO.fsyncDirectory((final as NSString).deletingLastPathComponent)
         return actual
     }

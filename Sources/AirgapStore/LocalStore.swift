@@ -90,17 +90,23 @@ public final class LocalStore: Sendable {
     /// Ingests bytes held in memory (manifests, configs); returns the committed digest.
     @discardableResult
     public func ingest(_ data: Data, expected: Digest? = nil, source: String) throws -> Digest {
+        try ingestReportingNew(data, expected: expected, source: source).digest
+    }
+
+    /// As `ingest`, also saying whether the blob is new to the store (so a failed operation can remove it).
+    public func ingestReportingNew(_ data: Data, expected: Digest? = nil, source: String) throws -> (digest: Digest, added: Bool) {
         if let expected, hasBlob(expected, size: Int64(data.count)) {
             var hasher = DigestHasher(expected.algorithm)
             hasher.update(data)
             let actual = hasher.finalize()
             guard actual == expected else { throw StoreError.digestMismatch(expected: expected, actual: actual, source: source) }
-            return expected
+            return (expected, false)
         }
         let session = try beginIngest(expected: expected, size: Int64(data.count), source: source)
         do {
             try data.withUnsafeBytes { try session.write($0) }
-            return try session.commit()
+            let digest = try session.commit()
+            return (digest, session.addedNewBlob)
         } catch {
             session.abandon()
             throw error
@@ -172,21 +178,27 @@ public final class LocalStore: Sendable {
 
     /// Points `reference` at `descriptor`, replacing any entry with the same name.
     public func setTag(_ reference: Reference, to descriptor: Descriptor) throws {
-        try setTags([(reference, descriptor)])
+        try setTags([(Optional(reference), descriptor)])
     }
 
-    /// Writes several tags in one atomic index update: a load either names all its images or none.
-    public func setTags(_ tags: [(Reference, Descriptor)]) throws {
+    /// Writes several entries in one atomic index update: a load either names all its images or none.
+    /// A nil reference adds an unnamed (dangling) entry, as `docker load` does for an archive without names.
+    public func setTags(_ tags: [(Reference?, Descriptor)]) throws {
         for (reference, descriptor) in tags {
-            try requireComplete(descriptor, for: reference.description)
+            try requireComplete(descriptor, for: reference?.description ?? descriptor.digest.description)
         }
         try updateEntries { entries in
             for (reference, descriptor) in tags {
-                let name = reference.description
-                entries.removeAll { $0.refName == name }
                 var entry = Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size,
                                        platform: descriptor.platform)
-                entry.annotations = [Descriptor.refNameAnnotation: name]
+                if let reference {
+                    let name = reference.description
+                    entries.removeAll { $0.refName == name }
+                    entry.annotations = [Descriptor.refNameAnnotation: name]
+                } else {
+                    // An unnamed entry is only useful when the content has no name yet.
+                    if entries.contains(where: { $0.digest == descriptor.digest }) { continue }
+                }
                 entries.append(entry)
             }
         }

@@ -1,1 +1,3 @@
-print("x")
+import AirgapCLI
+
+await CommandRunner.main(ImportRoot.self)

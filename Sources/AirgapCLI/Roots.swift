@@ -1,0 +1,62 @@
+import AirgapOCI
+import AirgapStore
+import AirgapTar
+import AirgapTransfer
+import ArgumentParser
+import Foundation
+
+/// `airgap-export`: the connected side.
+public struct ExportRoot: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "airgap-export",
+        abstract: "Gather container images into a signed, verifiable bundle for an air-gapped network.",
+        version: AirgapVersion.current,
+        subcommands: [ImageGroup.self, SystemGroup.self, SampleData.self] + ExportRoot.extraSubcommands)
+    nonisolated(unsafe) public static var extraSubcommands: [any ParsableCommand.Type] = []
+    public init() {}
+}
+
+/// `airgap-import`: the restricted side.
+public struct ImportRoot: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "airgap-import",
+        abstract: "Verify a bundle and load it into the local store, a Docker engine or the internal registry.",
+        version: AirgapVersion.current,
+        subcommands: [ImageGroup.self, SystemGroup.self] + ImportRoot.extraSubcommands)
+    nonisolated(unsafe) public static var extraSubcommands: [any ParsableCommand.Type] = []
+    public init() {}
+}
+
+/// Writes generated sample images as an image archive: the fixtures of the demo, tests and benchmarks.
+struct SampleData: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample-images",
+        abstract: "Write generated sample images (sharing a base layer) to an image archive.",
+        shouldDisplay: false)
+    @Option(name: .shortAndLong, help: "Archive to write.") var output: String
+    @Option(help: "How many application images.") var count = 3
+    @Option(help: "Bytes of the shared base layer's payload.") var baseBytes = 256 << 10
+    @Option(help: "Bytes of each application layer's payload.") var appBytes = 64 << 10
+    @Option(help: "Name prefix of the images.") var prefix = "sample/app"
+    @Flag(help: "Also write a two-platform index (linux/amd64, linux/arm64/v8).") var multiArch = false
+    @Flag(help: "Leave layers uncompressed (fast to generate at large sizes).") var uncompressed = false
+
+    func run() async throws {
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("airgap-sample-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: temp) }
+        let store = try LocalStore(path: temp)
+        var options = SampleImages.Options()
+        options.count = count
+        options.baseLayerBytes = baseBytes
+        options.appLayerBytes = appBytes
+        options.namePrefix = prefix
+        options.multiArch = multiArch
+        options.compress = !uncompressed
+        let references = try SampleImages(store: store).generate(options)
+        let images = try references.map { try store.findOne($0.description) }
+        let fd = try FileIO.open(output, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        defer { close(fd) }
+        _ = try ArchiveSaver(store: store).save(images, format: .docker, to: AirgapTar.fileSink(fd: fd, path: output))
+        for reference in references { print(reference.familiarDescription) }
+    }
+}

@@ -1,0 +1,118 @@
+import AirgapOCI
+import AirgapStore
+import AirgapTar
+import AirgapTransfer
+import ArgumentParser
+import Foundation
+
+public enum AirgapVersion {
+    public static let current = "0.1.0"
+}
+
+/// Exit codes of the command contract.
+public enum ExitStatus: Int32, Sendable {
+    case ok = 0, failure = 1, usage = 2, verificationFailed = 3, registryError = 4
+}
+
+/// An error a command raises with its own exit status.
+public struct CommandError: Error, CustomStringConvertible {
+    public let status: ExitStatus
+    public let message: String
+    public init(_ status: ExitStatus, _ message: String) { self.status = status; self.message = message }
+    public var description: String { message }
+}
+
+/// Runs a root command: global options before the subcommand, exit codes per the contract,
+/// one error sentence on stderr.
+public enum CommandRunner {
+    public static func main(_ root: any AsyncParsableCommand.Type) async -> Never {
+        let arguments = hoistGlobalOptions(Array(CommandLine.arguments.dropFirst()))
+        let code = await run(root, arguments: arguments)
+        exit(code)
+    }
+
+    /// `--store DIR` given before the subcommand applies to it (as `docker --config` does); it is
+    /// passed through the environment variable the option reads anyway.
+    static func hoistGlobalOptions(_ arguments: [String]) -> [String] {
+        var rest: [String] = []
+        var i = 0
+        var sawCommand = false
+        while i < arguments.count {
+            let arg = arguments[i]
+            if !sawCommand, arg == "--store", i + 1 < arguments.count {
+                setenv("AIRGAP_STORE", arguments[i + 1], 1)
+                i += 2
+                continue
+            }
+            if !sawCommand, arg.hasPrefix("--store=") {
+                setenv("AIRGAP_STORE", String(arg.dropFirst("--store=".count)), 1)
+                i += 1
+                continue
+            }
+            if !arg.hasPrefix("-") { sawCommand = true }
+            rest.append(arg)
+            i += 1
+        }
+        return rest
+    }
+
+    public static func run(_ root: any AsyncParsableCommand.Type, arguments: [String]) async -> Int32 {
+        do {
+            var command = try root.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch {
+            let (status, message) = describe(error, root: root)
+            if status == .ok {
+                if !message.isEmpty { print(message) }
+                return 0
+            }
+            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            return status.rawValue
+        }
+    }
+
+    static func describe(_ error: any Error, root: any AsyncParsableCommand.Type) -> (ExitStatus, String) {
+        switch error {
+        case let e as CommandError: return (e.status, "error: " + e.message)
+        case let e as StoreError: return (e.isVerificationFailure ? .verificationFailed : .failure, "error: " + e.description)
+        case let e as TransferError:
+            return (e.kind == .verification ? .verificationFailed : .failure, "error: " + e.description)
+        case let e as OCIError: return (.usage, "error: " + e.description)
+        case let e as TarError: return (.verificationFailed, "error: " + e.description)
+        default:
+            if let status = describeExtension?(error) { return status }
+            let code = root.exitCode(for: error)
+            let message = root.fullMessage(for: error)
+            if code == .success { return (.ok, message) }
+            if code.rawValue == 64 || error is ValidationError { return (.usage, message) }
+            if let status = ExitStatus(rawValue: code.rawValue) { return (status, message) }
+            return (.failure, message)
+        }
+    }
+
+    /// Lets later modules (registry errors) add their own mapping without this file knowing them.
+    nonisolated(unsafe) public static var describeExtension: ((any Error) -> (ExitStatus, String)?)?
+}
+
+/// Options every command has.
+public struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The local store: an OCI image layout directory.", valueName: "DIR"))
+    public var store: String?
+
+    public init() {}
+
+    public func openStore() throws -> LocalStore {
+        try LocalStore(path: store ?? LocalStore.defaultPath())
+    }
+}
+
+func printErr(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }

@@ -1,0 +1,29 @@
+/// Archive entry names are data: they are normalised and checked, and never used as paths.
+enum EntryName {
+    /// `./a//b/` → `a/b`. Rejects absolute names and `..` (a name that tries to leave the archive).
+    static func normalize(_ raw: String) throws -> String {
+        guard !raw.hasPrefix("/") else { throw TransferError.bad("the archive entry '\(raw)' has an absolute name; refusing an archive that writes outside itself") }
+        var parts: [Substring] = []
+        for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { throw TransferError.bad("the archive entry '\(raw)' contains '..'; refusing an archive that writes outside itself") }
+            parts.append(part)
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// Resolves a link target relative to the link's directory; stays inside the archive or fails.
+    static func resolveLink(_ target: String, from linkName: String, hard: Bool) throws -> String {
+        if hard { return try normalize(target) }
+        guard !target.hasPrefix("/") else { throw TransferError.bad("the link '\(linkName)' points to the absolute path '\(target)'") }
+        var parts = linkName.split(separator: "/").dropLast().map(String.init)
+        for part in target.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." {
+                guard !parts.isEmpty else { throw TransferError.bad("the link '\(linkName)' points outside the archive ('\(target)')") }
+                parts.removeLast()
+            } else { parts.append(String(part)) }
+        }
+        return parts.joined(separator: "/")
+    }
+}
