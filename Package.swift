@@ -65,14 +65,17 @@ let package = Package(
         .executableTarget(name: "airgap-export", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
         .executableTarget(name: "airgap-import", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
 
+        // Helpers shared by the test targets: temp dirs, running the built binaries, crafting tars.
+        .target(name: "AirgapTestSupport", dependencies: ["AirgapTar", "AirgapOCI"], path: "Tests/AirgapTestSupport",
+                swiftSettings: swiftSettings),
         .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
-        .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapOCI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapTransferTests",
-                    dependencies: ["AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTar"],
+                    dependencies: ["AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "AirgapRegistryTests",
-                    dependencies: ["AirgapRegistry", "AirgapTransfer", "AirgapStore", "AirgapOCI"],
+                    dependencies: ["AirgapRegistry", "AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["AirgapOCI", "AirgapTar", "AirgapTestSupport"], swiftSettings: swiftSettings),
     ]
 )

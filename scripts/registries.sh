@@ -29,19 +29,10 @@ usage() {
 
 log() { echo "registries: $*" >&2; }
 
-# Prints N distinct free loopback ports. All sockets stay bound until every
-# port is chosen so the N are distinct; the kernel will not hand them out
-# again immediately, and start_* retries on the rare collision anyway.
-free_ports() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
+# Prints a free loopback port (the kernel's pick for port 0). Another process
+# could grab it before the service binds; launch retries if that happens.
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # distribution maps every REGISTRY_* environment variable onto its config
@@ -169,7 +160,7 @@ launch() {
   shift 3
   local port _
   for _ in 1 2 3; do
-    port=$(free_ports 1)
+    port=$(free_port)
     : >"$DIR/$name.log"
     "$start_fn" "$port"
     if wait_up "$name" "$scheme://127.0.0.1:$port$(health_path "$name")" "$@"; then

@@ -12,8 +12,9 @@ Implements the GET flavour of the Docker token protocol
                                   registry:catalog:*
 * any other Authorization      -> 401
 
-Tokens are RS256 JWTs whose header carries the signing certificate in "x5c"
-(what distribution 2.8 checks first) plus a libtrust-style "kid" as a fallback.
+Tokens are JWTs (RS256 for an RSA key, ES256 for EC P-256) whose header
+carries the signing certificate chain in "x5c" (what distribution 2.8 checks
+first) plus a libtrust-style "kid", which 2.8 also accepts on its own.
 
 Runs on Debian's /usr/bin/python3 with python3-jwt and python3-cryptography.
 """

@@ -49,8 +49,12 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible, C
     }
 
     public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        try self.init(parsing: text)
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        do { try self.init(parsing: text) } catch {
+            // Rethrown as a decoding error so the message carries the field's path.
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(error)", underlyingError: error))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -96,7 +96,10 @@ public enum CanonicalJSON {
         }
         switch error {
         case .dataCorrupted(let c):
-            if let underlying = c.underlyingError as? OCIError { return underlying.description + path(c) }
+            if let underlying = c.underlyingError as? OCIError {
+                if case .invalidDigest(let text, let reason) = underlying { return "invalid digest '\(text)' (\(reason))" + path(c) }
+                return underlying.description + path(c)
+            }
             return "it is not valid JSON" + path(c)
         case .keyNotFound(let key, let c): return "the field '\(key.stringValue)' is missing" + path(c)
         case .typeMismatch(_, let c): return "a field has the wrong type" + path(c)

@@ -6,6 +6,7 @@ import Foundation
 public final class TarWriter {
     public typealias Sink = (UnsafeRawBufferPointer) throws -> Void
     private let archive: OpaquePointer
+    var rawArchive: OpaquePointer { archive }
     private let context: WriteContext
     private var closed = false
     /// The modification time every entry gets (reproducible output).

@@ -1,0 +1,76 @@
+import AirgapOCI
+import Foundation
+import Testing
+
+@Suite struct DigestTests {
+    @Test func sha256OfKnownInput() {
+        #expect(Digest.sha256(of: Data("abc".utf8)).description
+            == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func parsesSha512AndRejectsBadHex() throws {
+        let d = try Digest(parsing: "sha512:" + String(repeating: "0", count: 128))
+        #expect(d.algorithm == .sha512)
+        #expect(throws: OCIError.self) { try Digest(parsing: "sha256:" + String(repeating: "A", count: 64)) }
+        #expect(throws: OCIError.self) { try Digest(parsing: "sha256:" + String(repeating: "0", count: 63)) }
+        #expect(throws: OCIError.self) { try Digest(parsing: "sha256:../../etc/passwd" + String(repeating: "0", count: 47)) }
+    }
+
+    @Test func streamingHasherMatchesOneShot() {
+        let data = Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        var hasher = DigestHasher()
+        hasher.update(data.prefix(12345))
+        hasher.update(data.dropFirst(12345))
+        #expect(hasher.finalize() == Digest.sha256(of: data))
+        #expect(hasher.byteCount == 100_000)
+    }
+}
+
+@Suite struct PlatformTests {
+    @Test func parsesAndNormalises() throws {
+        let p = try Platform(parsing: "linux/arm64")
+        #expect(p.normalized.variant == "v8")
+        #expect(try Platform(parsing: "linux/aarch64").normalized.architecture == "arm64")
+        #expect(throws: OCIError.self) { try Platform(parsing: "linux") }
+        #expect(throws: OCIError.self) { try Platform(parsing: "linux//v7") }
+    }
+
+    @Test func variantMatching() throws {
+        let arm64 = Platform(os: "linux", architecture: "arm64", variant: "v8")
+        #expect(try Platform(parsing: "linux/arm64").matches(arm64))
+        #expect(try Platform(parsing: "linux/arm64").matches(Platform(os: "linux", architecture: "arm64")))
+        #expect(!(try Platform(parsing: "linux/amd64").matches(arm64)))
+        let candidates = [Platform(os: "linux", architecture: "arm", variant: "v6"), Platform(os: "linux", architecture: "arm", variant: "v7")]
+        #expect(try Platform(parsing: "linux/arm/v7").bestMatch(in: candidates) == 1)
+        #expect(try Platform(parsing: "linux/arm/v7").bestMatch(in: [candidates[0]]) == 0)
+        #expect(try Platform(parsing: "linux/arm/v6").bestMatch(in: [candidates[1]]) == nil)
+    }
+}
+
+@Suite struct DocumentTests {
+    @Test func unknownDescriptorFieldsSurviveARoundTrip() throws {
+        let json = #"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:\#(String(repeating: "c", count: 64))","size":7,"x-vendor":{"k":[1,2]},"data":"e30="}"#
+        let d = try JSONDecoder().decode(Descriptor.self, from: Data(json.utf8))
+        #expect(d.unknownFields["x-vendor"] == .object(["k": .array([.int(1), .int(2)])]))
+        let again = try JSONDecoder().decode(Descriptor.self, from: try CanonicalJSON.encode(d))
+        #expect(again == d)
+    }
+
+    @Test func decodesDockerManifestListAndOCIManifest() throws {
+        let list = #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:\#(String(repeating: "1", count: 64))","size":527,"platform":{"architecture":"arm","os":"linux","variant":"v7"}}]}"#
+        let index = try ImageIndex.decode(Data(list.utf8))
+        #expect(index.manifests[0].platform?.variant == "v7")
+        #expect(detectManifestMediaType(Data(list.utf8)) == .dockerManifestList)
+        let bad = #"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:zz","size":1},"layers":[]}"#
+        do { _ = try ImageManifest.decode(Data(bad.utf8)); Issue.record("accepted a bad digest") }
+        catch { #expect("\(error)".contains("config")) }
+    }
+
+    @Test func configHistoryAndDiffIDs() throws {
+        let json = #"{"architecture":"amd64","os":"linux","created":"2024-05-01T10:20:30.123456789Z","rootfs":{"type":"layers","diff_ids":["sha256:\#(String(repeating: "2", count: 64))"]},"history":[{"created_by":"/bin/sh -c #(nop) CMD [\"sh\"]","empty_layer":true}]}"#
+        let config = try ImageConfig.decode(Data(json.utf8))
+        #expect(config.rootfs.diffIDs.count == 1)
+        #expect(config.history[0].emptyLayer == true)
+        #expect(config.createdDate != nil)
+    }
+}

@@ -1,0 +1,185 @@
+import AirgapOCI
+import AirgapStore
+import AirgapTestSupport
+import AirgapTransfer
+import Foundation
+import Testing
+
+@Suite struct IngestTests {
+    @Test func commitsVerifiedBlobAndDeduplicates() throws {
+        let dir = TempDirectory("store")
+        let store = try LocalStore(path: dir.path)
+        let data = Data(repeating: 7, count: 100_000)
+        let digest = Digest.sha256(of: data)
+        let session = try store.beginIngest(expected: digest, size: Int64(data.count), source: "test")
+        try session.write(data)
+        #expect(!store.hasBlob(digest), "nothing is visible before commit")
+        #expect(try session.commit() == digest)
+        #expect(session.addedNewBlob)
+        #expect(store.blobSize(digest) == 100_000)
+        let again = try store.ingestReportingNew(data, expected: digest, source: "again")
+        #expect(again.added == false)
+    }
+
+    @Test func wrongDigestLeavesNothingBehind() throws {
+        let dir = TempDirectory("store")
+        let store = try LocalStore(path: dir.path)
+        let claimed = Digest.sha256(of: Data("other".utf8))
+        #expect(throws: StoreError.self) { try store.ingest(Data("actual".utf8), expected: claimed, source: "test") }
+        #expect(!store.hasBlob(claimed))
+        #expect(try store.allBlobs().isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/.airgap/ingest").isEmpty)
+    }
+
+    @Test func shortStreamIsRejected() throws {
+        let dir = TempDirectory("store")
+        let store = try LocalStore(path: dir.path)
+        let data = Data(repeating: 1, count: 1000)
+        let session = try store.beginIngest(expected: Digest.sha256(of: data), size: 1000, source: "short stream")
+        try session.write(data.prefix(600))
+        do { try session.commit(); Issue.record("a short stream was committed") } catch let error as StoreError {
+            #expect(error.description.contains("600 bytes where 1000"))
+        }
+        #expect(try store.allBlobs().isEmpty)
+    }
+
+    @Test func tooManyBytesFailEarly() throws {
+        let dir = TempDirectory("store")
+        let store = try LocalStore(path: dir.path)
+        let session = try store.beginIngest(expected: Digest.sha256(of: Data([1])), size: 1, source: "long stream")
+        #expect(throws: StoreError.self) { try session.write(Data([1, 2])) }
+        session.abandon()
+    }
+
+    @Test func resumesAPartialDownload() throws {
+        let dir = TempDirectory("store")
+        let store = try LocalStore(path: dir.path)
+        let data = SampleImages.pseudoRandom(seed: "resume", count: 300_000)
+        let digest = Digest.sha256(of: data)
+        let first = try store.beginIngest(expected: digest, size: Int64(data.count), resume: true, source: "first")
+        try first.write(data.prefix(123_456))
+        first.abandon(keepForResume: true)
+        let second = try store.beginIngest(expected: digest, size: Int64(data.count), resume: true, source: "second")
+        #expect(second.resumedFrom == 123_456)
+        try second.write(data.dropFirst(123_456))
+        #expect(try second.commit() == digest)
+    }
+
+    @Test func concurrentIngestOfTheSameBlob() async throws {
+        let dir = TempDirectory("store")
+        let path = dir.path
+        _ = try LocalStore(path: path)
+        let data = SampleImages.pseudoRandom(seed: "concurrent", count: 2_000_000)
+        let digest = Digest.sha256(of: data)
+        let results = try await withThrowingTaskGroup(of: Digest.self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    let store = try LocalStore(path: path)
+                    let session = try store.beginIngest(expected: digest, size: Int64(data.count), resume: true, source: "writer \(i)")
+                    var offset = 0
+                    while offset < data.count {
+                        let end = min(offset + 65_536, data.count)
+                        try session.write(data[offset..<end])
+                        offset = end
+                    }
+                    return try session.commit()
+                }
+            }
+            return try await group.reduce(into: [Digest]()) { $0.append($1) }
+        }
+        #expect(results.count == 8 && results.allSatisfy { $0 == digest })
+        let store = try LocalStore(path: path)
+        #expect(try store.readBlob(digest, limit: 4 << 20) == data)
+        #expect(try store.allBlobs().count == 1)
+    }
+}
+
+@Suite struct TagAndGarbageTests {
+    func sampleStore(_ dir: TempDirectory, count: Int = 2) throws -> (LocalStore, [Reference]) {
+        let store = try LocalStore(path: dir.path)
+        var options = SampleImages.Options()
+        options.count = count
+        let refs = try SampleImages(store: store).generate(options)
+        return (store, refs)
+    }
+
+    @Test func tagAddsANameWithoutNewBlobs() throws {
+        let dir = TempDirectory("store")
+        let (store, refs) = try sampleStore(dir)
+        let before = try store.allBlobs()
+        try store.tag(source: refs[0].familiarDescription, target: try Reference(parsing: "localhost:5000/copy:2"))
+        #expect(try store.allBlobs() == before)
+        let copy = try store.findOne("localhost:5000/copy:2")
+        #expect(copy.id == (try store.findOne(refs[0].description)).id)
+    }
+
+    @Test func removeKeepsSharedBaseUntilTheLastUser() throws {
+        let dir = TempDirectory("store")
+        let (store, refs) = try sampleStore(dir)
+        let first = try store.findOne(refs[0].description)
+        let second = try store.findOne(refs[1].description)
+        let base = first.manifest.layers[0].digest
+        #expect(second.manifest.layers[0].digest == base, "sample images share their base layer")
+        let output = try store.remove([refs[0].description], force: false)
+        #expect(output.first == "Untagged: sample/app-1:1.0")
+        #expect(store.hasBlob(base))
+        #expect(!store.hasBlob(first.manifest.layers[1].digest))
+        #expect(!store.hasBlob(first.id))
+        _ = try store.remove([refs[1].description], force: false)
+        #expect(try store.allBlobs().isEmpty)
+    }
+
+    @Test func removeByIDWithSeveralNamesNeedsForce() throws {
+        let dir = TempDirectory("store")
+        let (store, refs) = try sampleStore(dir, count: 1)
+        try store.tag(source: refs[0].description, target: try Reference(parsing: "other/name:1"))
+        let id = try store.findOne(refs[0].description).id.shortID
+        #expect(throws: StoreError.self) { try store.remove([id], force: false) }
+        #expect(try store.images().count == 2)
+        let output = try store.remove([id], force: true)
+        #expect(output.filter { $0.hasPrefix("Untagged") }.count == 2)
+        #expect(try store.images().isEmpty)
+    }
+
+    @Test func diskUsageCountsSharedBlobsOnce() throws {
+        let dir = TempDirectory("store")
+        let (store, _) = try sampleStore(dir, count: 3)
+        let usage = try store.diskUsage()
+        let blobs = try store.allBlobs()
+        #expect(usage.totalBytes == blobs.values.reduce(0, +))
+        #expect(usage.reclaimableBytes == 0)
+        #expect(usage.perImage.count == 3)
+        let base = try store.images()[0].manifest.layers[0]
+        for p in usage.perImage {
+            #expect(p.sharedSize == base.size)
+            #expect(p.size == p.sharedSize + p.uniqueSize)
+        }
+    }
+
+    @Test func pruneRemovesUnreferencedBlobsAndAllWithFlag() throws {
+        let dir = TempDirectory("store")
+        let (store, _) = try sampleStore(dir, count: 2)
+        let stray = try store.ingest(Data("left over from a crash".utf8), source: "stray")
+        let dangling = try store.prune(all: false)
+        #expect(dangling.reclaimed == 22)
+        #expect(!store.hasBlob(stray))
+        #expect(try store.images().count == 2)
+        let all = try store.prune(all: true)
+        #expect(all.removed.count == 2)
+        #expect(try store.allBlobs().isEmpty)
+    }
+
+    @Test func tagNeverPointsAtMissingContent() throws {
+        let dir = TempDirectory("store")
+        let store = try LocalStore(path: dir.path)
+        let manifest = ImageManifest(mediaType: .ociManifest,
+                                     config: Descriptor(mediaType: .ociConfig, digest: Digest.sha256(of: Data("absent".utf8)), size: 6),
+                                     layers: [])
+        let data = try CanonicalJSON.encode(manifest)
+        let digest = try store.ingest(data, source: "manifest")
+        #expect(throws: StoreError.self) {
+            try store.setTag(try Reference(parsing: "x:1"), to: Descriptor(mediaType: .ociManifest, digest: digest, size: Int64(data.count)))
+        }
+        #expect(try store.entries().isEmpty)
+    }
+}

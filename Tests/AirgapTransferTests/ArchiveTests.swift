@@ -1,0 +1,182 @@
+import AirgapOCI
+import AirgapStore
+import AirgapTar
+import AirgapTestSupport
+import AirgapTransfer
+import Foundation
+import Testing
+
+/// Snapshot of what a store holds, to prove an operation changed nothing.
+struct StoreSnapshot: Equatable {
+    var blobs: [Digest: Int64]
+    var entries: [Descriptor]
+    init(_ store: LocalStore) throws { blobs = try store.allBlobs(); entries = try store.entries() }
+}
+
+func savedArchive(count: Int = 2, multiArch: Bool = false) throws -> (Data, [Reference], TempDirectory) {
+    let dir = TempDirectory("src")
+    let store = try LocalStore(path: dir.path)
+    var options = SampleImages.Options()
+    options.count = count
+    options.multiArch = multiArch
+    let refs = try SampleImages(store: store).generate(options)
+    var data = Data()
+    _ = try ArchiveSaver(store: store).save(try refs.map { try store.findOne($0.description) }, format: .docker) { data.append(contentsOf: $0) }
+    return (data, refs, dir)
+}
+
+@Suite struct SaveLoadTests {
+    @Test func roundTripKeepsDigestsAndSharesBlobs() throws {
+        let (archive, refs, sourceDir) = try savedArchive(count: 3, multiArch: true)
+        let source = try LocalStore(path: sourceDir.path)
+        let target = TempDirectory("dst")
+        let store = try LocalStore(path: target.path)
+        let loaded = try ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "archive")
+        #expect(loaded.compactMap(\.reference) == refs)
+        for ref in refs {
+            #expect(try store.findOne(ref.description).entry.digest == (try source.findOne(ref.description)).entry.digest)
+        }
+        #expect(try store.allBlobs() == (try source.allBlobs()))
+        // The archive holds each blob once: entries = metadata + unique blobs.
+        var names: [String] = []
+        let reader = try TarReader(source: DataSource(archive))
+        while let e = try reader.next() { names.append(e.name) }
+        #expect(Set(names).count == names.count)
+        #expect(names.prefix(3) == ["oci-layout", "index.json", "manifest.json"])
+        #expect(names.filter { $0.hasPrefix("blobs/") }.count == (try source.allBlobs()).count)
+    }
+
+    @Test func saveIsReproducible() throws {
+        let (a, _, _) = try savedArchive()
+        let (b, _, _) = try savedArchive()
+        #expect(Digest.sha256(of: a) == Digest.sha256(of: b))
+    }
+
+    @Test func gzipCompressedArchiveLoads() throws {
+        let (archive, refs, _) = try savedArchive()
+        let target = TempDirectory("dst")
+        let store = try LocalStore(path: target.path)
+        let loaded = try ArchiveLoader(store: store).load(source: DataSource(try Gzip.compress(archive)), sourceName: "archive.tar.gz")
+        #expect(loaded.compactMap(\.reference) == refs)
+    }
+
+    @Test(.enabled(if: toolAvailable("zstd"))) func zstdCompressedArchiveLoads() throws {
+        let (archive, refs, _) = try savedArchive()
+        let dir = TempDirectory("zstd")
+        try archive.write(to: URL(fileURLWithPath: dir.file("a.tar")))
+        #expect(try runProcess("zstd", ["-q", dir.file("a.tar"), "-o", dir.file("a.tar.zst")]).status == 0)
+        let store = try LocalStore(path: dir.file("store"))
+        let loaded = try ArchiveLoader(store: store).load(source: try FileSequenceSource(path: dir.file("a.tar.zst")), sourceName: "a.tar.zst")
+        #expect(loaded.compactMap(\.reference) == refs)
+    }
+
+    /// A `docker save` archive in the legacy layout (Docker < 25): `<id>/layer.tar`, `<id>/json`,
+    /// `<config>.json`, `manifest.json`, `repositories`, shared layers as symlinks.
+    @Test func legacyDockerSaveLoadsWithRightDiffIDs() throws {
+        let layerA = try craftTar([.file("etc/a", Data("a".utf8))])
+        let layerB = try craftTar([.file("etc/b", Data("b".utf8))])
+        let diffA = Digest.sha256(of: layerA), diffB = Digest.sha256(of: layerB)
+        func config(_ diffs: [Digest]) -> Data {
+            Data(#"{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{},"rootfs":{"type":"layers","diff_ids":[\#(diffs.map { "\"\($0)\"" }.joined(separator: ","))]},"history":[{"created_by":"a"},{"created_by":"b"}]}"#.utf8)
+        }
+        let config1 = config([diffA, diffB]), config2 = config([diffA])
+        let id1 = Digest.sha256(of: config1).encoded, id2 = Digest.sha256(of: config2).encoded
+        let manifest = #"[{"Config":"\#(id1).json","RepoTags":["legacy/one:1"],"Layers":["l1/layer.tar","l2/layer.tar"]},{"Config":"\#(id2).json","RepoTags":["legacy/two:1","localhost:5000/two:x"],"Layers":["l3/layer.tar"]}]"#
+        let archive = try craftTar([
+            .directory("l1"), .file("l1/VERSION", Data("1.0".utf8)), .file("l1/json", Data("{}".utf8)), .file("l1/layer.tar", layerA),
+            .directory("l2"), .file("l2/layer.tar", layerB),
+            .directory("l3"), .symlink("l3/layer.tar", target: "../l1/layer.tar"),
+            .file("\(id1).json", config1), .file("\(id2).json", config2),
+            .file("manifest.json", Data(manifest.utf8)),
+            .file("repositories", Data(#"{"legacy/one":{"1":"l2"}}"#.utf8)),
+        ])
+        let dir = TempDirectory("legacy")
+        let store = try LocalStore(path: dir.path)
+        let loaded = try ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "legacy.tar")
+        #expect(loaded.compactMap { $0.reference?.familiarDescription } == ["legacy/one:1", "legacy/two:1", "localhost:5000/two:x"])
+        let one = try store.findOne("legacy/one:1")
+        #expect(one.id.encoded == id1)
+        #expect(one.manifest.layers.map(\.digest) == [diffA, diffB])
+        #expect(one.config.rootfs.diffIDs == [diffA, diffB])
+        #expect(try store.findOne("legacy/two:1").manifest.layers.map(\.digest) == [diffA])
+        // `json` and `VERSION` files are not kept.
+        #expect(!store.hasBlob(Digest.sha256(of: Data("1.0".utf8))))
+    }
+}
+
+@Suite struct HostileArchiveTests {
+    /// The store starts with one image (unless `populated` is false, when the archive's own images
+    /// would share its blobs) and must be byte-for-byte the same afterwards.
+    func expectRejected(_ archive: Data, mentioning: String, populated: Bool = true) throws {
+        let dir = TempDirectory("hostile")
+        let store = try LocalStore(path: dir.path)
+        var options = SampleImages.Options()
+        options.count = 1
+        options.namePrefix = "other/app"
+        options.baseLayerBytes = 1000
+        if populated { try SampleImages(store: store).generate(options) }
+        let before = try StoreSnapshot(store)
+        do {
+            _ = try ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "bad.tar")
+            Issue.record("a bad archive was accepted")
+        } catch let error as TransferError {
+            #expect(error.isVerificationFailure)
+            #expect(error.description.contains(mentioning), "message: \(error)")
+        }
+        #expect(try StoreSnapshot(store) == before, "the store changed")
+    }
+
+    @Test func parentDirectoryNames() throws {
+        try expectRejected(try craftTar([.file("../evil", Data("x".utf8))]), mentioning: "'..'")
+    }
+
+    @Test func absoluteNames() throws {
+        try expectRejected(try craftTar([.file("/etc/evil", Data("x".utf8))]), mentioning: "absolute")
+    }
+
+    @Test func symlinkLeavingTheArchive() throws {
+        let config = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:\#(String(repeating: "0", count: 64))"]}}"#.utf8)
+        let manifest = #"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l/layer.tar"]}]"#
+        try expectRejected(try craftTar([.file("c.json", config), .symlink("l/layer.tar", target: "../../etc/passwd"),
+                                         .file("manifest.json", Data(manifest.utf8))]), mentioning: "outside the archive")
+    }
+
+    @Test func deviceEntries() throws {
+        try expectRejected(try craftTar([.device("dev/null")]), mentioning: "character device")
+    }
+
+    @Test func duplicateNames() throws {
+        try expectRejected(try craftTar([.file("a", Data("1".utf8)), .file("a", Data("2".utf8))]), mentioning: "twice")
+    }
+
+    @Test func blobNotMatchingItsName() throws {
+        let name = "blobs/sha256/" + Digest.sha256(of: Data("expected".utf8)).encoded
+        try expectRejected(try craftTar([.file(name, Data("tampered".utf8))]), mentioning: "does not match its digest")
+    }
+
+    @Test func manifestNamingAnAbsentBlob() throws {
+        let (archive, _, _) = try savedArchive(count: 1)
+        // Rebuild the archive without its largest blob (the base layer).
+        var entries: [(String, Data)] = []
+        let reader = try TarReader(source: DataSource(archive))
+        while let e = try reader.next() { entries.append((e.name, try reader.readAll(limit: 1 << 24))) }
+        let largest = entries.max { $0.1.count < $1.1.count }!.0
+        let rebuilt = try craftTar(entries.filter { $0.0 != largest }.map { CraftedEntry.file($0.0, $0.1) })
+        try expectRejected(rebuilt, mentioning: "does not contain", populated: false)
+    }
+
+    @Test func truncatedArchive() throws {
+        let (archive, _, _) = try savedArchive(count: 1)
+        try expectRejected(archive.prefix(archive.count / 2), mentioning: "truncated")
+    }
+
+    @Test func malformedJSON() throws {
+        try expectRejected(try craftTar([.file("manifest.json", Data("[{\"Config\": ".utf8))]), mentioning: "manifest.json")
+        try expectRejected(try craftTar([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data("{\"manifests\": 5}".utf8))]),
+                           mentioning: "index.json")
+    }
+
+    @Test func notAnArchiveAtAll() throws {
+        try expectRejected(Data("hello, this is not a tar".utf8), mentioning: "bad.tar")
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, builds, starts throwaway registries on
+# 127.0.0.1 (plain, TLS + htpasswd, Bearer token), runs every test, and stops what it started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-deps.sh
+swift build --build-tests
+
+REGISTRIES=$(mktemp -d /tmp/airgap-test-registries.XXXXXX)
+cleanup() { scripts/registries.sh stop "$REGISTRIES" || true; rm -rf "$REGISTRIES"; }
+trap cleanup EXIT
+scripts/registries.sh start "$REGISTRIES"
+# shellcheck disable=SC1091
+source "$REGISTRIES/env.sh"
+export AIRGAP_TEST_REGISTRY_PLAIN AIRGAP_TEST_REGISTRY_TLS AIRGAP_TEST_REGISTRY_TLS_CA AIRGAP_TEST_REGISTRY_TLS_USER \
+  AIRGAP_TEST_REGISTRY_TLS_PASSWORD AIRGAP_TEST_REGISTRY_TOKEN AIRGAP_TEST_TOKEN_SERVER AIRGAP_TEST_REGISTRY_TOKEN_USER \
+  AIRGAP_TEST_REGISTRY_TOKEN_PASSWORD
+# Tests that need the registries fail (not skip) when these are missing under the test command.
+export AIRGAP_REQUIRE_REGISTRIES=1
+
+swift test --skip-build "$@"
