@@ -10,9 +10,7 @@ public struct ImageGroup: AsyncParsableCommand {
         commandName: "image",
         abstract: "Manage images in the local store.",
         subcommands: [ImageList.self, ImageTag.self, ImageRemove.self, ImagePrune.self, ImageHistory.self,
-                      ImageInspect.self, ImageSave.self, ImageLoad.self] + ImageGroup.registrySubcommands)
-    /// Pull and push come from the registry layer; registered here so both executables get them.
-    nonisolated(unsafe) public static var registrySubcommands: [any ParsableCommand.Type] = []
+                      ImageInspect.self, ImageSave.self, ImageLoad.self, ImagePull.self, ImagePush.self])
     public init() {}
 }
 

@@ -11,8 +11,7 @@ public struct ExportRoot: AsyncParsableCommand {
         commandName: "airgap-export",
         abstract: "Gather container images into a signed, verifiable bundle for an air-gapped network.",
         version: AirgapVersion.current,
-        subcommands: [ImageGroup.self, SystemGroup.self, SampleData.self] + ExportRoot.extraSubcommands)
-    nonisolated(unsafe) public static var extraSubcommands: [any ParsableCommand.Type] = []
+        subcommands: [ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self, SampleData.self])
     public init() {}
 }
 
@@ -22,8 +21,7 @@ public struct ImportRoot: AsyncParsableCommand {
         commandName: "airgap-import",
         abstract: "Verify a bundle and load it into the local store, a Docker engine or the internal registry.",
         version: AirgapVersion.current,
-        subcommands: [ImageGroup.self, SystemGroup.self] + ImportRoot.extraSubcommands)
-    nonisolated(unsafe) public static var extraSubcommands: [any ParsableCommand.Type] = []
+        subcommands: [ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self])
     public init() {}
 }
 

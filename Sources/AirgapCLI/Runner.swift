@@ -1,4 +1,5 @@
 import AirgapOCI
+import AirgapRegistry
 import AirgapStore
 import AirgapTar
 import AirgapTransfer
@@ -84,8 +85,8 @@ public enum CommandRunner {
             return (e.kind == .verification ? .verificationFailed : .failure, "error: " + e.description)
         case let e as OCIError: return (.usage, "error: " + e.description)
         case let e as TarError: return (.verificationFailed, "error: " + e.description)
+        case let e as RegistryError: return (e.isVerificationFailure ? .verificationFailed : .registryError, "error: " + e.description)
         default:
-            if let status = describeExtension?(error) { return status }
             let code = root.exitCode(for: error)
             let message = root.fullMessage(for: error)
             if code == .success { return (.ok, message) }
@@ -94,9 +95,6 @@ public enum CommandRunner {
             return (.failure, message)
         }
     }
-
-    /// Lets later modules (registry errors) add their own mapping without this file knowing them.
-    nonisolated(unsafe) public static var describeExtension: ((any Error) -> (ExitStatus, String)?)?
 }
 
 /// Options every command has.

@@ -101,6 +101,13 @@ public final class IngestSession: @unchecked Sendable {
         try data.withUnsafeBytes { try write($0) }
     }
 
+    /// Drops what was written so far and starts again from byte 0 (a server that ignored Range).
+    public func reset() throws {
+        guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
+        _ = lseek(fd, 0, SEEK_SET)
+        hasher = DigestHasher(expected?.algorithm ?? .sha256)
+    }
+
     /// Verifies and makes the blob visible. Returns its digest (computed, equal to `expected` when given).
     @discardableResult
     public func commit() throws -> Digest {

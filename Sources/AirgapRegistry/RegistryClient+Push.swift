@@ -1,0 +1,184 @@
+import AirgapOCI
+import AirgapStore
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// Bytes of a file range as a stream of buffers, for upload bodies (re-creatable for each attempt).
+public struct FileRangeChunks: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    let path: String
+    let offset: Int64
+    let length: Int64
+    let chunkSize: Int
+
+    public init(path: String, offset: Int64 = 0, length: Int64, chunkSize: Int = 1 << 20) {
+        self.path = path; self.offset = offset; self.length = length; self.chunkSize = chunkSize
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let path: String
+        var position: Int64
+        let end: Int64
+        let chunkSize: Int
+        var fd: Int32 = -1
+
+        public mutating func next() async throws -> ByteBuffer? {
+            guard position < end else { if fd >= 0 { close(fd); fd = -1 }; return nil }
+            if fd < 0 {
+                fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw RegistryError(.unsupported, "cannot read \(path): \(String(cString: strerror(errno)))") }
+            }
+            let count = Int(Swift.min(Int64(chunkSize), end - position))
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw -> Int in
+                let r = pread(fd, raw.baseAddress!, count, off_t(position))
+                if r < 0 { throw RegistryError(.unsupported, "cannot read \(path): \(String(cString: strerror(errno)))") }
+                return r
+            }
+            guard n > 0 else { throw RegistryError(.unsupported, "\(path) is shorter than expected") }
+            position += Int64(n)
+            return buffer
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(path: path, position: offset, end: offset + length, chunkSize: chunkSize)
+    }
+}
+
+extension RegistryClient {
+    /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of `chunkSize`.
+    public static let monolithicLimit: Int64 = 32 << 20
+    public static let chunkSize: Int64 = 64 << 20
+
+    /// HEAD a blob: its size when the registry has it, else nil.
+    public func blobSize(_ reference: Reference, _ digest: Digest, push: Bool = false) async throws -> Int64? {
+        let response = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/\(digest)", method: .HEAD,
+                                           scope: push ? Self.pushScope(reference.repository) : Self.pullScope(reference.repository)))
+        switch response.status.code {
+        case 200: return response.headers.first(name: "Content-Length").flatMap { Int64($0) } ?? 0
+        case 404: return nil
+        default:
+            try Self.check(response, body: nil, what: "blob", reference: reference, selector: digest.description)
+            return nil
+        }
+    }
+
+    /// Asks the registry to link a blob it holds in another repository. True when mounted.
+    public func mountBlob(_ reference: Reference, _ digest: Digest, from source: String) async throws -> Bool {
+        let scope = Self.pushScope(reference.repository) + " " + Self.pullScope(source)
+        let response = try await send(Call(registry: reference.registry,
+                                           path: "/v2/\(reference.repository)/blobs/uploads/?mount=\(digest)&from=\(source)",
+                                           method: .POST, scope: scope, idempotent: false))
+        _ = try? await response.body.collect(upTo: 1 << 16)
+        if response.status == .created { return true }
+        if response.status == .accepted, let location = response.headers.first(name: "Location") {
+            // Not mounted: an upload session was opened instead; cancel it so it does not linger.
+            if let url = try? await uploadURL(location, registry: reference.registry) {
+                _ = try? await send(Call(registry: reference.registry, path: "", method: .DELETE,
+                                         scope: Self.pushScope(reference.repository), idempotent: false, absoluteURL: url))
+            }
+        }
+        return false
+    }
+
+    func uploadURL(_ location: String, registry: String) async throws -> String {
+        let endpoint = try await endpoint(registry)
+        guard let url = URL(string: location, relativeTo: URL(string: endpoint.baseURL + "/v2/"))?.absoluteString else {
+            throw RegistryError(.protocolViolation, "\(registry) gave an unreadable upload location")
+        }
+        return url
+    }
+
+    static func appendingQuery(_ url: String, _ item: String) -> String {
+        url + (url.contains("?") ? "&" : "?") + item
+    }
+
+    /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks then PUT for large ones.
+    public func uploadBlob(_ reference: Reference, _ descriptor: Descriptor, fromFile path: String,
+                           progress: @Sendable @escaping (Int64) -> Void = { _ in }) async throws {
+        let scope = Self.pushScope(reference.repository)
+        let start = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/uploads/",
+                                        method: .POST, scope: scope, idempotent: false))
+        let startBody = try? await start.body.collect(upTo: 1 << 16)
+        guard start.status == .accepted, let location = start.headers.first(name: "Location") else {
+            try Self.check(start, body: startBody, what: "upload", reference: reference, selector: descriptor.digest.description)
+            throw RegistryError(.protocolViolation, "\(reference.registry) did not open an upload session (HTTP \(start.status.code))")
+        }
+        var url = try await uploadURL(location, registry: reference.registry)
+        let size = descriptor.size
+        if size > Self.monolithicLimit {
+            var offset: Int64 = 0
+            while offset < size {
+                let length = min(Self.chunkSize, size - offset)
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "application/octet-stream")
+                headers.add(name: "Content-Range", value: "\(offset)-\(offset + length - 1)")
+                headers.add(name: "Content-Length", value: "\(length)")
+                let chunkOffset = offset
+                let response = try await send(Call(registry: reference.registry, path: "", method: .PATCH, headers: headers, scope: scope,
+                                                   makeBody: { .stream(FileRangeChunks(path: path, offset: chunkOffset, length: length), length: .known(length)) },
+                                                   idempotent: false, absoluteURL: url))
+                let body = try? await response.body.collect(upTo: 1 << 16)
+                guard response.status == .accepted, let next = response.headers.first(name: "Location") else {
+                    try Self.check(response, body: body, what: "upload chunk", reference: reference, selector: descriptor.digest.description)
+                    throw RegistryError(.protocolViolation, "\(reference.registry) did not accept a chunk of \(descriptor.digest) (HTTP \(response.status.code))")
+                }
+                url = try await uploadURL(next, registry: reference.registry)
+                offset += length
+                progress(length)
+            }
+            let response = try await send(Call(registry: reference.registry, path: "", method: .PUT, scope: scope, idempotent: false,
+                                               absoluteURL: Self.appendingQuery(url, "digest=\(descriptor.digest)")))
+            let body = try? await response.body.collect(upTo: 1 << 16)
+            try finishUpload(response, body: body, reference: reference, descriptor: descriptor)
+        } else {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/octet-stream")
+            headers.add(name: "Content-Length", value: "\(size)")
+            let response = try await send(Call(registry: reference.registry, path: "", method: .PUT, headers: headers, scope: scope,
+                                               makeBody: { .stream(FileRangeChunks(path: path, length: size), length: .known(size)) },
+                                               idempotent: false, absoluteURL: Self.appendingQuery(url, "digest=\(descriptor.digest)")))
+            let body = try? await response.body.collect(upTo: 1 << 16)
+            try finishUpload(response, body: body, reference: reference, descriptor: descriptor)
+            progress(size)
+        }
+    }
+
+    private func finishUpload(_ response: HTTPClientResponse, body: ByteBuffer?, reference: Reference, descriptor: Descriptor) throws {
+        guard response.status == .created else {
+            let data = body.map { Data(buffer: $0) } ?? Data()
+            if RegistryErrorBody.codes(data).contains("DIGEST_INVALID") {
+                throw RegistryError(.digestMismatch, "\(reference.registry) computed a different digest for the upload of \(descriptor.digest); the local copy is corrupt")
+            }
+            try Self.check(response, body: body, what: "upload", reference: reference, selector: descriptor.digest.description)
+            throw RegistryError(.protocolViolation, "\(reference.registry) did not complete the upload of \(descriptor.digest) (HTTP \(response.status.code))")
+        }
+        if let header = response.headers.first(name: "Docker-Content-Digest"), let digest = try? Digest(parsing: header), digest != descriptor.digest {
+            throw RegistryError(.digestMismatch, "\(reference.registry) stored the upload of \(descriptor.digest) as \(digest)")
+        }
+    }
+
+    /// PUTs the exact manifest bytes under a tag or digest, and checks the digest the registry reports.
+    public func putManifest(_ reference: Reference, selector: String, data: Data, mediaType: MediaType) async throws {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: mediaType.rawValue)
+        headers.add(name: "Content-Length", value: "\(data.count)")
+        let bytes = ByteBuffer(data: data)
+        let response = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/manifests/\(selector)",
+                                           method: .PUT, headers: headers, scope: Self.pushScope(reference.repository),
+                                           makeBody: { .bytes(bytes) }))
+        let body = try? await response.body.collect(upTo: 1 << 16)
+        guard response.status == .created || response.status == .ok else {
+            try Self.check(response, body: body, what: "manifest upload", reference: reference, selector: selector)
+            throw RegistryError(.protocolViolation, "\(reference.registry) refused the manifest \(selector) (HTTP \(response.status.code))")
+        }
+        let expected = Digest.sha256(of: data)
+        if let header = response.headers.first(name: "Docker-Content-Digest"), let digest = try? Digest(parsing: header), digest != expected {
+            throw RegistryError(.digestMismatch, "\(reference.registry) stored the manifest \(selector) as \(digest) instead of \(expected)")
+        }
+    }
+}

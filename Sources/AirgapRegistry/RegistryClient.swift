@@ -1,0 +1,368 @@
+import AirgapOCI
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOSSL
+
+/// A client for registries speaking the OCI distribution spec / Docker registry v2.
+///
+/// One HTTP client per process (scoped by `withClient`), per-request TLS settings per registry,
+/// Basic and Bearer auth driven by `WWW-Authenticate` challenges, tokens cached per scope,
+/// manual redirects (Authorization dropped on a host change), retries with backoff on 5xx and 429.
+public final class RegistryClient: Sendable {
+    let http: HTTPClient
+    let credentials: CredentialStore
+    let optionsTable: RegistryOptionsTable
+    let state = AuthState()
+    let warn: @Sendable (String) -> Void
+    public let retryPolicy: RetryPolicy
+    let certificateDirectories: [String]
+
+    public struct RetryPolicy: Sendable {
+        public var attempts = 5
+        public var baseDelay: Double = 0.5
+        public var maxDelay: Double = 30
+        public var requestTimeout: TimeAmount = .seconds(60)
+        public init() {}
+    }
+
+    init(http: HTTPClient, credentials: CredentialStore, options: RegistryOptionsTable, retryPolicy: RetryPolicy,
+         certificateDirectories: [String], warn: @escaping @Sendable (String) -> Void) {
+        self.http = http
+        self.credentials = credentials
+        self.optionsTable = options
+        self.retryPolicy = retryPolicy
+        self.certificateDirectories = certificateDirectories
+        self.warn = warn
+    }
+
+    /// Runs `body` with a client whose HTTP connections are shut down afterwards.
+    public static func withClient<T>(options: RegistryOptionsTable = RegistryOptionsTable(),
+                                     credentials: CredentialStore = CredentialStore(),
+                                     retryPolicy: RetryPolicy = RetryPolicy(),
+                                     certificateDirectories: [String] = AirgapRegistry.certificateDirectories,
+                                     warn: @escaping @Sendable (String) -> Void = { _ in },
+                                     _ body: (RegistryClient) async throws -> T) async throws -> T {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout = .init(connect: .seconds(15), read: retryPolicy.requestTimeout)
+        configuration.decompression = .disabled
+        configuration.httpVersion = .automatic
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = RegistryClient(http: http, credentials: credentials, options: options, retryPolicy: retryPolicy,
+                                    certificateDirectories: certificateDirectories, warn: warn)
+        do {
+            let result = try await body(client)
+            try await http.shutdown()
+            return result
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
+    // MARK: endpoints
+
+    struct Endpoint: Sendable {
+        var baseURL: String
+        var tls: TLSConfiguration?
+    }
+
+    /// Chooses https or http for a registry: https always, except that loopback registries and
+    /// `--insecure` ones fall back to plain HTTP when the server does not speak TLS.
+    func endpoint(_ registry: String) async throws -> Endpoint {
+        if let known = await state.endpoint(registry) { return known }
+        let options = optionsTable.options(for: registry)
+        let host = registry == "docker.io" ? "registry-1.docker.io" : registry
+        let tls = try TLSSetup.configuration(registry: registry, options: options, certificateDirectories: certificateDirectories)
+        let secure = Endpoint(baseURL: "https://\(host)", tls: tls)
+        let mayUsePlainHTTP = options.insecure || Reference.isLoopback(registry: registry)
+        if options.insecure { warn("warning: --insecure: \(registry) is used without TLS certificate verification, or over plain HTTP") }
+        guard mayUsePlainHTTP else {
+            await state.setEndpoint(registry, secure)
+            return secure
+        }
+        do {
+            var request = HTTPClientRequest(url: secure.baseURL + "/v2/")
+            request.tlsConfiguration = tls
+            let response = try await http.execute(request, timeout: .seconds(10))
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            await state.setEndpoint(registry, secure)
+            return secure
+        } catch {
+            if Self.isCertificateProblem(error) {
+                throw RegistryError(.tls, "the TLS certificate of \(registry) is not trusted (\(Self.shortTLSReason(error))); give its CA with --ca-file, put it in /etc/docker/certs.d/\(registry)/ca.crt, or use --insecure")
+            }
+            let plain = Endpoint(baseURL: "http://\(host)", tls: nil)
+            await state.setEndpoint(registry, plain)
+            return plain
+        }
+    }
+
+    static func isCertificateProblem(_ error: any Error) -> Bool {
+        let text = String(describing: error)
+        return text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate") && !text.contains("WRONG_VERSION_NUMBER")
+            && text.contains("handshake")
+    }
+
+    static func shortTLSReason(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("CERTIFICATE_VERIFY_FAILED") { return "certificate verify failed" }
+        if text.contains("hostname") || text.contains("Hostname") { return "the certificate does not name this host" }
+        return "TLS handshake failed"
+    }
+
+    // MARK: requests
+
+    /// A request against `/v2/…` of a registry. `makeBody` is called for each attempt.
+    struct Call: Sendable {
+        var registry: String
+        var path: String
+        var method: HTTPMethod = .GET
+        var headers: HTTPHeaders = HTTPHeaders()
+        var scope: String?
+        var makeBody: (@Sendable () -> HTTPClientRequest.Body)?
+        /// Whether the request may be repeated after a failure that happened once the request was sent.
+        var idempotent = true
+        /// An absolute URL (upload locations); `path` is ignored when set.
+        var absoluteURL: String?
+    }
+
+    /// Sends a request with auth, redirects and retries. The response body is the caller's to consume.
+    func send(_ call: Call) async throws -> HTTPClientResponse {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await sendAuthenticated(call)
+                if response.status == .tooManyRequests || (response.status.code >= 500 && response.status.code != 501) {
+                    let retryAfter = Self.retryAfter(response.headers)
+                    let body = try? await response.body.collect(upTo: 1 << 16)
+                    let detail = body.flatMap { RegistryErrorBody.summary(Data(buffer: $0)) }
+                    if attempt < retryPolicy.attempts && call.idempotent {
+                        try await Task.sleep(nanoseconds: UInt64(delay(attempt: attempt, retryAfter: retryAfter) * 1e9))
+                        continue
+                    }
+                    if response.status == .tooManyRequests {
+                        let when = retryAfter.map { " in \(Int($0.rounded(.up))) seconds" } ?? " later"
+                        throw RegistryError(.rateLimited, "\(call.registry) is rate-limiting requests (HTTP 429\(detail.map { ": \($0)" } ?? "")); try again\(when)")
+                    }
+                    throw RegistryError(.server, "\(call.registry) answered HTTP \(response.status.code) to \(call.method) \(Self.describePath(call))\(detail.map { ": \($0)" } ?? ""); try again later")
+                }
+                return response
+            } catch let error as RegistryError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                let mapped = Self.mapTransportError(error, registry: call.registry)
+                if attempt < retryPolicy.attempts && call.idempotent && mapped.kind == .network {
+                    try await Task.sleep(nanoseconds: UInt64(delay(attempt: attempt, retryAfter: nil) * 1e9))
+                    continue
+                }
+                throw mapped
+            }
+        }
+    }
+
+    func delay(attempt: Int, retryAfter: Double?) -> Double {
+        if let retryAfter { return min(max(retryAfter, 0), retryPolicy.maxDelay) }
+        let base = retryPolicy.baseDelay * pow(2, Double(attempt - 1))
+        return min(base * Double.random(in: 0.8...1.2), retryPolicy.maxDelay)
+    }
+
+    static func retryAfter(_ headers: HTTPHeaders) -> Double? {
+        guard let value = headers.first(name: "Retry-After")?.trimmingCharacters(in: .whitespaces) else { return nil }
+        if let seconds = Double(value) { return seconds }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+    }
+
+    static func describePath(_ call: Call) -> String {
+        call.absoluteURL.map(redactedURL) ?? call.path.split(separator: "?").first.map(String.init) ?? call.path
+    }
+
+    static func mapTransportError(_ error: any Error, registry: String) -> RegistryError {
+        if let error = error as? RegistryError { return error }
+        let text = String(describing: error)
+        if isCertificateProblem(error) || text.contains("NIOSSL") || text.contains("handshake") {
+            return RegistryError(.tls, "TLS with \(registry) failed (\(shortTLSReason(error))); give its CA with --ca-file or use --insecure")
+        }
+        if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("connectTimeout") {
+            return RegistryError(.network, "cannot connect to \(registry): the connection was refused or timed out; check the address and that the registry is running")
+        }
+        if text.contains("deadlineExceeded") || text.contains("readTimeout") {
+            return RegistryError(.network, "\(registry) stopped answering (timed out); check the network and try again")
+        }
+        if text.contains("NXDOMAIN") || text.contains("getaddrinfo") || text.contains("unknownHost") {
+            return RegistryError(.network, "cannot resolve the host of \(registry); check the name")
+        }
+        return RegistryError(.network, "the connection to \(registry) failed (\(text.prefix(120))); try again")
+    }
+
+    /// One attempt: auth header from cache, redirects followed by hand, one re-authentication on 401.
+    private func sendAuthenticated(_ call: Call) async throws -> HTTPClientResponse {
+        let endpoint = try await endpoint(call.registry)
+        var authorization = try await authorizationHeader(registry: call.registry, scope: call.scope)
+        var reauthenticated = false
+        while true {
+            let response = try await sendFollowingRedirects(call, endpoint: endpoint, authorization: authorization)
+            guard response.status == .unauthorized, !reauthenticated else { return response }
+            reauthenticated = true
+            let challenges = response.headers["WWW-Authenticate"].flatMap(AuthChallenge.parse)
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            guard let challenge = challenges.first(where: { $0.scheme == "bearer" }) ?? challenges.first(where: { $0.scheme == "basic" }) else {
+                throw RegistryError(.unauthorized, "\(call.registry) refused access without saying how to authenticate; check the registry's address")
+            }
+            await state.setChallenge(call.registry, challenge)
+            var scope = call.scope
+            if let wanted = challenge.scope, !(scope ?? "").contains(wanted) { scope = [scope, wanted].compactMap { $0 }.joined(separator: " ") }
+            authorization = try await authorizationHeader(registry: call.registry, scope: scope, forceRefresh: true)
+            if authorization == nil {
+                throw RegistryError(.unauthorized, "\(call.registry) requires credentials; run 'login \(call.registry)' first")
+            }
+        }
+    }
+
+    private func sendFollowingRedirects(_ call: Call, endpoint: Endpoint, authorization: String?) async throws -> HTTPClientResponse {
+        var url = call.absoluteURL ?? endpoint.baseURL + call.path
+        let originalHost = URL(string: url)?.host
+        var method = call.method
+        for _ in 0..<6 {
+            var request = HTTPClientRequest(url: url)
+            request.method = method
+            request.headers = call.headers
+            if let authorization, URL(string: url)?.host == originalHost { request.headers.replaceOrAdd(name: "Authorization", value: authorization) }
+            if url.hasPrefix("https://") { request.tlsConfiguration = endpoint.tls }
+            if method == call.method, let makeBody = call.makeBody { request.body = makeBody() }
+            let response = try await http.execute(request, timeout: retryPolicy.requestTimeout)
+            guard [301, 302, 303, 307, 308].contains(response.status.code), let location = response.headers.first(name: "Location") else {
+                return response
+            }
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            guard let next = URL(string: location, relativeTo: URL(string: url))?.absoluteString else {
+                throw RegistryError(.protocolViolation, "\(call.registry) redirected to an unreadable location")
+            }
+            url = next
+            if response.status.code == 303 { method = .GET }
+        }
+        throw RegistryError(.protocolViolation, "\(call.registry) redirected too many times for \(Self.describePath(call))")
+    }
+
+    // MARK: auth
+
+    func authorizationHeader(registry: String, scope: String?, forceRefresh: Bool = false) async throws -> String? {
+        guard let challenge = await state.challenge(registry) else { return nil }
+        let credential = try credentials.credential(for: registry)
+        switch challenge.scheme {
+        case "basic":
+            guard let credential, !credential.isIdentityToken else { return nil }
+            return "Basic " + Data("\(credential.username):\(credential.secret)".utf8).base64EncodedString()
+        case "bearer":
+            let key = "\(registry)|\(scope ?? "")"
+            if !forceRefresh, let cached = await state.token(key) { return "Bearer " + cached }
+            let token = try await fetchToken(challenge: challenge, registry: registry, scope: scope, credential: credential)
+            await state.setToken(key, token.value, expires: token.expires)
+            return "Bearer " + token.value
+        default:
+            throw RegistryError(.unsupported, "\(registry) asks for '\(challenge.scheme)' authentication, which is not supported (Basic and Bearer are)")
+        }
+    }
+
+    struct Token { var value: String; var expires: Date }
+
+    /// Docker's token protocol: GET realm?service=…&scope=… with Basic credentials when we have them.
+    func fetchToken(challenge: AuthChallenge, registry: String, scope: String?, credential: Credential?) async throws -> Token {
+        guard let realm = challenge.realm, var components = URLComponents(string: realm), components.scheme != nil else {
+            throw RegistryError(.protocolViolation, "\(registry) sent a Bearer challenge without a usable realm")
+        }
+        var items = components.queryItems ?? []
+        if let service = challenge.service { items.append(URLQueryItem(name: "service", value: service)) }
+        for s in (scope ?? "").split(separator: " ") { items.append(URLQueryItem(name: "scope", value: String(s))) }
+        if let credential, !credential.isIdentityToken { items.append(URLQueryItem(name: "account", value: credential.username)) }
+        components.queryItems = items
+        guard let url = components.url?.absoluteString else { throw RegistryError(.protocolViolation, "bad token realm from \(registry)") }
+        var request = HTTPClientRequest(url: url)
+        if let credential, !credential.isIdentityToken {
+            request.headers.add(name: "Authorization", value: "Basic " + Data("\(credential.username):\(credential.secret)".utf8).base64EncodedString())
+        }
+        if url.hasPrefix("https://") {
+            let realmHost = components.host.map { h in components.port.map { "\(h):\($0)" } ?? h } ?? registry
+            request.tlsConfiguration = try TLSSetup.configuration(registry: realmHost, options: optionsTable.options(for: realmHost == registry ? registry : realmHost),
+                                                                  certificateDirectories: certificateDirectories)
+        }
+        let response: HTTPClientResponse
+        do { response = try await http.execute(request, timeout: retryPolicy.requestTimeout) }
+        catch { throw Self.mapTransportError(error, registry: components.host ?? registry) }
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let realmName = components.host ?? "the token server"
+        switch response.status.code {
+        case 200: break
+        case 401, 403:
+            throw RegistryError(.unauthorized, credential == nil
+                ? "\(registry) requires credentials; run 'login \(registry)' first"
+                : "the token server \(realmName) for \(registry) rejected the stored credentials; run 'login \(registry)' again")
+        default:
+            throw RegistryError(.server, "the token server \(realmName) for \(registry) answered HTTP \(response.status.code); try again later")
+        }
+        struct Reply: Decodable { var token: String?; var access_token: String?; var expires_in: Double?; var issued_at: String? }
+        guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(buffer: body)), let value = reply.token ?? reply.access_token, !value.isEmpty else {
+            throw RegistryError(.protocolViolation, "the token server \(realmName) for \(registry) sent no token")
+        }
+        let lifetime = max(reply.expires_in ?? 60, 10)
+        let issued = reply.issued_at.flatMap(parseRFC3339) ?? Date()
+        // Refresh a little before expiry so a long transfer never presents a stale token.
+        let expires = min(issued, Date()).addingTimeInterval(lifetime * 0.9)
+        return Token(value: value, expires: expires)
+    }
+
+    /// Checks credentials against the registry (`login`): succeeds only when they are accepted.
+    public func checkLogin(registry: String, credential: Credential) async throws {
+        let endpoint = try await endpoint(registry)
+        var request = HTTPClientRequest(url: endpoint.baseURL + "/v2/")
+        request.tlsConfiguration = endpoint.tls
+        let first: HTTPClientResponse
+        do { first = try await http.execute(request, timeout: retryPolicy.requestTimeout) }
+        catch { throw Self.mapTransportError(error, registry: registry) }
+        _ = try? await first.body.collect(upTo: 1 << 16)
+        guard first.status == .unauthorized else {
+            if first.status == .ok { return } // a registry without auth accepts anything
+            throw RegistryError(.server, "\(registry) answered HTTP \(first.status.code) to /v2/; is this a registry?")
+        }
+        let challenges = first.headers["WWW-Authenticate"].flatMap(AuthChallenge.parse)
+        if let bearer = challenges.first(where: { $0.scheme == "bearer" }) {
+            let token = try await fetchToken(challenge: bearer, registry: registry, scope: nil, credential: credential)
+            request.headers.replaceOrAdd(name: "Authorization", value: "Bearer " + token.value)
+        } else {
+            request.headers.replaceOrAdd(name: "Authorization", value: "Basic " + Data("\(credential.username):\(credential.secret)".utf8).base64EncodedString())
+        }
+        let second: HTTPClientResponse
+        do { second = try await http.execute(request, timeout: retryPolicy.requestTimeout) }
+        catch { throw Self.mapTransportError(error, registry: registry) }
+        _ = try? await second.body.collect(upTo: 1 << 16)
+        guard second.status == .ok else {
+            throw RegistryError(.unauthorized, "\(registry) rejected the user name or password (HTTP \(second.status.code)); nothing was saved")
+        }
+    }
+}
+
+/// Mutable auth state shared by concurrent requests.
+actor AuthState {
+    private var endpoints: [String: RegistryClient.Endpoint] = [:]
+    private var challenges: [String: AuthChallenge] = [:]
+    private var tokens: [String: (value: String, expires: Date)] = [:]
+
+    func endpoint(_ registry: String) -> RegistryClient.Endpoint? { endpoints[registry] }
+    func setEndpoint(_ registry: String, _ endpoint: RegistryClient.Endpoint) { endpoints[registry] = endpoint }
+    func challenge(_ registry: String) -> AuthChallenge? { challenges[registry] }
+    func setChallenge(_ registry: String, _ challenge: AuthChallenge) { challenges[registry] = challenge }
+    func token(_ key: String) -> String? {
+        guard let entry = tokens[key], entry.expires > Date() else { return nil }
+        return entry.value
+    }
+    func setToken(_ key: String, _ value: String, expires: Date) { tokens[key] = (value, expires) }
+}
