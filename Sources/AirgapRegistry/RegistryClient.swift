@@ -81,23 +81,37 @@ public final class RegistryClient: Sendable {
         let mayUsePlainHTTP = options.insecure || Reference.isLoopback(registry: registry)
         if options.insecure { warn("warning: --insecure: \(registry) is used without TLS certificate verification, or over plain HTTP") }
         guard mayUsePlainHTTP else {
+            try await probeTLS(secure, registry: registry)
             await state.setEndpoint(registry, secure)
             return secure
         }
-        do {
-            var request = HTTPClientRequest(url: secure.baseURL + "/v2/")
-            request.tlsConfiguration = tls
-            let response = try await http.execute(request, timeout: .seconds(10))
+        // Probe plain HTTP first: a TLS server answers it at once with 400, whereas a plain server
+        // would sit on a TLS hello until the timeout.
+        let plain = Endpoint(baseURL: "http://\(host)", tls: nil)
+        if let response = try? await http.execute(HTTPClientRequest(url: plain.baseURL + "/v2/"), timeout: .seconds(10)) {
             _ = try? await response.body.collect(upTo: 1 << 16)
-            await state.setEndpoint(registry, secure)
-            return secure
+            if response.status != .badRequest {
+                await state.setEndpoint(registry, plain)
+                return plain
+            }
+        }
+        try await probeTLS(secure, registry: registry)
+        await state.setEndpoint(registry, secure)
+        return secure
+    }
+
+    /// One short request to learn early, and clearly, that the certificate is not trusted: the HTTP
+    /// client would otherwise retry the handshake until its connect timeout.
+    private func probeTLS(_ endpoint: Endpoint, registry: String) async throws {
+        var request = HTTPClientRequest(url: endpoint.baseURL + "/v2/")
+        request.tlsConfiguration = endpoint.tls
+        do {
+            let response = try await http.execute(request, timeout: .seconds(3))
+            _ = try? await response.body.collect(upTo: 1 << 16)
         } catch {
             if Self.isCertificateProblem(error) {
                 throw RegistryError(.tls, "the TLS certificate of \(registry) is not trusted (\(Self.shortTLSReason(error))); give its CA with --ca-file, put it in /etc/docker/certs.d/\(registry)/ca.crt, or use --insecure")
             }
-            let plain = Endpoint(baseURL: "http://\(host)", tls: nil)
-            await state.setEndpoint(registry, plain)
-            return plain
         }
     }
 
