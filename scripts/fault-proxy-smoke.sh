@@ -160,10 +160,9 @@ LOC=$(curl -si --max-time 10 -X POST "http://$PROXY/v2/$REPO/blobs/uploads/" | t
   sed -n 's/^[Ll]ocation: //p')
 contains "upload Location points at the proxy" "http://$PROXY/v2/$REPO/blobs/uploads/" echo "$LOC"
 equal "upload cancelled through the rewritten Location" 204 "$(code -X DELETE "$LOC")"
+skopeo inspect --raw --tls-verify=false "docker://$PROXY/$REPO:1" >"$WORK/pulled.json" || true
 contains "manifest pulled through the proxy matches the source" "$WANT_DIGEST" \
-  sh -c "skopeo() { command skopeo --policy '$WORK/policy.json' --registries.d '$WORK/registries.d' \"\$@\"; };
-    skopeo inspect --raw --tls-verify=false 'docker://$PROXY/$REPO:1' >'$WORK/pulled.json' &&
-    skopeo manifest-digest '$WORK/pulled.json'"
+  skopeo manifest-digest "$WORK/pulled.json"
 check "skopeo pull through the proxy" \
   skopeo copy --src-tls-verify=false "docker://$PROXY/$REPO:1" "oci:$WORK/pulled:t"
 
@@ -190,7 +189,6 @@ check "cut_after: and is whole" cmp "$WORK/upstream.blob" "$WORK/after-cut.blob"
 log_true "log: cut recorded with bytes_sent 1000" \
   'log[0]["fault"] == "cut_after" and log[0]["bytes_sent"] == 1000 and log[0]["status"] == 200'
 log_true "log: following request recorded whole" "log[1][\"bytes_sent\"] == $BLOB_SIZE and log[1][\"fault\"] is None"
-log_true "GET /__faults shows the rule used up" 'True' # (log only; see next check)
 contains "GET /__faults shows times 0" '"times": 0' curl -s --max-time 10 "http://$PROXY/__faults"
 
 # ------------------------------------------------------------------ Range
@@ -223,7 +221,8 @@ faults '[{"method": "GET", "path_contains": "/manifests/", "times": 2, "status":
 equal "times 2: first 503" 503 "$(code -H "$OCI_ACCEPT" "$MANIFEST_URL")"
 equal "times 2: second 503" 503 "$(code -H "$OCI_ACCEPT" "$MANIFEST_URL")"
 equal "times 2: third passes" 200 "$(code -H "$OCI_ACCEPT" "$MANIFEST_URL")"
-equal "custom body" "try later" "$(faults '[{"status": 502, "body": "try later"}]'; curl -s --max-time 10 "http://$PROXY/v2/")"
+faults '[{"status": 502, "body": "try later"}]'
+equal "custom body" "try later" "$(curl -s --max-time 10 "http://$PROXY/v2/")"
 
 faults '[{"method": "HEAD", "status": 500}]'
 equal "method filter: GET not matched by a HEAD rule" 200 "$(code "http://$PROXY/v2/")"
@@ -247,9 +246,9 @@ contains "... over the same connection" "Re-using existing connection" echo "$ou
 clear_faults
 curl -s --max-time 10 -H "$OCI_ACCEPT" -o "$WORK/manifest.full" "$MANIFEST_URL"
 faults '[{"path_contains": "/manifests/", "truncate_body": 100}]'
+rc=0
 out=$(curl -sv --max-time 30 -H "$OCI_ACCEPT" -o "$WORK/manifest.short" "$MANIFEST_URL" \
-  -o "$WORK/manifest.again" "$MANIFEST_URL" 2>&1)
-rc=$?
+  -o "$WORK/manifest.again" "$MANIFEST_URL" 2>&1) || rc=$?
 equal "truncate_body: curl sees a complete response" 0 "$rc"
 contains "truncate_body: Content-Length says 100" "Content-Length: 100" echo "$out"
 check "truncate_body: body is the manifest's first 100 bytes" \
@@ -263,11 +262,11 @@ log_true "log: truncation recorded" 'log[1]["fault"] == "truncate_body" and log[
 clear_faults
 faults '[{"stall_seconds": 3}, {"stall_seconds": 1}]'
 equal "stall 3s: a 1s client timeout fires (28)" 28 "$(curl_rc -o /dev/null --max-time 1 "http://$PROXY/v2/")"
-start=$(date +%s.%N)
+start=$(date +%s%N)
 got=$(code "http://$PROXY/v2/")
-took=$(echo "$(date +%s.%N) - $start" | bc)
+took_ms=$((($(date +%s%N) - start) / 1000000))
 equal "stall 1s: then answered" 200 "$got"
-equal "stall 1s: took at least 1s" 1 "$(echo "$took >= 1" | bc)"
+equal "stall 1s: took at least 1s (${took_ms} ms)" yes "$([ "$took_ms" -ge 1000 ] && echo yes || echo no)"
 
 # ------------------------------------------------------------------ request bodies
 
@@ -287,7 +286,7 @@ BD=sha256:$(sha256sum "$WORK/big.bin" | cut -d' ' -f1)
 LOC=$(curl -si --max-time 10 -X POST "http://$PROXY/v2/$REPO/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
 equal "${BIG_MB} MB monolithic PUT through the proxy" 201 "$(code --max-time 300 -X PUT -T "$WORK/big.bin" "$LOC&digest=$BD")"
 check "${BIG_MB} MB GET through the proxy is intact" \
-  sh -c "curl -s --max-time 300 '$BLOB_URL' >/dev/null; curl -s --max-time 300 'http://$PROXY/v2/$REPO/blobs/$BD' | cmp - '$WORK/big.bin'"
+  sh -c "curl -s --max-time 300 'http://$PROXY/v2/$REPO/blobs/$BD' | cmp - '$WORK/big.bin'"
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 equal "proxy peak memory under 64 MB (was ${hwm} kB)" yes "$([ "$hwm" -lt 65536 ] && echo yes || echo no)"
 rm -f "$WORK/big.bin"

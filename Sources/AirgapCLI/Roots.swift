@@ -11,7 +11,7 @@ public struct ExportRoot: AsyncParsableCommand {
         commandName: "airgap-export",
         abstract: "Gather container images into a signed, verifiable bundle for an air-gapped network.",
         version: AirgapVersion.current,
-        subcommands: [ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self, SampleData.self])
+        subcommands: [BundleCommand.self, Keygen.self, ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self, SampleData.self])
     public init() {}
 }
 

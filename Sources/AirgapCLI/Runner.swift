@@ -1,3 +1,4 @@
+import AirgapBundle
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
@@ -85,6 +86,9 @@ public enum CommandRunner {
             return (e.kind == .verification ? .verificationFailed : .failure, "error: " + e.description)
         case let e as OCIError: return (.usage, "error: " + e.description)
         case let e as TarError: return (.verificationFailed, "error: " + e.description)
+        case let e as BundleError:
+            return (e.kind == .verification ? .verificationFailed : (e.kind == .format ? .usage : .failure), "error: " + e.description)
+        case let e as ImageSet.ParseError: return (.usage, "error: " + e.description)
         case let e as RegistryError: return (e.isVerificationFailure ? .verificationFailed : .registryError, "error: " + e.description)
         default:
             let code = root.exitCode(for: error)

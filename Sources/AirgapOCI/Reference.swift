@@ -148,7 +148,7 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible, Comparable
         return true
     }
 
-    static func isValidRegistry(_ registry: String) -> Bool {
+    public static func isValidRegistry(_ registry: String) -> Bool {
         var host = Substring(registry)
         if host.hasPrefix("[") {
             // IPv6 literal: [hex:colons] optionally followed by :port

@@ -1,3 +1,4 @@
+import AirgapBundle
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -61,7 +62,7 @@ public struct ArchiveSaver {
         var total: Int64 = 0
         for (digest, size) in blobs.sorted(by: { $0.key < $1.key }) {
             try writer.beginFile(Self.blobName(digest), size: size)
-            try copyBlob(digest, size: size, into: writer)
+            try StoreBlobCopier(store: store).copy(digest, size: size) { try writer.write($0) }
             total += size
         }
         try writer.close()
@@ -69,26 +70,4 @@ public struct ArchiveSaver {
     }
 
     static func blobName(_ digest: Digest) -> String { "blobs/\(digest.algorithm.rawValue)/\(digest.encoded)" }
-
-    /// Streams a store blob into the archive, re-hashing it so a damaged store is caught before it spreads.
-    func copyBlob(_ digest: Digest, size: Int64, into writer: TarWriter) throws {
-        let fd = try store.openBlob(digest)
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        var hasher = DigestHasher(digest.algorithm)
-        var remaining = size
-        while remaining > 0 {
-            let n = try FileIO.read(fd, into: buffer, path: store.blobPath(digest))
-            guard n > 0 else { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<min(n, Int(remaining))])
-            hasher.update(chunk)
-            try writer.write(chunk)
-            remaining -= Int64(chunk.count)
-        }
-        let actual = hasher.finalize()
-        guard remaining == 0, actual == digest else {
-            throw StoreError.digestMismatch(expected: digest, actual: actual, source: "store blob \(store.blobPath(digest))")
-        }
-    }
 }

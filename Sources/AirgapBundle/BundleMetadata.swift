@@ -1,0 +1,88 @@
+import AirgapOCI
+import Foundation
+
+/// `airgap/bundle.json`: what the bundle holds, written before any blob so one pass can verify.
+/// No timestamps or host names: the same inputs give the same bytes.
+public struct BundleMetadata: Codable, Sendable, Equatable {
+    public static let currentFormat = 1
+    public static let entryName = "airgap/bundle.json"
+    public static let checksumsName = "airgap/SHA256SUMS"
+    public static let signatureName = "airgap/SHA256SUMS.sig"
+
+    public struct Tool: Codable, Sendable, Equatable {
+        public var name: String
+        public var version: String
+        public init(name: String, version: String) { self.name = name; self.version = version }
+    }
+    public struct SourceManifest: Codable, Sendable, Equatable {
+        public var name: String
+        public var sha256: String
+        public init(name: String, sha256: String) { self.name = name; self.sha256 = sha256 }
+    }
+
+    public struct PlatformImage: Codable, Sendable, Equatable {
+        public var platform: String
+        public var manifest: Digest
+        public var config: Digest
+        public init(platform: String, manifest: Digest, config: Digest) { self.platform = platform; self.manifest = manifest; self.config = config }
+    }
+
+    public struct Image: Codable, Sendable, Equatable {
+        /// Full reference the image gets inside (`org.opencontainers.image.ref.name`).
+        public var reference: String
+        /// Where it was pulled from (differs when a digest-pinned image gets an inside tag).
+        public var source: String
+        /// Digest of the top manifest or index written to index.json.
+        public var digest: Digest
+        public var mediaType: MediaType
+        public var size: Int64
+        /// The registry's index digest when a platform subset was written as a new, filtered index.
+        public var originalIndexDigest: Digest?
+        public var platforms: [PlatformImage]
+        public init(reference: String, source: String, digest: Digest, mediaType: MediaType, size: Int64,
+                    originalIndexDigest: Digest?, platforms: [PlatformImage]) {
+            self.reference = reference; self.source = source; self.digest = digest; self.mediaType = mediaType
+            self.size = size; self.originalIndexDigest = originalIndexDigest; self.platforms = platforms
+        }
+    }
+
+    public struct Blob: Codable, Sendable, Equatable {
+        public var digest: Digest
+        public var size: Int64
+        public var mediaType: MediaType
+        public init(digest: Digest, size: Int64, mediaType: MediaType) { self.digest = digest; self.size = size; self.mediaType = mediaType }
+    }
+
+    public var formatVersion: Int
+    public var tool: Tool
+    public var manifest: SourceManifest?
+    public var images: [Image]
+    /// Blobs carried in the bundle, sorted by digest.
+    public var blobs: [Blob]
+    /// Blobs left out because the receipt said the inside holds them (`--since`).
+    public var requiredOnInside: [Blob]
+    /// The receipt used for `--since`, by sha256.
+    public var since: String?
+
+    public init(tool: Tool, manifest: SourceManifest?, images: [Image], blobs: [Blob], requiredOnInside: [Blob], since: String?) {
+        formatVersion = Self.currentFormat
+        self.tool = tool; self.manifest = manifest; self.images = images
+        self.blobs = blobs; self.requiredOnInside = requiredOnInside; self.since = since
+    }
+}
+
+/// The volume list of a split bundle: `FILE.volumes.json`, signed in `FILE.volumes.json.sig`.
+/// Written after the volumes (their hashes are known only then), so it is a sidecar.
+public struct VolumeList: Codable, Sendable, Equatable {
+    public struct Volume: Codable, Sendable, Equatable {
+        public var name: String
+        public var size: Int64
+        public var sha256: String
+    }
+    public var formatVersion = 1
+    /// sha256 and size of the concatenated bundle (`cat FILE.* > FILE`).
+    public var bundleSHA256: String
+    public var bundleSize: Int64
+    public var splitSize: Int64
+    public var volumes: [Volume]
+}

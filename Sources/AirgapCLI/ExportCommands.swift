@@ -1,0 +1,71 @@
+import AirgapBundle
+import AirgapOCI
+import AirgapRegistry
+import AirgapStore
+import AirgapTransfer
+import ArgumentParser
+import Foundation
+
+struct Keygen: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "keygen", abstract: "Create an Ed25519 key pair for signing bundles.")
+    @Option(name: .customLong("output-prefix"), help: "Writes NAME.key (private, mode 0600) and NAME.pub.") var outputPrefix = "airgap"
+    @Flag(help: "Overwrite existing key files.") var force = false
+
+    func run() async throws {
+        let keyPath = outputPrefix + ".key", pubPath = outputPrefix + ".pub"
+        if !force {
+            for path in [keyPath, pubPath] where FileManager.default.fileExists(atPath: path) {
+                throw CommandError(.failure, "\(path) already exists; use --force to replace it (bundles signed with the old key will no longer verify with the new one)")
+            }
+        }
+        let key = BundleKeys.generate()
+        try FileIO.writeAtomically(Data(BundleKeys.privatePEM(key).utf8), to: keyPath, mode: 0o600)
+        chmod(keyPath, 0o600)
+        try FileIO.writeAtomically(Data(BundleKeys.publicPEM(of: key).utf8), to: pubPath, mode: 0o644)
+        print("Private key: \(keyPath) (keep it on the connected side)")
+        print("Public key:  \(pubPath) (carry it inside; fingerprint \(BundleKeys.fingerprint(of: key)))")
+    }
+}
+
+struct BundleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bundle", abstract: "Pull the images a manifest lists and write a signed bundle.")
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var registry: RegistryFlags
+    @Option(name: .shortAndLong, help: "The image manifest (YAML ImageSet or a plain list).") var file: String
+    @Option(name: .shortAndLong, help: "The bundle to write.") var output: String
+    @Option(help: "Private key (PEM) to sign with.") var key: String?
+    @Flag(help: "Write an unsigned bundle (import refuses it unless --allow-unsigned).") var unsigned = false
+    @Option(help: "Leave out blobs a receipt from the inside says it holds.") var since: String?
+    @Option(name: .customLong("split-size"), help: "Split into volumes of SIZE bytes (K/M/G, or fat32).") var splitSize: String?
+    @Flag(name: .shortAndLong, help: "Only the summary.") var quiet = false
+
+    func validate() throws {
+        if key == nil && !unsigned { throw ValidationError("give --key NAME.key to sign the bundle, or --unsigned") }
+        if key != nil && unsigned { throw ValidationError("--key and --unsigned exclude each other") }
+    }
+
+    func run() async throws {
+        let started = Date()
+        let set: ImageSet
+        do { set = try ImageSet.load(path: file) } catch let error as ImageSet.ParseError { throw CommandError(.usage, error.description) }
+        let signingKey = try key.map { try BundleKeys.loadPrivateKey(path: $0) }
+        let receipt = try since.map { try Receipt.load(path: $0) }
+        let split = try splitSize.map { try parseSplitSize($0) }
+        let store = try globals.openStore()
+        var table = registry.table
+        for (host, options) in set.registries { table.perRegistry[host] = options }
+        let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
+        let exporter = BundleExporter(store: store, events: progress.handle)
+        let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in
+            try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split))
+        }
+        progress.finish()
+        let seconds = Date().timeIntervalSince(started)
+        let files = summary.volumes.volumes.count > 1 ? "\(summary.volumes.volumes.count) volumes \(output).001…" : output
+        print("Bundle: \(files) (\(Format.size(summary.bundleBytes)), sha256 \(summary.volumes.bundleSHA256))")
+        print("Images: \(summary.images), blobs: \(summary.blobs), unique bytes: \(Format.size(summary.uniqueBytes)), saved by dedup: \(Format.size(summary.bytesSavedByDedup))"
+              + (summary.leftOutBlobs > 0 ? ", left out (--since): \(summary.leftOutBlobs) blobs" : "")
+              + String(format: ", time: %.1fs", seconds))
+        if signingKey == nil { printErr("warning: the bundle is unsigned; the inside must use --allow-unsigned and cannot tell who made it") }
+    }
+}

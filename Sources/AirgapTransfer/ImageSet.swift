@@ -1,0 +1,210 @@
+import AirgapOCI
+import AirgapRegistry
+import Foundation
+import Yams
+
+/// The batch export input: a YAML `ImageSet` or a plain list (one reference a line, `#` comments).
+public struct ImageSet: Sendable {
+    public struct Entry: Sendable {
+        public var reference: Reference
+        /// nil: the set's default platforms apply.
+        public var platforms: [Platform]?
+        public var allPlatforms: Bool
+        /// Name the image gets inside when pinned by digest.
+        public var insideTag: String?
+        public var line: Int
+
+        /// The name the image has in the store and in the bundle.
+        public var insideName: Reference {
+            if let insideTag { return Reference(registry: reference.registry, repository: reference.repository, tag: insideTag, digest: nil) }
+            return reference
+        }
+    }
+
+    public var path: String
+    public var data: Data
+    public var platforms: [Platform]
+    public var allPlatforms: Bool
+    public var images: [Entry]
+    public var registries: [String: RegistryOptions]
+
+    public struct ParseError: Error, Sendable, CustomStringConvertible {
+        public let path: String
+        public let line: Int?
+        public let problem: String
+        public var description: String { "\(path)\(line.map { ":\($0)" } ?? ""): \(problem)" }
+    }
+
+    public static func load(path: String) throws -> ImageSet {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ParseError(path: path, line: nil, problem: "cannot read the manifest; check the path given to -f")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw ParseError(path: path, line: nil, problem: "the file is not UTF-8 text") }
+        return try parse(text, data: data, path: path)
+    }
+
+    public static func parse(_ text: String, data: Data? = nil, path: String) throws -> ImageSet {
+        var set = ImageSet(path: path, data: data ?? Data(text.utf8), platforms: [Platform.host], allPlatforms: false, images: [], registries: [:])
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch let error as YamlError {
+            if looksLikePlainList(text) { try set.parsePlainList(text); return set }
+            throw ParseError(path: path, line: yamlLine(error), problem: "not valid YAML (\(yamlProblem(error)))")
+        }
+        guard let node, case .mapping(let mapping) = node else {
+            try set.parsePlainList(text)
+            return set
+        }
+        try set.parseYAML(mapping)
+        return set
+    }
+
+    static func looksLikePlainList(_ text: String) -> Bool {
+        !text.contains("apiVersion") && !text.contains("images:")
+    }
+
+    static func yamlLine(_ error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    static func yamlProblem(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): return problem
+        default: return "\(error)"
+        }
+    }
+
+    func fail(_ line: Int?, _ problem: String) -> ParseError { ParseError(path: path, line: line, problem: problem) }
+
+    mutating func parsePlainList(_ text: String) throws {
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = raw
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard !trimmed.contains(" ") else { throw fail(number + 1, "expected one image reference on the line, found '\(trimmed)'") }
+            try add(Entry(reference: try reference(trimmed, line: number + 1), platforms: nil, allPlatforms: false, insideTag: nil, line: number + 1))
+        }
+        if images.isEmpty { throw fail(nil, "the manifest lists no images") }
+    }
+
+    func reference(_ text: String, line: Int) throws -> Reference {
+        do { return try Reference(parsing: text) } catch let error as OCIError {
+            if case .invalidReference(_, let reason) = error { throw fail(line, "bad image reference '\(text)': \(reason)") }
+            throw fail(line, "\(error)")
+        }
+    }
+
+    mutating func add(_ entry: Entry) throws {
+        if let previous = images.first(where: { $0.insideName == entry.insideName }) {
+            throw fail(entry.line, "duplicate image \(entry.insideName.familiarDescription) (first listed on line \(previous.line))")
+        }
+        images.append(entry)
+    }
+
+    func platformList(_ node: Node) throws -> (platforms: [Platform], all: Bool) {
+        let line = node.mark?.line
+        var items: [Node] = []
+        switch node {
+        case .sequence(let sequence): items = Array(sequence)
+        case .scalar: items = [node]
+        default: throw fail(line, "platforms must be a list such as [linux/amd64, linux/arm64]")
+        }
+        var platforms: [Platform] = []
+        for item in items {
+            guard let text = item.string else { throw fail(item.mark?.line ?? line, "a platform must be a string such as linux/amd64") }
+            if text == "all" { return ([], true) }
+            do { platforms.append(try Platform(parsing: text)) } catch {
+                throw fail(item.mark?.line ?? line, "bad platform '\(text)': use OS/ARCH[/VARIANT] such as linux/arm64, or all")
+            }
+        }
+        guard !platforms.isEmpty else { throw fail(line, "platforms is empty; name at least one, or all") }
+        return (platforms, false)
+    }
+
+    mutating func parseYAML(_ mapping: Node.Mapping) throws {
+        var imagesNode: Node?
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            let line = keyNode.mark?.line
+            switch key {
+            case "apiVersion":
+                guard value.string == "airgap/v1" else { throw fail(value.mark?.line, "apiVersion must be airgap/v1, not '\(value.string ?? "?")'") }
+            case "kind":
+                guard value.string == "ImageSet" else { throw fail(value.mark?.line, "kind must be ImageSet, not '\(value.string ?? "?")'") }
+            case "platforms":
+                let (p, all) = try platformList(value)
+                platforms = all ? [] : p
+                allPlatforms = all
+            case "images": imagesNode = value
+            case "registries": try parseRegistries(value)
+            default: throw fail(line, "unknown key '\(key)' (known: apiVersion, kind, platforms, images, registries)")
+            }
+        }
+        guard let imagesNode, case .sequence(let sequence) = imagesNode, !sequence.isEmpty else {
+            throw fail(imagesNode?.mark?.line, "the manifest needs an 'images:' list with at least one image")
+        }
+        for item in sequence {
+            let line = item.mark?.line ?? 0
+            switch item {
+            case .scalar:
+                try add(Entry(reference: try reference(item.string ?? "", line: line), platforms: nil, allPlatforms: false, insideTag: nil, line: line))
+            case .mapping(let fields):
+                var ref: Reference?
+                var platforms: [Platform]?
+                var all = false
+                var tag: String?
+                for (k, v) in fields {
+                    switch k.string ?? "" {
+                    case "ref": ref = try reference(v.string ?? "", line: v.mark?.line ?? line)
+                    case "platforms":
+                        let (p, a) = try platformList(v)
+                        platforms = a ? nil : p
+                        all = a
+                    case "tag":
+                        guard let t = v.string, (try? Reference(parsing: "x:\(t)")) != nil else {
+                            throw fail(v.mark?.line ?? line, "bad tag '\(v.string ?? "")' (up to 128 letters, digits, '_', '.', '-')")
+                        }
+                        tag = t
+                    default: throw fail(k.mark?.line ?? line, "unknown key '\(k.string ?? "")' in an image (known: ref, platforms, tag)")
+                    }
+                }
+                guard let ref else { throw fail(line, "an image entry needs 'ref:'") }
+                if tag != nil && ref.digest == nil { throw fail(line, "'tag:' names a digest-pinned image inside; \(ref.familiarDescription) is not pinned by digest") }
+                try add(Entry(reference: ref, platforms: platforms, allPlatforms: all, insideTag: tag, line: line))
+            default:
+                throw fail(line, "an image must be a reference or a mapping with ref/platforms/tag")
+            }
+        }
+    }
+
+    mutating func parseRegistries(_ node: Node) throws {
+        guard case .mapping(let mapping) = node else { throw fail(node.mark?.line, "registries must map a registry host to its settings") }
+        let base = (path as NSString).deletingLastPathComponent
+        for (hostNode, settings) in mapping {
+            guard let host = hostNode.string, Reference.isValidRegistryHost(host) else {
+                throw fail(hostNode.mark?.line, "'\(hostNode.string ?? "")' is not a registry host[:port]")
+            }
+            var options = RegistryOptions()
+            guard case .mapping(let fields) = settings else { throw fail(settings.mark?.line, "settings of \(host) must be a mapping such as {insecure: true}") }
+            for (k, v) in fields {
+                switch k.string ?? "" {
+                case "ca-file":
+                    guard let file = v.string else { throw fail(v.mark?.line, "ca-file must be a path") }
+                    options.caFile = file.hasPrefix("/") || base.isEmpty ? file : base + "/" + file
+                case "insecure":
+                    guard let flag = v.bool else { throw fail(v.mark?.line, "insecure must be true or false") }
+                    options.insecure = flag
+                default: throw fail(k.mark?.line, "unknown key '\(k.string ?? "")' for \(host) (known: ca-file, insecure)")
+                }
+            }
+            registries[host] = options
+        }
+    }
+}
+
+extension Reference {
+    public static func isValidRegistryHost(_ host: String) -> Bool { isValidRegistry(host) }
+}
