@@ -386,8 +386,9 @@ class Handler(BaseHTTPRequestHandler):
 
         if action == "status":
             self.drain_request_body()
+            state.update(entry, status=rule["status"])
             sent = self.send_injected(rule)
-            state.update(entry, status=rule["status"], bytes_sent=sent)
+            state.update(entry, bytes_sent=sent)
             return
         if action == "stall_seconds":
             time.sleep(rule["stall_seconds"])
@@ -399,7 +400,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_upstream(conn)
             except ClientGone:
                 raise
-            except (OSError, http.client.HTTPException):
+            except (OSError, ValueError, http.client.HTTPException):
                 # The registry may have answered early and hung up on the
                 # body (e.g. a 4xx); its answer is still worth reading below.
                 # The client's unread body leaves its connection unusable.
@@ -510,6 +511,9 @@ class Handler(BaseHTTPRequestHandler):
                 framing = "close"
                 self.close_connection = True
 
+        # Recorded first, so a client that has already gone still shows up
+        # with the status the registry gave.
+        state.update(entry, status=resp.status)
         self.send_response_only(resp.status, resp.reason)
         for k, v in headers:
             self.send_header(k, v)
@@ -520,7 +524,6 @@ class Handler(BaseHTTPRequestHandler):
         elif framing == "close":
             self.send_header("Connection", "close")
         self.end_headers()
-        state.update(entry, status=resp.status)
         self.log_request(resp.status)
 
         sent = 0

@@ -3,8 +3,16 @@ import Foundation
 
 /// What the inside already holds (written by `airgap-import receipt`, read by `bundle --since`).
 public struct Receipt: Codable, Sendable {
-    public struct Describes: Codable, Sendable { public var store: String?; public var registry: String? }
-    public struct Image: Codable, Sendable { public var reference: String; public var digest: Digest }
+    public struct Describes: Codable, Sendable {
+        public var store: String?
+        public var registry: String?
+        public init(store: String?, registry: String?) { self.store = store; self.registry = registry }
+    }
+    public struct Image: Codable, Sendable {
+        public var reference: String
+        public var digest: Digest
+        public init(reference: String, digest: Digest) { self.reference = reference; self.digest = digest }
+    }
     public var formatVersion: Int = 1
     public var kind: String = "airgap-receipt"
     public var tool: String

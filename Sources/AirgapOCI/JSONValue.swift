@@ -108,3 +108,11 @@ public enum CanonicalJSON {
         }
     }
 }
+
+extension CanonicalJSON {
+    /// One phrase for any decoding error.
+    public static func describeAny(_ error: any Error) -> String {
+        if let error = error as? DecodingError { return describe(error) }
+        return "\(error)"
+    }
+}

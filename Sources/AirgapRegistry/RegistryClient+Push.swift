@@ -6,49 +6,6 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 
-/// Bytes of a file range as a stream of buffers, for upload bodies (re-creatable for each attempt).
-public struct FileRangeChunks: AsyncSequence, Sendable {
-    public typealias Element = ByteBuffer
-    let path: String
-    let offset: Int64
-    let length: Int64
-    let chunkSize: Int
-
-    public init(path: String, offset: Int64 = 0, length: Int64, chunkSize: Int = 1 << 20) {
-        self.path = path; self.offset = offset; self.length = length; self.chunkSize = chunkSize
-    }
-
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        let path: String
-        var position: Int64
-        let end: Int64
-        let chunkSize: Int
-        var fd: Int32 = -1
-
-        public mutating func next() async throws -> ByteBuffer? {
-            guard position < end else { if fd >= 0 { close(fd); fd = -1 }; return nil }
-            if fd < 0 {
-                fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw RegistryError(.unsupported, "cannot read \(path): \(String(cString: strerror(errno)))") }
-            }
-            let count = Int(Swift.min(Int64(chunkSize), end - position))
-            var buffer = ByteBufferAllocator().buffer(capacity: count)
-            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw -> Int in
-                let r = pread(fd, raw.baseAddress!, count, off_t(position))
-                if r < 0 { throw RegistryError(.unsupported, "cannot read \(path): \(String(cString: strerror(errno)))") }
-                return r
-            }
-            guard n > 0 else { throw RegistryError(.unsupported, "\(path) is shorter than expected") }
-            position += Int64(n)
-            return buffer
-        }
-    }
-
-    public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(path: path, position: offset, end: offset + length, chunkSize: chunkSize)
-    }
-}
-
 extension RegistryClient {
     /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of `chunkSize`.
     public static let monolithicLimit: Int64 = 32 << 20
@@ -100,6 +57,13 @@ extension RegistryClient {
     /// Uploads a blob from a file: one PUT for small blobs, PATCH chunks then PUT for large ones.
     public func uploadBlob(_ reference: Reference, _ descriptor: Descriptor, fromFile path: String,
                            progress: @Sendable @escaping (Int64) -> Void = { _ in }) async throws {
+        try await uploadBlob(reference, descriptor, from: .whole(path, size: descriptor.size), progress: progress)
+    }
+
+    /// Uploads a blob whose bytes lie in file segments (a bundle's volumes), hashing them on the way.
+    public func uploadBlob(_ reference: Reference, _ descriptor: Descriptor, from source: FileSegments,
+                           progress: @Sendable @escaping (Int64) -> Void = { _ in }) async throws {
+        let chunks = SegmentChunks(segments: source, expected: descriptor.digest)
         let scope = Self.pushScope(reference.repository)
         let start = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/uploads/",
                                         method: .POST, scope: scope, idempotent: false))
@@ -118,9 +82,9 @@ extension RegistryClient {
                 headers.add(name: "Content-Type", value: "application/octet-stream")
                 headers.add(name: "Content-Range", value: "\(offset)-\(offset + length - 1)")
                 headers.add(name: "Content-Length", value: "\(length)")
-                let chunkOffset = offset
+                let part = source.slice(from: offset, length: length)
                 let response = try await send(Call(registry: reference.registry, path: "", method: .PATCH, headers: headers, scope: scope,
-                                                   makeBody: { .stream(FileRangeChunks(path: path, offset: chunkOffset, length: length), length: .known(length)) },
+                                                   makeBody: { .stream(SegmentChunks(segments: part, expected: nil), length: .known(length)) },
                                                    idempotent: false, absoluteURL: url))
                 let body = try? await response.body.collect(upTo: 1 << 16)
                 guard response.status == .accepted, let next = response.headers.first(name: "Location") else {
@@ -140,7 +104,7 @@ extension RegistryClient {
             headers.add(name: "Content-Type", value: "application/octet-stream")
             headers.add(name: "Content-Length", value: "\(size)")
             let response = try await send(Call(registry: reference.registry, path: "", method: .PUT, headers: headers, scope: scope,
-                                               makeBody: { .stream(FileRangeChunks(path: path, length: size), length: .known(size)) },
+                                               makeBody: { .stream(chunks, length: .known(size)) },
                                                idempotent: false, absoluteURL: Self.appendingQuery(url, "digest=\(descriptor.digest)")))
             let body = try? await response.body.collect(upTo: 1 << 16)
             try finishUpload(response, body: body, reference: reference, descriptor: descriptor)

@@ -118,6 +118,20 @@ public final class TarReader {
         }
     }
 
+    /// Offset in the uncompressed stream of the current entry's header (its first header block).
+    public var headerPosition: Int64 { archive_read_header_position(archive) }
+
+    /// A reader over one in-memory entry body (so code taking a reader can be fed bytes already read).
+    public static func memory(_ data: Data) throws -> TarReader {
+        var tar = Data()
+        let writer = try TarWriter { tar.append(contentsOf: $0) }
+        try writer.addFile("data", data: data)
+        try writer.close()
+        let reader = try TarReader(source: DataSource(tar))
+        _ = try reader.next()
+        return reader
+    }
+
     /// Reads the current entry whole into memory, refusing more than `limit` bytes.
     public func readAll(limit: Int) throws -> Data {
         var data = Data()

@@ -161,7 +161,7 @@ public struct ImageSet: Sendable {
                     case "ref": ref = try reference(v.string ?? "", line: v.mark?.line ?? line)
                     case "platforms":
                         let (p, a) = try platformList(v)
-                        platforms = a ? nil : p
+                        platforms = a ? [] : p
                         all = a
                     case "tag":
                         guard let t = v.string, (try? Reference(parsing: "x:\(t)")) != nil else {

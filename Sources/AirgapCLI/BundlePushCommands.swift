@@ -1,0 +1,83 @@
+import AirgapBundle
+import AirgapOCI
+import AirgapRegistry
+import AirgapStore
+import AirgapTransfer
+import ArgumentParser
+import Foundation
+
+struct BundlePush: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "push", abstract: "Verify a bundle, then push its images to the internal registry.")
+    @OptionGroup var input: BundleInput
+    @OptionGroup var registry: RegistryFlags
+    @Option(help: "HOST[:PORT][/PREFIX]: docker.io/library/httpd:2.4 lands as HOST[:PORT]/PREFIX/library/httpd:2.4.") var to: String
+    @Flag(name: .shortAndLong, help: "Only the pushed references.") var quiet = false
+
+    func run() async throws {
+        let target = try PushTarget(parsing: to)
+        let result = try input.reader().read()
+        try reportFindings(result, quiet: quiet)
+        let progress = ProgressRenderer(verb: "Push", quiet: quiet)
+        let outcome = try await registry.withClient { client in
+            try await BundlePusher(client: client, events: progress.handle).push(result, to: target)
+        }
+        progress.finish()
+        for (reference, digest) in outcome.pushed { print(quiet ? reference.description : "Pushed \(reference.familiarDescription) \(digest)") }
+    }
+}
+
+/// `load --into docker`: verify first, then stream the bundle (itself a Docker archive) to the engine.
+enum DockerEngineLoader {
+    static func load(input: BundleInput, quiet: Bool) async throws {
+        let engine = try DockerEngineClient()
+        let result = try input.reader().read()
+        try reportFindings(result, quiet: quiet)
+        if let metadata = result.metadata, !metadata.requiredOnInside.isEmpty {
+            throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; a Docker engine needs whole images, so load it into the store or push it instead")
+        }
+        let sizes = result.files.paths.map { FileIO.fileSize($0) ?? 0 }
+        let segments = FileSegments(zip(result.files.paths, sizes).map { .init(path: $0.0, offset: 0, length: $0.1) })
+        let messages = try await engine.load(segments, totalSize: sizes.reduce(0, +))
+        for message in messages where !quiet { print(message) }
+        let listed = Set(try await engine.repoTags())
+        var missing: [String] = []
+        for image in result.metadata?.images ?? [] {
+            guard let reference = try? Reference(parsing: image.reference), reference.tag != nil else { continue }
+            let familiar = reference.withDigest(nil).familiarDescription
+            if !listed.contains(familiar) && !listed.contains(reference.withDigest(nil).description) { missing.append(familiar) }
+            else if quiet { print(familiar) }
+        }
+        if !missing.isEmpty {
+            throw CommandError(.failure, "the Docker engine does not list \(missing.joined(separator: ", ")) after the load")
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Write a checksum audit report of a bundle (or of the store it was loaded into).")
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var input: BundleInput
+    @Option(help: "text, json, csv or html.") var format = "text"
+    @Option(name: .shortAndLong, help: "Write the report to FILE.") var output: String?
+    @Flag(name: .customLong("in-store"), help: "Also check every blob in the store (present and re-hashed).") var inStore = false
+
+    func validate() throws {
+        guard ["text", "json", "csv", "html"].contains(format) else { throw ValidationError("--format must be text, json, csv or html") }
+    }
+
+    func run() async throws {
+        let read = try input.reader(hashFiles: true).read()
+        let report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil)
+        let data: Data
+        switch format {
+        case "json": data = try report.json()
+        case "csv": data = Data(report.csv().utf8)
+        case "html": data = Data(report.html().utf8)
+        default: data = Data(report.text().utf8)
+        }
+        if let output { try FileIO.writeAtomically(data, to: output) } else { FileHandle.standardOutput.write(data) }
+        if !report.passed {
+            throw CommandError(.verificationFailed, "the audit FAILED with \(report.findings.count) finding\(report.findings.count == 1 ? "" : "s")\(output.map { "; see \($0)" } ?? "")")
+        }
+    }
+}

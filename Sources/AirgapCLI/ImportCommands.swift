@@ -1,0 +1,117 @@
+import AirgapBundle
+import AirgapOCI
+import AirgapRegistry
+import AirgapStore
+import AirgapTransfer
+import ArgumentParser
+import Foundation
+
+/// The bundle and how to trust it: shared by verify, load, push and audit.
+struct BundleInput: ParsableArguments {
+    @Argument(help: "The bundle file, or its first volume FILE.001 (the others are found), or every volume.")
+    var bundle: [String]
+    @Option(help: "Public key (PEM) the bundle must be signed with.") var key: String?
+    @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned bundle, or one whose signature cannot be checked.")
+    var allowUnsigned = false
+
+    func validate() throws {
+        if bundle.isEmpty { throw ValidationError("give the bundle to read") }
+        if key == nil && !allowUnsigned { throw ValidationError("give --key NAME.pub to check the bundle's signature (or --allow-unsigned)") }
+    }
+
+    func reader(hashFiles: Bool = false) throws -> BundleReader {
+        let files = try BundleFiles.resolve(bundle)
+        let publicKey = try key.map { try BundleKeys.loadPublicKey(path: $0) }
+        return BundleReader(files: files, publicKey: publicKey, allowUnsigned: allowUnsigned, hashFiles: hashFiles)
+    }
+}
+
+func reportFindings(_ result: BundleReadResult, quiet: Bool) throws {
+    guard !result.ok else { return }
+    for finding in result.findings { printErr("finding: \(finding)") }
+    let first = result.findings[0]
+    throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s") (first: \(first)); nothing was loaded")
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check a bundle: signature, then every entry, then its structure.")
+    @OptionGroup var input: BundleInput
+    @Option(help: "text or json.") var format = "text"
+    @Flag(name: .shortAndLong, help: "Only the verdict.") var quiet = false
+
+    func run() async throws {
+        let started = Date()
+        let result = try input.reader().read()
+        let seconds = Date().timeIntervalSince(started)
+        let bytes = result.entries.reduce(Int64(0)) { $0 + $1.size }
+        if format == "json" {
+            struct Output: Encodable { var ok: Bool; var signature: String; var entries: Int; var bytes: Int64; var findings: [Finding] }
+            print(Format.json(Output(ok: result.ok, signature: result.signature.description, entries: result.entries.count, bytes: bytes, findings: result.findings)))
+        } else if !quiet {
+            print("Signature: \(result.signature.description)")
+            print("Entries checked: \(result.entries.count) (\(Format.size(bytes)))" + String(format: " in %.1fs", seconds))
+            if let metadata = result.metadata {
+                print("Images: \(metadata.images.count), blobs: \(metadata.blobs.count)" + (metadata.requiredOnInside.isEmpty ? "" : ", required on the inside: \(metadata.requiredOnInside.count)"))
+            }
+        }
+        if result.ok {
+            if format != "json" { print("Bundle verified: OK") }
+            return
+        }
+        for finding in result.findings { printErr("finding: \(finding)") }
+        throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s")")
+    }
+}
+
+struct Load: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "load", abstract: "Verify a bundle while loading it into the store (or a Docker engine).")
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var input: BundleInput
+    @Option(help: "store (the local store) or docker (a Docker engine via DOCKER_HOST).") var into = "store"
+    @Flag(name: .shortAndLong, help: "Only the loaded references.") var quiet = false
+
+    func validate() throws {
+        guard ["store", "docker"].contains(into) else { throw ValidationError("--into must be store or docker") }
+    }
+
+    func run() async throws {
+        let started = Date()
+        if into == "docker" {
+            try await DockerEngineLoader.load(input: input, quiet: quiet)
+            return
+        }
+        let store = try globals.openStore()
+        let outcome = try BundleImporter(store: store).load(try input.reader())
+        try reportFindings(outcome.result, quiet: quiet)
+        for reference in outcome.loaded { print(quiet ? reference.description : "Loaded image: \(reference.familiarDescription)") }
+        if !quiet {
+            print("Blobs: \(outcome.blobsAdded) added, \(outcome.blobsAlreadyPresent) already present" + String(format: ", time: %.1fs", Date().timeIntervalSince(started)))
+        }
+    }
+}
+
+struct ReceiptCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "receipt", abstract: "Write what the inside holds, for 'airgap-export bundle --since'.")
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var registry: RegistryFlags
+    @Option(name: .shortAndLong, help: "Write to FILE instead of standard output.") var output: String?
+    @Option(name: .customLong("registry"), help: "Describe a registry HOST[:PORT][/PREFIX] instead of the store.") var registryTarget: String?
+
+    func run() async throws {
+        let receipt: Receipt
+        if let registryTarget {
+            receipt = try await registry.withClient { client in try await RegistryReceipt.make(client: client, target: registryTarget) }
+        } else {
+            let store = try globals.openStore()
+            let images = try store.images()
+            // Only blobs reachable from a named image: stray cache blobs could be pruned before the next bundle arrives.
+            var blobs = Set<Digest>()
+            for image in images { blobs.formUnion(try store.contentClosure(of: image.entry, requireAll: false).required) }
+            receipt = Receipt(tool: "airgap \(AirgapVersion.current)", describes: .init(store: store.root, registry: nil), blobs: Array(blobs),
+                              images: images.compactMap { i in i.reference.map { Receipt.Image(reference: $0.description, digest: i.entry.digest) } })
+        }
+        let data = try CanonicalJSON.encode(receipt, pretty: true)
+        if let output { try FileIO.writeAtomically(data, to: output); printErr("Receipt: \(receipt.blobs.count) blobs, \(receipt.images.count) images → \(output)") }
+        else { FileHandle.standardOutput.write(data); print("") }
+    }
+}
