@@ -1,0 +1,174 @@
+import AirgapOCI
+import AirgapTestSupport
+import Foundation
+import Testing
+
+/// Connected side → bundle → restricted side, with the built binaries, real registries and real peers.
+final class BundleFixture: @unchecked Sendable {
+    let dir = TempDirectory("bundle")
+    let registries = TestRegistries.current!
+    let repo = TestRegistries.uniqueRepository("src")
+    var source: String { "\(registries.plain)/\(repo)" }
+    var manifest: String { dir.file("images.yaml") }
+    var bundle: String { dir.file("bundle.tar") }
+    var key: String { dir.file("signer.key") }
+    var pub: String { dir.file("signer.pub") }
+
+    init(baseBytes: Int = 256 << 10) throws {
+        let samples = dir.file("samples.tar")
+        try expectOK(exporter(["sample-images", "-o", samples, "--multi-arch", "--base-bytes", "\(baseBytes)"]))
+        let staging = dir.file("staging")
+        try expectOK(exporter(["image", "load", "-i", samples], store: staging))
+        for name in ["app-1", "app-2", "app-multi"] {
+            try expectOK(exporter(["image", "push", "sample/\(name):1.0", "\(source)/\(name):1.0"], store: staging))
+        }
+        try Data("""
+        apiVersion: airgap/v1
+        kind: ImageSet
+        platforms: [linux/amd64]
+        images:
+          - \(source)/app-1:1.0
+          - ref: \(source)/app-2:1.0
+          - ref: \(source)/app-multi:1.0
+            platforms: all
+        """.utf8).write(to: URL(fileURLWithPath: manifest))
+        try expectOK(exporter(["keygen", "--output-prefix", dir.file("signer")]))
+    }
+
+    var outsideStore: String { dir.file("outside") }
+
+    @discardableResult
+    func exporter(_ args: [String], store: String? = nil) throws -> ProcessResult {
+        try runProcess(builtBinary("airgap-export"), args, environment: ["AIRGAP_STORE": store ?? outsideStore, "DOCKER_CONFIG": dir.file("docker-config")])
+    }
+
+    @discardableResult
+    func importer(_ args: [String], store: String) throws -> ProcessResult {
+        try runProcess(builtBinary("airgap-import"), args, environment: ["AIRGAP_STORE": store, "DOCKER_CONFIG": dir.file("docker-config")])
+    }
+
+    func makeBundle(_ extra: [String] = [], output: String? = nil) throws -> ProcessResult {
+        try exporter(["bundle", "-f", manifest, "-o", output ?? bundle, "--key", key] + extra)
+    }
+
+    func expectOK(_ result: ProcessResult, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(result.status == 0, "exit \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
+    }
+
+    func tarEntries(_ path: String) throws -> [String] {
+        try runProcess("tar", ["tf", path]).stdout.split(separator: "\n").map(String.init)
+    }
+}
+
+@Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
+struct ExportTests {
+    @Test func bundleIsDeduplicatedSignedAndReadableByPeers() throws {
+        let f = try BundleFixture()
+        let made = try f.makeBundle()
+        try f.expectOK(made)
+        #expect(made.stderr.contains("resolved to sha256:"))
+        let entries = try f.tarEntries(f.bundle)
+        #expect(Array(entries.prefix(6)) == ["airgap/bundle.json", "airgap/SHA256SUMS", "airgap/SHA256SUMS.sig", "oci-layout", "index.json", "manifest.json"])
+        let blobs = entries.filter { $0.hasPrefix("blobs/") }
+        #expect(Set(blobs).count == blobs.count, "each blob once")
+        #expect(blobs == blobs.sorted(), "blobs sorted by digest")
+        // The shared base layer is there once although three images use it.
+        let outside = f.outsideStore
+        let app1 = try runProcess(builtBinary("airgap-export"), ["image", "inspect", "\(f.source)/app-1:1.0", "--store", outside])
+        let layers = ((try JSONSerialization.jsonObject(with: Data(app1.stdout.utf8)) as! [[String: Any]])[0]["RootFS"] as! [String: Any])["Layers"] as! [String]
+        #expect(layers.count == 2)
+
+        // sha256sum -c and openssl verify, after plain extraction.
+        let x = f.dir.file("extracted")
+        try FileManager.default.createDirectory(atPath: x, withIntermediateDirectories: true)
+        #expect(try runProcess("tar", ["xf", f.bundle, "-C", x]).status == 0)
+        let sums = try runProcess("/bin/sh", ["-c", "cd '\(x)' && sha256sum -c airgap/SHA256SUMS"])
+        #expect(sums.status == 0, "\(sums.stdout)\(sums.stderr)")
+        let openssl = try runProcess("openssl", ["pkeyutl", "-verify", "-pubin", "-inkey", f.pub, "-rawin", "-in", x + "/airgap/SHA256SUMS", "-sigfile", x + "/airgap/SHA256SUMS.sig"])
+        #expect(openssl.status == 0 && openssl.stdout.contains("Signature Verified Successfully"), "\(openssl.stdout)\(openssl.stderr)")
+        #expect(try runProcess("openssl", ["pkey", "-in", f.key, "-noout"]).status == 0)
+
+        // skopeo reads it as an OCI archive; podman loads it.
+        let copy = try runProcess("skopeo", ["copy", "oci-archive:\(f.bundle):\(f.source)/app-2:1.0", "oci:\(f.dir.file("sk")):x"])
+        #expect(copy.status == 0, "\(copy.stderr)")
+        if toolAvailable("podman") {
+            let load = try podman(f.dir.file("podman"), ["load", "-i", f.bundle])
+            #expect(load.status == 0, "\(load.stderr)")
+            #expect(load.stdout.contains("app-1") && load.stdout.contains("app-multi"))
+        }
+    }
+
+    @Test func sameInputsGiveAByteIdenticalBundle() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        try f.expectOK(try f.makeBundle(output: f.dir.file("again.tar")))
+        // A fresh store: nothing reused from the first run.
+        try f.expectOK(try runProcess(builtBinary("airgap-export"), ["bundle", "-f", f.manifest, "-o", f.dir.file("fresh.tar"), "--key", f.key, "--store", f.dir.file("fresh-store")]))
+        let digests = try [f.bundle, f.dir.file("again.tar"), f.dir.file("fresh.tar")].map { Digest.sha256(of: try Data(contentsOf: URL(fileURLWithPath: $0))) }
+        #expect(Set(digests).count == 1)
+    }
+
+    @Test func splitVolumesConcatenateToTheSingleFile() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        try f.expectOK(try f.makeBundle(["--split-size", "100K"], output: f.dir.file("split.tar")))
+        let volumes = try FileManager.default.contentsOfDirectory(atPath: f.dir.path).filter { $0.hasPrefix("split.tar.0") }.sorted()
+        #expect(volumes.count >= 4)
+        var joined = Data()
+        for v in volumes { joined.append(try Data(contentsOf: URL(fileURLWithPath: f.dir.file(v)))) }
+        #expect(joined == (try Data(contentsOf: URL(fileURLWithPath: f.bundle))))
+        #expect(FileManager.default.fileExists(atPath: f.dir.file("split.tar.volumes.json.sig")))
+        let verify = try f.importer(["verify", f.dir.file("split.tar.001"), "--key", f.pub], store: f.dir.file("in"))
+        #expect(verify.status == 0, "\(verify.stderr)")
+    }
+
+    @Test func sinceLeavesOutExactlyTheReceiptsBlobs() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        let inside = f.dir.file("inside")
+        try f.expectOK(try f.importer(["load", f.bundle, "--key", f.pub], store: inside))
+        // The inside now holds app-1 only: write a receipt from a store with just that image.
+        let partial = f.dir.file("partial")
+        try f.expectOK(try f.exporter(["image", "pull", "\(f.source)/app-1:1.0"], store: partial))
+        let receipt = f.dir.file("receipt.json")
+        try f.expectOK(try f.importer(["receipt", "-o", receipt], store: partial))
+        let held = Set(((try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: receipt))) as! [String: Any])["blobs"] as! [String]))
+        let incremental = f.dir.file("incremental.tar")
+        try f.expectOK(try f.makeBundle(["--since", receipt], output: incremental))
+        let full = Set(try f.tarEntries(f.bundle).filter { $0.hasPrefix("blobs/") })
+        let carried = Set(try f.tarEntries(incremental).filter { $0.hasPrefix("blobs/") })
+        let left = full.subtracting(carried).map { "sha256:" + $0.dropFirst("blobs/sha256/".count) }
+        // Layers and configs in the receipt are left out; manifests always travel.
+        let json = try runProcess("tar", ["xOf", incremental, "airgap/bundle.json"]).stdout
+        let required = ((try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])["requiredOnInside"] as! [[String: Any]]).map { $0["digest"] as! String }
+        #expect(Set(left) == Set(required))
+        #expect(Set(required).isSubset(of: held))
+        #expect(!required.isEmpty)
+        // Loading it into the store that has app-1 works; into an empty store it names what is missing.
+        try f.expectOK(try f.importer(["load", incremental, "--key", f.pub], store: partial))
+        let empty = try f.importer(["load", incremental, "--key", f.pub], store: f.dir.file("empty"))
+        #expect(empty.status == 3)
+        #expect(empty.stderr.contains("required on the inside"))
+        #expect(try f.importer(["image", "ls", "-q"], store: f.dir.file("empty")).stdout.isEmpty)
+    }
+
+    @Test func badManifestsNameLineAndProblem() throws {
+        let f = try BundleFixture()
+        let cases: [(String, String)] = [
+            ("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - httpd\n  - Bad/Name\n", ":5: bad image reference"),
+            ("apiVersion: airgap/v1\nkind: ImageSet\nimagez:\n  - httpd\n", ":3: unknown key 'imagez'"),
+            ("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - ref: httpd\n    platforms: [linux]\n", ":5: bad platform 'linux'"),
+            ("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - httpd\n  - docker.io/library/httpd:latest\n", ":5: duplicate image httpd:latest (first listed on line 4)"),
+            ("httpd\n# comment\nnot a reference\n", ":3: expected one image reference"),
+            ("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - ref: httpd\n    colour: blue\n", ":5: unknown key 'colour'"),
+        ]
+        for (text, expected) in cases {
+            let path = f.dir.file("bad.yaml")
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            let result = try f.exporter(["bundle", "-f", path, "-o", f.dir.file("never.tar"), "--key", f.key])
+            #expect(result.status == 2, "\(text)")
+            #expect(result.stderr.contains("bad.yaml" + expected), "got: \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: f.dir.file("never.tar")))
+        }
+    }
+}
