@@ -43,8 +43,8 @@ final class BundleFixture: @unchecked Sendable {
     }
 
     @discardableResult
-    func importer(_ args: [String], store: String) throws -> ProcessResult {
-        try runProcess(builtBinary("airgap-import"), args, environment: ["AIRGAP_STORE": store, "DOCKER_CONFIG": dir.file("docker-config")])
+    func importer(_ args: [String], store: String, stdin: String? = nil) throws -> ProcessResult {
+        try runProcess(builtBinary("airgap-import"), args, environment: ["AIRGAP_STORE": store, "DOCKER_CONFIG": dir.file("docker-config")], stdin: stdin)
     }
 
     func makeBundle(_ extra: [String] = [], output: String? = nil) throws -> ProcessResult {
