@@ -24,7 +24,9 @@ public final class RegistryClient: Sendable {
         public var attempts = 5
         public var baseDelay: Double = 0.5
         public var maxDelay: Double = 30
-        public var requestTimeout: TimeAmount = .seconds(60)
+        /// Seconds a request may take before it counts as a network failure.
+        public var requestTimeoutSeconds: Int64 = 60
+        var requestTimeout: TimeAmount { .seconds(requestTimeoutSeconds) }
         public init() {}
     }
 
