@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# The main job end to end on a fresh machine, in a throwaway directory:
-# generated sample images → local store → list / tag → save → load into a second store.
-# (Registry pull, signed bundles, verify and push join this script as they land.)
+# The main job end to end on a fresh machine, everything throwaway and on 127.0.0.1:
+#   a local registry with sample images → signed bundle → verify → load → push to an "internal" registry.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,33 +8,67 @@ scripts/install-deps.sh
 swift build -c release --product airgap-export
 swift build -c release --product airgap-import
 BIN=$(swift build -c release --show-bin-path)
+EXPORT="$BIN/airgap-export"
+IMPORT="$BIN/airgap-import"
 
 WORK=$(mktemp -d /tmp/airgap-demo.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+cleanup() { scripts/registries.sh stop "$WORK/registries" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 
-step "generate sample images (three apps sharing a base layer, one two-platform index)"
-"$BIN/airgap-export" sample-images -o "$WORK/samples.tar" --multi-arch
+step "start throwaway registries on 127.0.0.1 (the 'outside' one and the 'internal' one)"
+scripts/registries.sh start "$WORK/registries"
+# shellcheck disable=SC1091
+source "$WORK/registries/env.sh"
+OUTSIDE=$AIRGAP_TEST_REGISTRY_PLAIN
+INTERNAL=$AIRGAP_TEST_REGISTRY_TOKEN
+export DOCKER_CONFIG="$WORK/docker-config"
 
-step "connected side: load them into the store, list, tag"
-export AIRGAP_STORE="$WORK/outside-store"
-"$BIN/airgap-export" image load -i "$WORK/samples.tar"
-"$BIN/airgap-export" image tag sample/app-1:1.0 localhost:5000/team/app:1
-"$BIN/airgap-export" image ls
-"$BIN/airgap-export" system df -v
+step "connected side: put sample images (three apps sharing a base layer, one two-platform index) into $OUTSIDE"
+"$EXPORT" sample-images -o "$WORK/samples.tar" --multi-arch >/dev/null
+"$EXPORT" --store "$WORK/staging" image load -i "$WORK/samples.tar"
+for name in app-1 app-2 app-3 app-multi; do
+  "$EXPORT" --store "$WORK/staging" image push -q "sample/$name:1.0" "$OUTSIDE/sample/$name:1.0"
+done
 
-step "save two images into one archive (OCI layout + Docker archive, shared blobs once)"
-"$BIN/airgap-export" image save sample/app-1:1.0 sample/app-2:1.0 -o "$WORK/transfer.tar"
-ls -l "$WORK/transfer.tar"
+step "connected side: a manifest, a signing key, and the signed bundle"
+cat > "$WORK/images.yaml" <<YAML
+apiVersion: airgap/v1
+kind: ImageSet
+platforms: [linux/amd64]
+images:
+  - $OUTSIDE/sample/app-1:1.0
+  - $OUTSIDE/sample/app-2:1.0
+  - $OUTSIDE/sample/app-3:1.0
+  - ref: $OUTSIDE/sample/app-multi:1.0
+    platforms: all
+YAML
+cat "$WORK/images.yaml"
+"$EXPORT" keygen --output-prefix "$WORK/site"
+"$EXPORT" --store "$WORK/outside-store" bundle -f "$WORK/images.yaml" -o "$WORK/bundle.tar" --key "$WORK/site.key"
 
-step "inside: load the archive into a second store and compare image IDs"
-"$BIN/airgap-import" --store "$WORK/inside-store" image load -i "$WORK/transfer.tar"
-"$BIN/airgap-import" --store "$WORK/inside-store" image ls
-outside=$("$BIN/airgap-export" image ls -q --no-trunc | sort -u)
-inside=$("$BIN/airgap-import" --store "$WORK/inside-store" image ls -q --no-trunc | sort -u)
-for id in $inside; do grep -q "$id" <<<"$outside" || { echo "demo: image $id differs" >&2; exit 1; }; done
+step "carry bundle.tar and site.pub inside; verify with the stock tools too"
+"$IMPORT" verify "$WORK/bundle.tar" --key "$WORK/site.pub"
+mkdir "$WORK/x" && tar xf "$WORK/bundle.tar" -C "$WORK/x" airgap
+openssl pkeyutl -verify -pubin -inkey "$WORK/site.pub" -rawin -in "$WORK/x/airgap/SHA256SUMS" -sigfile "$WORK/x/airgap/SHA256SUMS.sig"
 
-step "skopeo reads the store as an OCI layout"
-skopeo inspect "oci:$WORK/inside-store:docker.io/sample/app-1:1.0" | head -5
+step "inside: load into the local store"
+"$IMPORT" --store "$WORK/inside-store" load "$WORK/bundle.tar" --key "$WORK/site.pub"
+"$IMPORT" --store "$WORK/inside-store" image ls
+
+step "inside: push to the internal registry (token auth) under the prefix 'mirror'"
+printf '%s' "$AIRGAP_TEST_REGISTRY_TOKEN_PASSWORD" | "$IMPORT" login -u "$AIRGAP_TEST_REGISTRY_TOKEN_USER" --password-stdin "$INTERNAL"
+"$IMPORT" push "$WORK/bundle.tar" --key "$WORK/site.pub" --to "$INTERNAL/mirror"
+
+step "the internal registry serves the same digests as the outside one"
+for name in app-1 app-multi; do
+  a=$(skopeo inspect --raw --tls-verify=false "docker://$OUTSIDE/sample/$name:1.0" | sha256sum | cut -d' ' -f1)
+  b=$(skopeo inspect --raw --tls-verify=false "docker://$INTERNAL/mirror/sample/$name:1.0" | sha256sum | cut -d' ' -f1)
+  echo "$name: outside sha256:$a inside sha256:$b"
+  [ "$a" = "$b" ] || { echo "demo: digests differ for $name" >&2; exit 1; }
+done
+
+step "inside: the checksum audit report for the auditors"
+"$IMPORT" audit "$WORK/bundle.tar" --key "$WORK/site.pub" --format text | head -12
 
 echo; echo "demo: OK"
