@@ -9,6 +9,8 @@ packages=(
   libarchive-dev libzstd-dev libssl-dev pkg-config
   # image tooling used to build fixtures and cross-check our output
   skopeo umoci podman zstd curl
+  # engines the tests load bundles into (dockerd runs with vfs storage and no iptables)
+  docker.io containerd
   # real registries for integration tests (CNCF distribution 2.8)
   docker-registry apache2-utils openssl
   # scripts/token-server.py runs on Debian's /usr/bin/python3
@@ -45,7 +47,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y "${missing[@]}"
 
 # Fail loudly here rather than in a confusing test later.
-for cmd in docker-registry htpasswd openssl skopeo umoci podman curl zstd pkg-config; do
+for cmd in docker-registry htpasswd openssl skopeo umoci podman curl zstd pkg-config dockerd ctr; do
   command -v "$cmd" >/dev/null || { echo "install-deps: $cmd still missing" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import jwt, cryptography' ||

@@ -27,6 +27,7 @@ public struct DockerEngineClient: Sendable {
             var request = HTTPClientRequest(url: base + "/images/load?quiet=1")
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/x-tar")
+            request.headers.add(name: "Host", value: "docker") // the engine insists on one, even over a socket
             request.body = .stream(SegmentChunks(segments: body, expected: nil), length: .known(totalSize))
             let response = try await http.execute(request, timeout: .hours(2))
             let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
@@ -47,7 +48,9 @@ public struct DockerEngineClient: Sendable {
     /// RepoTags of every image the engine lists.
     public func repoTags() async throws -> [String] {
         try await withHTTP { http in
-            let response = try await http.execute(HTTPClientRequest(url: base + "/images/json"), timeout: .seconds(60))
+            var request = HTTPClientRequest(url: base + "/images/json")
+            request.headers.add(name: "Host", value: "docker")
+            let response = try await http.execute(request, timeout: .seconds(60))
             let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
             guard response.status == .ok, let list = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
                 throw RegistryError(.server, "the Docker engine did not list its images (HTTP \(response.status.code))")

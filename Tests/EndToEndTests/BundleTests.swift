@@ -14,9 +14,9 @@ final class BundleFixture: @unchecked Sendable {
     var key: String { dir.file("signer.key") }
     var pub: String { dir.file("signer.pub") }
 
-    init(baseBytes: Int = 256 << 10) throws {
+    init(baseBytes: Int = 256 << 10, uncompressed: Bool = false) throws {
         let samples = dir.file("samples.tar")
-        try expectOK(exporter(["sample-images", "-o", samples, "--multi-arch", "--base-bytes", "\(baseBytes)"]))
+        try expectOK(exporter(["sample-images", "-o", samples, "--multi-arch", "--base-bytes", "\(baseBytes)"] + (uncompressed ? ["--uncompressed"] : [])))
         let staging = dir.file("staging")
         try expectOK(exporter(["image", "load", "-i", samples], store: staging))
         for name in ["app-1", "app-2", "app-multi"] {

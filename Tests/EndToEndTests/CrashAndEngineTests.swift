@@ -1,0 +1,201 @@
+import AirgapOCI
+import AirgapStore
+import AirgapTestSupport
+import Foundation
+import Testing
+
+/// Starts a command, kills it with SIGKILL after `delay` seconds (if it is still running).
+func killMidway(_ executable: String, _ args: [String], environment: [String: String], after delay: Double) throws -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = args
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    Thread.sleep(forTimeInterval: delay)
+    let wasRunning = process.isRunning
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    return wasRunning
+}
+
+/// Every blob visible in the store hashes to its name: no partial blob was left visible.
+func expectStoreConsistent(_ path: String) throws {
+    let store = try LocalStore(path: path)
+    for (digest, size) in try store.allBlobs() {
+        var hasher = DigestHasher()
+        let data = try Data(contentsOf: URL(fileURLWithPath: store.blobPath(digest)))
+        hasher.update(data)
+        #expect(hasher.finalize() == digest && Int64(data.count) == size, "blob \(digest) is not what its name says")
+    }
+}
+
+@Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
+struct CrashTests {
+    @Test func killDuringLoadThenRerunCompletes() throws {
+        let f = try BundleFixture(baseBytes: 400 << 20, uncompressed: true)
+        try f.expectOK(try f.makeBundle())
+        let store = f.dir.file("in")
+        var interrupted = 0
+        for delay in [0.15, 0.4, 0.8] {
+            let running = try killMidway(builtBinary("airgap-import"), ["load", f.bundle, "--key", f.pub], environment: ["AIRGAP_STORE": store], after: delay)
+            if running { interrupted += 1 }
+            // Killed before the end: no tag, and every visible blob is whole and correct.
+            if running { #expect(try f.importer(["image", "ls", "-q"], store: store).stdout.isEmpty, "a killed load tagged an image") }
+            try expectStoreConsistent(store)
+        }
+        #expect(interrupted > 0, "the load finished before it could be interrupted; make the bundle bigger")
+        let rerun = try f.importer(["load", f.bundle, "--key", f.pub], store: store)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(rerun.stdout.contains("already present"))
+        let audit = try f.importer(["audit", f.bundle, "--key", f.pub, "--in-store", "--format", "json"], store: store)
+        #expect(audit.status == 0, "the store fails a full re-hash after the rerun: \(audit.stderr)")
+    }
+
+    @Test func killDuringPushThenRerunCompletes() throws {
+        let f = try BundleFixture(baseBytes: 400 << 20, uncompressed: true)
+        try f.expectOK(try f.makeBundle())
+        let prefix = TestRegistries.uniqueRepository("crash")
+        let running = try killMidway(builtBinary("airgap-import"), ["push", f.bundle, "--key", f.pub, "--to", "\(f.registries.plain)/\(prefix)"],
+                                     environment: ["AIRGAP_STORE": f.dir.file("in")], after: 0.5)
+        if running {
+            let tags = try runProcess("skopeo", ["list-tags", "--tls-verify=false", "docker://\(f.registries.plain)/\(prefix)/\(f.repo)/app-1"])
+            #expect(!tags.stdout.contains("1.0"), "a killed push left a tag on an incomplete image")
+        }
+        let rerun = try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(f.registries.plain)/\(prefix)"], store: f.dir.file("in"))
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        for name in ["app-1", "app-multi"] {
+            let a = try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(f.source)/\(name):1.0"]).stdout
+            let b = try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(f.registries.plain)/\(prefix)/\(f.repo)/\(name):1.0"]).stdout
+            #expect(!a.isEmpty && a == b)
+        }
+        // A complete image: skopeo can copy it out of the registry.
+        let copy = try runProcess("skopeo", ["copy", "--src-tls-verify=false", "docker://\(f.registries.plain)/\(prefix)/\(f.repo)/app-1:1.0", "oci:\(f.dir.file("check")):x"])
+        #expect(copy.status == 0, "\(copy.stderr)")
+    }
+
+    @Test func readOnlyBundleDirectoryWorks() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        let ro = f.dir.file("usb")
+        try FileManager.default.createDirectory(atPath: ro, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: f.bundle, toPath: ro + "/bundle.tar")
+        // A read-only bind mount, as a USB stick mounted ro; root ignores chmod, so mount it.
+        let mounted = try runProcess("mount", ["--bind", "-o", "ro", ro, ro]).status == 0
+            && (try runProcess("mount", ["-o", "remount,bind,ro", ro]).status == 0)
+        defer { if mounted { _ = try? runProcess("umount", [ro]) } }
+        if mounted {
+            #expect(!FileManager.default.createFile(atPath: ro + "/probe", contents: Data()), "the mount is not read-only")
+        } else {
+            chmod(ro, 0o555)
+            chmod(ro + "/bundle.tar", 0o444)
+        }
+        try f.expectOK(try f.importer(["verify", ro + "/bundle.tar", "--key", f.pub], store: f.dir.file("in")))
+        try f.expectOK(try f.importer(["load", ro + "/bundle.tar", "--key", f.pub], store: f.dir.file("in")))
+        try f.expectOK(try f.importer(["audit", ro + "/bundle.tar", "--key", f.pub], store: f.dir.file("in")))
+    }
+}
+
+/// A real dockerd (vfs storage, no iptables, its own socket and roots), started and stopped here.
+final class DockerEngine: @unchecked Sendable {
+    let dir = TempDirectory("dockerd")
+    let process = Process()
+    var socket: String { dir.file("docker.sock") }
+
+    init?() {
+        guard toolAvailable("dockerd") else { return nil }
+        process.executableURL = URL(fileURLWithPath: try! which("dockerd"))
+        process.arguments = ["--data-root", dir.file("data"), "--exec-root", dir.file("exec"), "--host", "unix://\(socket)",
+                             "--pidfile", dir.file("pid"), "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none"]
+        let log = dir.file("log")
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        guard (try? process.run()) != nil else { return nil }
+        for _ in 0..<60 {
+            if FileManager.default.fileExists(atPath: socket),
+               (try? runProcess("docker", ["-H", "unix://\(socket)", "version"]))?.status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        return nil
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<40 where process.isRunning { Thread.sleep(forTimeInterval: 0.25) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        _ = try? runProcess("/bin/sh", ["-c", "umount -R '\(dir.path)' 2>/dev/null; true"])
+    }
+}
+
+@Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
+struct EngineTests {
+    @Test func loadIntoARealDockerEngine() throws {
+        guard let engine = DockerEngine() else {
+            print("skipped: dockerd is not installed or cannot start on this machine (vfs, no iptables); --into docker is untested here")
+            return
+        }
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        let load = try runProcess(builtBinary("airgap-import"), ["load", f.bundle, "--key", f.pub, "--into", "docker"],
+                                  environment: ["DOCKER_HOST": "unix://\(engine.socket)"])
+        #expect(load.status == 0, "\(load.stderr)")
+        let images = try runProcess("docker", ["-H", "unix://\(engine.socket)", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        #expect(images.stdout.contains("\(f.source)/app-1:1.0"), "\(images.stdout)")
+        // A tampered bundle reaches nothing.
+        var data = try Data(contentsOf: URL(fileURLWithPath: f.bundle))
+        data[data.count - 20_000] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: f.dir.file("bad.tar")))
+        let before = try runProcess("docker", ["-H", "unix://\(engine.socket)", "images", "-q"]).stdout
+        let bad = try runProcess(builtBinary("airgap-import"), ["load", f.dir.file("bad.tar"), "--key", f.pub, "--into", "docker"],
+                                 environment: ["DOCKER_HOST": "unix://\(engine.socket)"])
+        #expect(bad.status == 3)
+        #expect(try runProcess("docker", ["-H", "unix://\(engine.socket)", "images", "-q"]).stdout == before)
+    }
+
+    @Test(.enabled(if: toolAvailable("containerd") && toolAvailable("ctr")))
+    func containerdImportsAPlatformSubset() throws {
+        let f = try BundleFixture()
+        // Two platforms of the index, chosen explicitly: written as a filtered index.
+        try Data("""
+        apiVersion: airgap/v1
+        kind: ImageSet
+        images:
+          - ref: \(f.source)/app-multi:1.0
+            platforms: [linux/amd64, linux/arm64]
+          - ref: \(f.source)/app-multi:1.0@sha256:\(String(repeating: "0", count: 64))
+            tag: never
+        """.utf8).write(to: URL(fileURLWithPath: f.dir.file("bad-pin.yaml")))
+        try Data("""
+        apiVersion: airgap/v1
+        kind: ImageSet
+        images:
+          - ref: \(f.source)/app-multi:1.0
+            platforms: [linux/amd64, linux/arm64/v8]
+        """.utf8).write(to: URL(fileURLWithPath: f.manifest))
+        try f.expectOK(try f.makeBundle())
+        let dir = f.dir
+        let containerd = Process()
+        containerd.executableURL = URL(fileURLWithPath: try which("containerd"))
+        let address = dir.file("containerd.sock")
+        try Data("version = 2\n".utf8).write(to: URL(fileURLWithPath: dir.file("config.toml")))
+        containerd.arguments = ["--config", dir.file("config.toml"), "--root", dir.file("c-root"), "--state", dir.file("c-state"), "--address", address]
+        containerd.standardOutput = FileHandle.nullDevice
+        containerd.standardError = FileHandle.nullDevice
+        try containerd.run()
+        defer { kill(containerd.processIdentifier, SIGKILL); containerd.waitUntilExit() }
+        for _ in 0..<40 where !FileManager.default.fileExists(atPath: address) { Thread.sleep(forTimeInterval: 0.25) }
+        let imported = try runProcess("ctr", ["-a", address, "images", "import", "--all-platforms", f.bundle])
+        #expect(imported.status == 0, "\(imported.stdout)\(imported.stderr)")
+        let listed = try runProcess("ctr", ["-a", address, "images", "ls", "-q"])
+        #expect(listed.stdout.contains("\(f.source)/app-multi:1.0"), "\(listed.stdout)")
+        // And the filtered index pushes to distribution.
+        let prefix = TestRegistries.uniqueRepository("subset")
+        try f.expectOK(try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(f.registries.plain)/\(prefix)"], store: dir.file("in")))
+    }
+}
