@@ -180,3 +180,40 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) throws -> (Data, [Ref
         try expectRejected(Data("hello, this is not a tar".utf8), mentioning: "bad.tar")
     }
 }
+
+@Suite struct HostileJSONTests {
+    func load(_ entries: [CraftedEntry]) throws -> any Error {
+        let dir = TempDirectory("json")
+        let store = try LocalStore(path: dir.path)
+        do {
+            _ = try ArchiveLoader(store: store).load(source: DataSource(try craftTar(entries)), sourceName: "hostile.tar")
+        } catch {
+            #expect(try store.entries().isEmpty)
+            return error
+        }
+        Issue.record("hostile JSON was accepted")
+        return TransferError(.failure, "accepted")
+    }
+
+    @Test func deepNestingIsRefusedWithoutCrashing() throws {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        let error = try load([.file("manifest.json", Data(deep.utf8))])
+        #expect("\(error)".contains("manifest.json"))
+    }
+
+    @Test func hugeNumbersAndWrongTypes() throws {
+        let digest = "sha256:" + String(repeating: "a", count: 64)
+        let huge = #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(digest)","size":1e400}]}"#
+        #expect("\(try load([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data(huge.utf8))]))".contains("index.json"))
+        let negative = #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(digest)","size":-5}]}"#
+        #expect("\(try load([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data(negative.utf8))]))".contains("index.json"))
+        let wrongType = #"[{"Config":5,"RepoTags":"x","Layers":{}}]"#
+        #expect("\(try load([.file("manifest.json", Data(wrongType.utf8))]))".contains("manifest.json"))
+    }
+
+    @Test func oversizedMetadataIsRefusedBeforeItIsHeldInMemory() throws {
+        let big = Data(repeating: UInt8(ascii: " "), count: 65 << 20)
+        let error = try load([.file("manifest.json", big)])
+        #expect("\(error)".contains("limit"))
+    }
+}
