@@ -43,7 +43,9 @@ struct RegistryFaultTests {
         let image = try store.findOne("\(proxy.address)/\(repo)/app:1")
         #expect(try store.readBlob(image.manifest.layers[0].digest, limit: 1 << 22).count == Int(image.manifest.layers[0].size))
         let ranges = try proxy.log().compactMap { $0["range"] as? String }
-        #expect(ranges.contains("bytes=100000-"), "resumed from the bytes already written: \(ranges)")
+        // Resumed from the bytes already written (those that reached the file before the cut).
+        let offsets = ranges.compactMap { Int($0.dropFirst("bytes=".count).dropLast()) }
+        #expect(offsets.contains { $0 > 0 && $0 <= 100_000 }, "no resume with Range: \(ranges)")
     }
 
     @Test func rateLimitWithRetryAfterIsHonoured() async throws {
