@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
 
+        // Small C helpers for Linux calls Swift's Glibc module leaves out.
+        .target(name: "CShims", path: "Sources/CShims"),
         // Spec value types: no I/O.
         .target(name: "AirgapOCI",
                 dependencies: [.product(name: "Crypto", package: "swift-crypto")],
@@ -36,7 +38,7 @@ let package = Package(
         .target(name: "AirgapTar", dependencies: ["CArchive"], swiftSettings: swiftSettings),
         // The OCI image layout store: the one place bytes become trusted.
         .target(name: "AirgapStore",
-                dependencies: ["AirgapOCI", .product(name: "Crypto", package: "swift-crypto")],
+                dependencies: ["AirgapOCI", "CShims", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
         // Registry client (distribution spec), auth, TLS, credentials.
         .target(name: "AirgapRegistry",

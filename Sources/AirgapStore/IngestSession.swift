@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import AirgapOCI
+import CShims
 import Foundation
 
 /// The one path by which bytes become trusted store content.
@@ -95,7 +96,18 @@ public final class IngestSession: @unchecked Sendable {
         }
         hasher.update(bytes)
         try FileIO.writeAll(fd, bytes, path: tempPath)
+        unflushed += Int64(bytes.count)
+        if unflushed >= Self.writeBehind {
+            // Start writeback now, so the fsync in commit() finds little left to flush and the disk
+            // works while the next bytes are read and hashed.
+            let end = hasher.byteCount
+            _ = airgap_start_writeback(fd, end - unflushed, unflushed)
+            unflushed = 0
+        }
     }
+
+    private var unflushed: Int64 = 0
+    static let writeBehind: Int64 = 8 << 20
 
     public func write(_ data: Data) throws {
         try data.withUnsafeBytes { try write($0) }
