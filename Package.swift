@@ -53,7 +53,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         // Bundle format: writer, reader, SHA256SUMS, signatures. No network code.
         .target(name: "AirgapBundle",
-                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar",
+                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "CShims",
                                .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
         // Plans and the copy engine between sources and destinations.

@@ -1,5 +1,6 @@
 import AirgapOCI
 import AirgapStore
+import CShims
 import Foundation
 
 /// Writes a byte stream to one file, or to `FILE.001`, `FILE.002`, … of at most `splitSize` bytes,
@@ -11,6 +12,7 @@ public final class VolumeWriter {
     private var fd: Int32 = -1
     private var currentIndex = 0
     private var currentSize: Int64 = 0
+    private var unflushed: Int64 = 0
     private var currentHasher = DigestHasher()
     private var totalHasher = DigestHasher()
     private var finished: [VolumeList.Volume] = []
@@ -34,6 +36,7 @@ public final class VolumeWriter {
         fd = try FileIO.open(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
         tempPaths.append(temp)
         currentSize = 0
+        unflushed = 0
         currentHasher = DigestHasher()
     }
 
@@ -55,8 +58,15 @@ public final class VolumeWriter {
             let chunk = UnsafeRawBufferPointer(rebasing: rest[..<room])
             try FileIO.writeAll(fd, chunk, path: currentName)
             currentHasher.update(chunk)
-            totalHasher.update(chunk)
+            // One volume: its hash is the bundle's hash, so hash once.
+            if splitSize != nil { totalHasher.update(chunk) }
             currentSize += Int64(room)
+            unflushed += Int64(room)
+            if unflushed >= 8 << 20 {
+                // Start writeback early so the fsync at the end of each volume has little left to do.
+                _ = airgap_start_writeback(fd, currentSize - unflushed, unflushed)
+                unflushed = 0
+            }
             rest = UnsafeRawBufferPointer(rebasing: rest[room...])
         }
     }
@@ -67,8 +77,8 @@ public final class VolumeWriter {
         let names = tempPaths.map { String($0.dropLast(tempSuffix.count)) }
         for (temp, final) in zip(tempPaths, names) { try FileIO.rename(temp, final) }
         FileIO.fsyncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
-        return VolumeList(bundleSHA256: totalHasher.finalize().encoded, bundleSize: totalHasher.byteCount,
-                          splitSize: splitSize ?? totalHasher.byteCount, volumes: finished)
+        let total = splitSize == nil ? (finished[0].sha256, finished[0].size) : (totalHasher.finalize().encoded, totalHasher.byteCount)
+        return VolumeList(bundleSHA256: total.0, bundleSize: total.1, splitSize: splitSize ?? total.1, volumes: finished)
     }
 
     /// Removes everything written (after a failure).

@@ -25,6 +25,10 @@ public final class TarWriter {
         context = WriteContext(sink: sink)
         archive_write_set_format_pax_restricted(a)
         archive_write_add_filter_none(a)
+        // Hand the sink 1 MiB at a time (not tar's 10 KiB records), and end the archive right after
+        // its end-of-archive blocks instead of padding the last record.
+        archive_write_set_bytes_per_block(a, 1 << 20)
+        archive_write_set_bytes_in_last_block(a, 1)
         let status = archive_write_open(a, Unmanaged.passUnretained(context).toOpaque(), nil, { _, clientData, buffer, length in
             let ctx = Unmanaged<WriteContext>.fromOpaque(clientData!).takeUnretainedValue()
             do {
