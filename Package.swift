@@ -80,6 +80,6 @@ let package = Package(
         .testTarget(name: "AirgapRegistryTests",
                     dependencies: ["AirgapRegistry", "AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["AirgapOCI", "AirgapTar", "AirgapTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "AirgapTestSupport"], swiftSettings: swiftSettings),
     ]
 )

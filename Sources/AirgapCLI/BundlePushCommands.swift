@@ -60,6 +60,9 @@ struct Audit: AsyncParsableCommand {
     @Option(help: "text, json, csv or html.") var format = "text"
     @Option(name: .shortAndLong, help: "Write the report to FILE.") var output: String?
     @Flag(name: .customLong("in-store"), help: "Also check every blob in the store (present and re-hashed).") var inStore = false
+    @Option(name: .customLong("registry"), help: "Also check what was pushed to HOST[:PORT][/PREFIX] (every blob fetched and re-hashed).")
+    var registryTarget: String?
+    @OptionGroup var registry: RegistryFlags
 
     func validate() throws {
         guard ["text", "json", "csv", "html"].contains(format) else { throw ValidationError("--format must be text, json, csv or html") }
@@ -67,7 +70,11 @@ struct Audit: AsyncParsableCommand {
 
     func run() async throws {
         let read = try input.reader(hashFiles: true).read()
-        let report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil)
+        var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil)
+        if let registryTarget {
+            let target = try PushTarget(parsing: registryTarget)
+            try await registry.withClient { client in try await report.checkRegistry(read, client: client, target: target) }
+        }
         let data: Data
         switch format {
         case "json": data = try report.json()

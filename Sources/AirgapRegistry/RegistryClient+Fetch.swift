@@ -109,6 +109,23 @@ extension RegistryClient {
         }
     }
 
+    /// Streams a blob from the registry only to hash it (audits): true when it is there with the right bytes.
+    public func blobMatches(_ reference: Reference, _ descriptor: Descriptor) async throws -> Bool {
+        let response = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/\(descriptor.digest)",
+                                           scope: Self.pullScope(reference.repository)))
+        guard response.status == .ok else {
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            if response.status == .notFound { return false }
+            try Self.check(response, body: nil, what: "blob", reference: reference, selector: descriptor.digest.description)
+            return false
+        }
+        var hasher = DigestHasher(descriptor.digest.algorithm)
+        do {
+            for try await chunk in response.body { chunk.withUnsafeReadableBytes { hasher.update($0) } }
+        } catch { throw Self.mapTransportError(error, registry: reference.registry) }
+        return hasher.byteCount == descriptor.size && hasher.finalize() == descriptor.digest
+    }
+
     private func streamBlob(_ reference: Reference, _ descriptor: Descriptor, into session: IngestSession,
                             progress: @Sendable (Int64) -> Void) async throws {
         if session.bytesWritten >= descriptor.size { return }

@@ -1,5 +1,6 @@
 import AirgapBundle
 import AirgapOCI
+import AirgapRegistry
 import AirgapStore
 import Foundation
 
@@ -87,6 +88,42 @@ public struct AuditReport: Codable, Sendable {
             findings.append(Finding(entry: "store blob \(digest)", problem: "does not match its digest in the store"))
             return "mismatch-in-store"
         }
+    }
+
+    /// Checks what was pushed: every image's manifests and blobs are in the registry under the
+    /// rewritten names, each blob fetched and re-hashed.
+    public mutating func checkRegistry(_ read: BundleReadResult, client: RegistryClient, target: PushTarget) async throws {
+        self.target = "registry \(target)"
+        guard let index = read.index else { return }
+        var results: [String: String] = [:]
+        for entry in index.manifests {
+            guard let name = entry.refName.flatMap({ try? Reference(parsing: $0) }) else { continue }
+            let destination = target.rewrite(name)
+            if let tag = destination.tag {
+                let served = try? await client.fetchManifest(destination, selector: tag)
+                if served?.digest != entry.digest {
+                    findings.append(Finding(entry: destination.description, problem: served == nil ? "not in the registry" : "the tag points at \(served!.digest), not \(entry.digest)"))
+                }
+            }
+            var pending = [entry]
+            while let d = pending.popLast() {
+                guard let data = read.documents[d.digest] else { continue }
+                if d.mediaType.isIndex { pending += (try? ImageIndex.decode(data))?.manifests ?? [] }
+                else if d.mediaType.isImageManifest {
+                    let served = try? await client.fetchManifest(destination, selector: d.digest.description)
+                    results[d.digest.description] = served?.digest == d.digest ? "ok" : "missing-in-registry"
+                    for blob in (try? ImageManifest.decode(data))?.blobs ?? [] where results[blob.digest.description] != "ok" {
+                        results[blob.digest.description] = try await client.blobMatches(destination, blob) ? "ok" : "missing-in-registry"
+                    }
+                }
+            }
+        }
+        for i in blobs.indices {
+            guard let registryResult = results[blobs[i].digest] else { continue }
+            if blobs[i].result == "ok" || blobs[i].result == "required-on-inside" { blobs[i].result = registryResult }
+            if registryResult != "ok" { findings.append(Finding(entry: "registry blob \(blobs[i].digest)", problem: "missing or different in \(target)")) }
+        }
+        result = findings.isEmpty ? "PASS" : "FAIL"
     }
 
     // MARK: renderings

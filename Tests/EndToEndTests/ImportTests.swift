@@ -47,6 +47,12 @@ struct ImportTests {
             let mirrored = try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(f.registries.plain)/\(prefix)/\(f.repo)/\(name):1.0"]).stdout
             #expect(!original.isEmpty && original == mirrored, "\(name) differs after the round trip")
         }
+        // The audit of what was pushed fetches and re-hashes every blob from the registry.
+        let registryAudit = try f.importer(["audit", f.bundle, "--key", f.pub, "--registry", "\(f.registries.plain)/\(prefix)", "--format", "json"], store: f.dir.file("in"))
+        #expect(registryAudit.status == 0, "\(registryAudit.stderr)")
+        #expect(registryAudit.stdout.contains("\"result\" : \"PASS\""))
+        let wrongPlace = try f.importer(["audit", f.bundle, "--key", f.pub, "--registry", "\(f.registries.plain)/nothing-here"], store: f.dir.file("in"))
+        #expect(wrongPlace.status == 3 && wrongPlace.stdout.contains("not in the registry"), "\(wrongPlace.stdout)")
         // Token-auth internal registry: anonymous push is refused, logged in it works.
         let tokenPrefix = TestRegistries.uniqueRepository("tokmirror")
         let denied = try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(f.registries.token)/\(tokenPrefix)"], store: f.dir.file("in"))
