@@ -12,16 +12,26 @@ struct BundlePush: AsyncParsableCommand {
     @OptionGroup var registry: RegistryFlags
     @Option(help: "HOST[:PORT][/PREFIX]: docker.io/library/httpd:2.4 lands as HOST[:PORT]/PREFIX/library/httpd:2.4.") var to: String
     @Flag(name: .shortAndLong, help: "Only the pushed references.") var quiet = false
+    @Option(help: "text or json (a summary object for scripts).") var format = "text"
 
     func run() async throws {
+        let started = Date()
         let target = try PushTarget(parsing: to)
         let result = try input.reader().read()
         try reportFindings(result, quiet: quiet)
-        let progress = ProgressRenderer(verb: "Push", quiet: quiet)
+        let progress = ProgressRenderer(verb: "Push", quiet: quiet || format == "json")
         let outcome = try await registry.withClient { client in
             try await BundlePusher(client: client, events: progress.handle).push(result, to: target)
         }
         progress.finish()
+        if format == "json" {
+            struct Pushed: Encodable { var reference: String; var digest: String }
+            struct Summary: Encodable { var pushed: [Pushed]; var transferredBytes: Int64; var skippedBlobs: Int; var seconds: Double }
+            let s = progress.summary
+            print(Format.json(Summary(pushed: outcome.pushed.map { Pushed(reference: $0.0.description, digest: $0.1.description) },
+                                      transferredBytes: s.transferred, skippedBlobs: s.skippedBlobs, seconds: Date().timeIntervalSince(started))))
+            return
+        }
         for (reference, digest) in outcome.pushed { print(quiet ? reference.description : "Pushed \(reference.familiarDescription) \(digest)") }
     }
 }

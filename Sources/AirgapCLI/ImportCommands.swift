@@ -69,9 +69,11 @@ struct Load: AsyncParsableCommand {
     @OptionGroup var input: BundleInput
     @Option(help: "store (the local store) or docker (a Docker engine via DOCKER_HOST).") var into = "store"
     @Flag(name: .shortAndLong, help: "Only the loaded references.") var quiet = false
+    @Option(help: "text or json (a summary object for scripts).") var format = "text"
 
     func validate() throws {
         guard ["store", "docker"].contains(into) else { throw ValidationError("--into must be store or docker") }
+        guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
     }
 
     func run() async throws {
@@ -83,6 +85,13 @@ struct Load: AsyncParsableCommand {
         let store = try globals.openStore()
         let outcome = try BundleImporter(store: store).load(try input.reader())
         try reportFindings(outcome.result, quiet: quiet)
+        if format == "json" {
+            struct Summary: Encodable { var loaded: [String]; var blobsAdded: Int; var blobsAlreadyPresent: Int; var seconds: Double; var signature: String }
+            print(Format.json(Summary(loaded: outcome.loaded.map(\.description), blobsAdded: outcome.blobsAdded,
+                                      blobsAlreadyPresent: outcome.blobsAlreadyPresent, seconds: Date().timeIntervalSince(started),
+                                      signature: outcome.result.signature.description)))
+            return
+        }
         for reference in outcome.loaded { print(quiet ? reference.description : "Loaded image: \(reference.familiarDescription)") }
         if !quiet {
             print("Blobs: \(outcome.blobsAdded) added, \(outcome.blobsAlreadyPresent) already present" + String(format: ", time: %.1fs", Date().timeIntervalSince(started)))

@@ -38,6 +38,10 @@ struct ImportTests {
         let load = try f.importer(["load", f.bundle, "--key", f.pub], store: f.dir.file("in"))
         #expect(load.status == 0, "\(load.stderr)")
         #expect(load.stdout.contains("Loaded image: \(f.source)/app-multi:1.0"))
+        // Scripts get a JSON summary: a rerun adds nothing and finds every blob present.
+        let again = try f.importer(["load", f.bundle, "--key", f.pub, "--format", "json"], store: f.dir.file("in"))
+        let summary = try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as! [String: Any]
+        #expect(summary["blobsAdded"] as? Int == 0 && (summary["loaded"] as? [String])?.count == 3)
         // Plain internal registry with a prefix.
         let prefix = TestRegistries.uniqueRepository("mirror")
         let push = try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(f.registries.plain)/\(prefix)"], store: f.dir.file("in"))
