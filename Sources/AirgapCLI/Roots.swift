@@ -34,8 +34,8 @@ struct SampleData: AsyncParsableCommand {
         shouldDisplay: false)
     @Option(name: .shortAndLong, help: "Archive to write.") var output: String
     @Option(help: "How many application images.") var count = 3
-    @Option(help: "Bytes of the shared base layer's payload.") var baseBytes = 256 << 10
-    @Option(help: "Bytes of each application layer's payload.") var appBytes = 64 << 10
+    @Option(help: "Size of the shared base layer's payload (bytes, or K/M/G).") var baseBytes = "256K"
+    @Option(help: "Size of each application layer's payload (bytes, or K/M/G).") var appBytes = "64K"
     @Option(help: "Name prefix of the images.") var prefix = "sample/app"
     @Flag(help: "Also write a two-platform index (linux/amd64, linux/arm64/v8).") var multiArch = false
     @Flag(help: "Leave layers uncompressed (fast to generate at large sizes).") var uncompressed = false
@@ -46,8 +46,8 @@ struct SampleData: AsyncParsableCommand {
         let store = try LocalStore(path: temp)
         var options = SampleImages.Options()
         options.count = count
-        options.baseLayerBytes = baseBytes
-        options.appLayerBytes = appBytes
+        options.baseLayerBytes = try Self.byteCount(baseBytes)
+        options.appLayerBytes = try Self.byteCount(appBytes)
         options.namePrefix = prefix
         options.multiArch = multiArch
         options.compress = !uncompressed
@@ -57,5 +57,15 @@ struct SampleData: AsyncParsableCommand {
         defer { close(fd) }
         _ = try ArchiveSaver(store: store).save(images, format: .docker, to: AirgapTar.fileSink(fd: fd, path: output))
         for reference in references { print(reference.familiarDescription) }
+    }
+
+    /// `1048576`, `512K`, `300M`, `1G` (powers of 1024).
+    static func byteCount(_ text: String) throws -> Int {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = Substring(text.uppercased())
+        var multiplier = 1
+        if let last = digits.last, let unit = units[last] { multiplier = unit; digits = digits.dropLast() }
+        guard let number = Int(digits), number >= 0 else { throw ValidationError("'\(text)' is not a size: use bytes or a number with K, M or G") }
+        return number * multiplier
     }
 }
