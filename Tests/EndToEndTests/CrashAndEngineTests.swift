@@ -77,6 +77,23 @@ struct CrashTests {
         #expect(copy.status == 0, "\(copy.stderr)")
     }
 
+    @Test func killDuringPullThenRerunResumes() throws {
+        let f = try BundleFixture(baseBytes: 400 << 20, uncompressed: true)
+        let store = f.dir.file("pulled")
+        let reference = "\(f.source)/app-1:1.0"
+        let running = try killMidway(builtBinary("airgap-export"), ["image", "pull", reference], environment: ["AIRGAP_STORE": store], after: 0.4)
+        if running {
+            #expect(try f.exporter(["image", "ls", "-q"], store: store).stdout.isEmpty, "a killed pull tagged an image")
+            try expectStoreConsistent(store)
+        }
+        let rerun = try f.exporter(["image", "pull", reference], store: store)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        try expectStoreConsistent(store)
+        #expect(try f.exporter(["image", "inspect", reference], store: store).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store + "/.airgap/ingest").filter { $0.hasSuffix(".partial") }.isEmpty,
+                "the partial download was not finished and cleaned up")
+    }
+
     @Test func readOnlyBundleDirectoryWorks() throws {
         let f = try BundleFixture()
         try f.expectOK(try f.makeBundle())
