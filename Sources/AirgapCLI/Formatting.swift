@@ -1,3 +1,4 @@
+import AirgapOCI
 import Foundation
 
 /// Output the way Docker prints it.
@@ -51,6 +52,31 @@ enum Format {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "null"
+    }
+
+    /// JSON laid out the way `docker inspect` prints it: four-space indents, `"key": value`.
+    static func dockerJSON(_ value: JSONValue, indent: String = "") -> String {
+        let inner = indent + "    "
+        switch value {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+        case .string(let s): return quoted(s)
+        case .array(let items):
+            if items.isEmpty { return "[]" }
+            return "[\n" + items.map { inner + dockerJSON($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        case .object(let fields):
+            if fields.isEmpty { return "{}" }
+            return "{\n" + fields.keys.sorted().map { inner + quoted($0) + ": " + dockerJSON(fields[$0]!, indent: inner) }
+                .joined(separator: ",\n") + "\n" + indent + "}"
+        }
+    }
+
+    private static func quoted(_ s: String) -> String {
+        // The encoder escapes exactly what JSON needs; the result is one string literal.
+        let data = (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
     }
 
     static func rfc3339(_ date: Date) -> String {

@@ -182,7 +182,7 @@ struct ImageInspect: AsyncParsableCommand {
             if let variant = image.config.variant { object["Variant"] = .string(variant) }
             output.append(.object(object))
         }
-        print(Format.json(output))
+        print(Format.dockerJSON(.array(output)))
         if !missing.isEmpty { throw StoreError.imageNotFound(missing.joined(separator: ", ")) }
     }
 }
