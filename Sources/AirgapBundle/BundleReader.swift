@@ -141,7 +141,7 @@ public final class BundleReader {
             }
             position += 1
             let rawName = entry.name
-            guard let name = try? normalizeName(rawName) else {
+            guard let name = EntryNames.normalize(rawName) else {
                 result.findings.append(Finding(entry: rawName, volume: volumeName(), problem: "the name leaves the bundle (absolute or '..'); refusing it"))
                 continue
             }
@@ -188,9 +188,9 @@ public final class BundleReader {
                 // Everything after the metadata block is trusted only once the signature holds.
                 trusted = true
                 guard checkSignature(&result) else { break entryLoop }
-                if let metadata = result.metadata, let sums = result.checksums, let recorded = sums.digest(of: BundleMetadata.entryName),
+                blobIndex = Dictionary((result.metadata?.blobs ?? []).map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
+                if let sums = result.checksums, let recorded = sums.digest(of: BundleMetadata.entryName),
                    let bundleJSON = result.entries.first(where: { $0.name == BundleMetadata.entryName }), recorded.encoded != bundleJSON.sha256 {
-                    _ = metadata
                     result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "does not match SHA256SUMS (expected \(recorded.encoded), got \(bundleJSON.sha256))"))
                 }
             }
@@ -202,13 +202,13 @@ public final class BundleReader {
             if let blobDigest, blobDigest != want {
                 result.findings.append(Finding(entry: name, problem: "SHA256SUMS gives it \(want), which is not the digest its name claims"))
             }
-            if let blobDigest, let size = result.metadata?.blobs.first(where: { $0.digest == blobDigest })?.size, size != entry.size {
+            if let blobDigest, let size = blobIndex[blobDigest]?.size, size != entry.size {
                 result.findings.append(Finding(entry: name, volume: volumeName(), problem: "holds \(entry.size) bytes but bundle.json says \(size)"))
                 continue
             }
             do {
                 var actual: Digest
-                let keep = blobDigest == nil || entry.size <= Int64(Self.documentLimit) && isDocument(blobDigest!, result.metadata)
+                let keep = blobDigest == nil || entry.size <= Int64(Self.documentLimit) && isDocument(blobDigest!)
                 if let blobDigest, let blobHandler, !keep {
                     actual = try blobHandler(blobDigest, entry.size, reader, name)
                 } else if keep {
@@ -250,10 +250,11 @@ public final class BundleReader {
         }
         if !trusted { _ = checkSignature(&result) }
         if result.signature == .invalid || (result.signature == .unsigned && !allowUnsigned) { return result }
-        if let last = lastEntryEnd, let end = try? source.drain(), end >= 0 {
-            // The last blob: its data ends where the archive's end blocks begin; recompute from its size.
+        if let last = lastEntryEnd {
+            // The last blob's data ends where the end-of-archive blocks begin.
             result.blobOffsets[last.digest] = reader.headerPosition - Self.padded(last.size)
         }
+        // Read the end padding too, so file hashes cover whole files.
         _ = try? source.drain()
         if let sums = result.checksums {
             let seen = Set(result.entries.map(\.name))
@@ -390,8 +391,11 @@ public final class BundleReader {
         }
     }
 
-    func isDocument(_ digest: Digest, _ metadata: BundleMetadata?) -> Bool {
-        guard let blob = metadata?.blobs.first(where: { $0.digest == digest }) else { return false }
+    /// bundle.json's blobs by digest, built once the metadata block is read (lookups per entry stay O(1)).
+    private var blobIndex: [Digest: BundleMetadata.Blob] = [:]
+
+    func isDocument(_ digest: Digest) -> Bool {
+        guard let blob = blobIndex[digest] else { return false }
         return blob.mediaType.isManifest || blob.mediaType == .ociConfig || blob.mediaType == .dockerConfig
             || blob.mediaType.rawValue.hasSuffix("+json") && !blob.mediaType.rawValue.contains("layer")
     }
@@ -402,16 +406,6 @@ public final class BundleReader {
     }
 
     static func padded(_ size: Int64) -> Int64 { (size + 511) / 512 * 512 }
-
-    func normalizeName(_ raw: String) throws -> String {
-        guard !raw.hasPrefix("/") else { throw BundleError.format("absolute") }
-        var parts: [Substring] = []
-        for part in raw.split(separator: "/") where part != "." {
-            if part == ".." { throw BundleError.format("parent") }
-            parts.append(part)
-        }
-        return parts.joined(separator: "/")
-    }
 
     func kindName(_ kind: TarEntry.Kind) -> String {
         switch kind {

@@ -79,8 +79,8 @@ extension LocalStore {
         if let reference = try? Reference(parsing: text) {
             let exact = all.filter { image in
                 guard let r = image.reference else { return false }
-                if reference.digest != nil && reference.tag == Reference.defaultTag && !text.contains(":") { return false }
-                if let digest = reference.digest, reference.tag == nil || !text.replacingOccurrences(of: "@" + digest.description, with: "").contains(":") {
+                // `repo@digest` names an image by content: match the entry's digest under that name.
+                if let digest = reference.digest, reference.tag == nil {
                     return r.name == reference.name && (image.entry.digest == digest || r.digest == digest)
                 }
                 return r == reference

@@ -233,7 +233,7 @@ extension LocalStore {
     private func walk(_ descriptor: Descriptor, into closure: inout Closure, requireAll: Bool, depth: Int) throws {
         guard depth < 8 else { throw StoreError.corrupt(path: blobPath(descriptor.digest), reason: "indexes nest too deeply") }
         closure.required.insert(descriptor.digest)
-        guard descriptor.mediaType.isManifest || descriptor.mediaType == "application/vnd.oci.image.index.v1+json" else { return }
+        guard descriptor.mediaType.isManifest else { return }
         guard hasBlob(descriptor.digest) else { throw StoreError.blobMissing(descriptor.digest, needed: "an image in the store") }
         let data = try readBlob(descriptor.digest)
         if descriptor.mediaType.isIndex {

@@ -16,12 +16,13 @@ public struct PushTarget: Sendable, CustomStringConvertible {
         while rest.hasSuffix("/") { rest.removeLast() }
         let parts = rest.split(separator: "/", maxSplits: 1)
         guard let host = parts.first.map(String.init), Reference.isValidRegistry(host) else {
-            throw TransferError(.invalidInput, "'\(text)' is not HOST[:PORT][/PREFIX] (for example registry.internal:5000/mirror)")
+            // An address the user typed: a usage error (exit 2), like a bad image reference.
+            throw OCIError.invalidReference(text, reason: "expected HOST[:PORT][/PREFIX], for example registry.internal:5000/mirror")
         }
         registry = host
         prefix = parts.count > 1 ? String(parts[1]) : ""
         if !prefix.isEmpty, (try? Reference(parsing: "\(host)/\(prefix)/x")) == nil {
-            throw TransferError(.invalidInput, "the prefix '\(prefix)' is not a valid repository path (lower-case letters, digits, '.', '_', '-')")
+            throw OCIError.invalidReference(text, reason: "the prefix '\(prefix)' is not a repository path (lower-case letters, digits, '.', '_', '-')")
         }
     }
 

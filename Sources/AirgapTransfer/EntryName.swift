@@ -1,15 +1,15 @@
+import AirgapTar
+
 /// Archive entry names are data: they are normalised and checked, and never used as paths.
 enum EntryName {
     /// `./a//b/` → `a/b`. Rejects absolute names and `..` (a name that tries to leave the archive).
     static func normalize(_ raw: String) throws -> String {
-        guard !raw.hasPrefix("/") else { throw TransferError.bad("the archive entry '\(raw)' has an absolute name; refusing an archive that writes outside itself") }
-        var parts: [Substring] = []
-        for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            if part == ".." { throw TransferError.bad("the archive entry '\(raw)' contains '..'; refusing an archive that writes outside itself") }
-            parts.append(part)
+        guard let name = EntryNames.normalize(raw) else {
+            throw TransferError.bad(raw.hasPrefix("/")
+                ? "the archive entry '\(raw)' has an absolute name; refusing an archive that writes outside itself"
+                : "the archive entry '\(raw)' contains '..'; refusing an archive that writes outside itself")
         }
-        return parts.joined(separator: "/")
+        return name
     }
 
     /// Resolves a link target relative to the link's directory; stays inside the archive or fails.

@@ -184,7 +184,7 @@ public struct ImageSet: Sendable {
         guard case .mapping(let mapping) = node else { throw fail(node.mark?.line, "registries must map a registry host to its settings") }
         let base = (path as NSString).deletingLastPathComponent
         for (hostNode, settings) in mapping {
-            guard let host = hostNode.string, Reference.isValidRegistryHost(host) else {
+            guard let host = hostNode.string, Reference.isValidRegistry(host) else {
                 throw fail(hostNode.mark?.line, "'\(hostNode.string ?? "")' is not a registry host[:port]")
             }
             var options = RegistryOptions()
@@ -203,8 +203,4 @@ public struct ImageSet: Sendable {
             registries[host] = options
         }
     }
-}
-
-extension Reference {
-    public static func isValidRegistryHost(_ host: String) -> Bool { isValidRegistry(host) }
 }
