@@ -13,6 +13,10 @@ let package = Package(
     products: [
         .executable(name: "airgap-export", targets: ["airgap-export"]),
         .executable(name: "airgap-import", targets: ["airgap-import"]),
+        // Libraries the fuzz package (fuzz/) links; not a public API.
+        .library(name: "AirgapOCI", targets: ["AirgapOCI"]),
+        .library(name: "AirgapImageSet", targets: ["AirgapImageSet"]),
+        .library(name: "AirgapBundle", targets: ["AirgapBundle"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -56,14 +60,17 @@ let package = Package(
                 dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "CShims",
                                .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
+        // The export manifest reader (YAML ImageSet or a plain list): no I/O beyond reading the file.
+        .target(name: "AirgapImageSet",
+                dependencies: ["AirgapOCI", .product(name: "Yams", package: "Yams")],
+                swiftSettings: swiftSettings),
         // Plans and the copy engine between sources and destinations.
         .target(name: "AirgapTransfer",
-                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle",
-                               .product(name: "Yams", package: "Yams")],
+                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle", "AirgapImageSet"],
                 swiftSettings: swiftSettings),
         // Commands shared by both executables.
         .target(name: "AirgapCLI",
-                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle",
+                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle", "AirgapImageSet",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "airgap-export", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
@@ -75,7 +82,7 @@ let package = Package(
         .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapTransferTests",
-                    dependencies: ["AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],
+                    dependencies: ["AirgapTransfer", "AirgapImageSet", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "AirgapRegistryTests",
                     dependencies: ["AirgapRegistry", "AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTestSupport"],

@@ -20,3 +20,9 @@ export AIRGAP_TEST_REGISTRY_PLAIN AIRGAP_TEST_REGISTRY_TLS AIRGAP_TEST_REGISTRY_
 export AIRGAP_REQUIRE_REGISTRIES=1
 
 swift test --skip-build "$@"
+
+# A short bounded libFuzzer run of every parser (longer runs: see scripts/fuzz.sh). Skipped when
+# the caller picks tests with arguments, or with AIRGAP_SKIP_FUZZ=1.
+if [ $# -eq 0 ] && [ "${AIRGAP_SKIP_FUZZ:-0}" != 1 ]; then
+  scripts/fuzz.sh
+fi

@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapImageSet
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
@@ -53,7 +54,9 @@ struct BundleCommand: AsyncParsableCommand {
         let split = try splitSize.map { try parseSplitSize($0) }
         let store = try globals.openStore()
         var table = registry.table
-        for (host, options) in set.registries { table.perRegistry[host] = options }
+        for (host, settings) in set.registries {
+            table.perRegistry[host] = RegistryOptions(caFile: settings.caFile, insecure: settings.insecure)
+        }
         let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
         let exporter = BundleExporter(store: store, events: progress.handle)
         let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in

@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapImageSet
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore

@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapImageSet
 import AirgapOCI
 import AirgapStore
 import AirgapTar

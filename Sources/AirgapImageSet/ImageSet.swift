@@ -1,5 +1,4 @@
 import AirgapOCI
-import AirgapRegistry
 import Foundation
 import Yams
 
@@ -26,7 +25,14 @@ public struct ImageSet: Sendable {
     public var platforms: [Platform]
     public var allPlatforms: Bool
     public var images: [Entry]
-    public var registries: [String: RegistryOptions]
+    /// Per-registry settings from the manifest's `registries:` block; the command layer turns them into
+    /// registry client options (this module knows nothing of the network).
+    public var registries: [String: RegistrySettings]
+
+    public struct RegistrySettings: Sendable, Hashable {
+        public var caFile: String?
+        public var insecure: Bool = false
+    }
 
     public struct ParseError: Error, Sendable, CustomStringConvertible {
         public let path: String
@@ -187,7 +193,7 @@ public struct ImageSet: Sendable {
             guard let host = hostNode.string, Reference.isValidRegistry(host) else {
                 throw fail(hostNode.mark?.line, "'\(hostNode.string ?? "")' is not a registry host[:port]")
             }
-            var options = RegistryOptions()
+            var options = RegistrySettings()
             guard case .mapping(let fields) = settings else { throw fail(settings.mark?.line, "settings of \(host) must be a mapping such as {insecure: true}") }
             for (k, v) in fields {
                 switch k.string ?? "" {
