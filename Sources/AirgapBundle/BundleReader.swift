@@ -112,10 +112,16 @@ public final class BundleReader {
 
     public func read(blobHandler: BlobHandler? = nil) throws -> BundleReadResult {
         var result = BundleReadResult(files: files)
+        if let compression = Compression.detect(path: files.paths[0]) {
+            // Bundles are written as plain tar so that blob byte ranges are file offsets; a compressed
+            // one was repacked by someone, and decompressing it here would hand a bomb the disk.
+            result.findings.append(Finding(entry: files.paths[0], problem: "the bundle is \(compression.rawValue)-compressed, but airgap bundles are plain tar; decompress it (\(compression.decompressCommand)) and check the result"))
+            return result
+        }
         let volumeList = try checkVolumeList(&result)
         let source = try HashingSource(paths: files.paths, hashEachFile: hashFiles || volumeList != nil)
         let reader: TarReader
-        do { reader = try TarReader(source: source) } catch {
+        do { reader = try TarReader(source: source, decompress: false) } catch {
             result.findings.append(Finding(entry: files.paths[0], problem: "not a readable tar archive: \(error)"))
             return result
         }
@@ -375,8 +381,14 @@ public final class BundleReader {
             var depth = 0
             while let d = pending.popLast(), depth < 64 {
                 depth += 1
-                guard let data = result.documents[d.digest] else { continue }
                 let name = "blobs/sha256/\(d.digest.encoded)"
+                guard let data = result.documents[d.digest] else {
+                    // Manifests are held in memory to be read; one past the limit is refused, not skipped.
+                    if d.size > Int64(Self.documentLimit) {
+                        result.findings.append(Finding(entry: name, problem: "a \(d.mediaType.isIndex ? "image index" : "manifest") of \(d.size) bytes, over the \(Self.documentLimit >> 20) MiB limit for manifests; refusing it"))
+                    }
+                    continue
+                }
                 if d.mediaType.isIndex {
                     guard let child = try? ImageIndex.decode(data) else { result.findings.append(Finding(entry: name, problem: "not a valid image index")); continue }
                     for m in child.manifests { need(m, by: name); pending.append(m) }

@@ -31,14 +31,17 @@ public final class TarReader {
         deinit { buffer.deallocate() }
     }
 
-    public init(source: any ByteSource, bufferSize: Int = 1 << 20) throws {
+    /// `decompress: false` reads plain tar only (bundles: their byte offsets must be file offsets).
+    public init(source: any ByteSource, bufferSize: Int = 1 << 20, decompress: Bool = true) throws {
         guard let a = archive_read_new() else { throw TarError("libarchive could not start a reader") }
         archive = a
         context = ReadContext(source: source, bufferSize: bufferSize)
-        archive_read_support_filter_gzip(a)
-        archive_read_support_filter_zstd(a)
-        archive_read_support_filter_xz(a)
-        archive_read_support_filter_bzip2(a)
+        if decompress {
+            archive_read_support_filter_gzip(a)
+            archive_read_support_filter_zstd(a)
+            archive_read_support_filter_xz(a)
+            archive_read_support_filter_bzip2(a)
+        }
         archive_read_support_format_tar(a)
         let status = archive_read_open(a, Unmanaged.passUnretained(context).toOpaque(), nil, { _, clientData, bufferOut in
             let ctx = Unmanaged<ReadContext>.fromOpaque(clientData!).takeUnretainedValue()

@@ -246,10 +246,12 @@ public struct ArchiveLoader {
     private func layerMediaType(_ digest: Digest) throws -> MediaType {
         let fd = try store.openBlob(digest)
         defer { close(fd) }
-        var magic = [UInt8](repeating: 0, count: 4)
-        let n = magic.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, 4) }
-        if n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b { return .ociLayerGzip }
-        if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] { return .ociLayerZstd }
-        return .ociLayer
+        var magic = [UInt8](repeating: 0, count: 6)
+        let n = magic.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, 6) }
+        switch Compression.detect(magic.prefix(max(n, 0))) {
+        case .gzip: return .ociLayerGzip
+        case .zstd: return .ociLayerZstd
+        default: return .ociLayer
+        }
     }
 }
