@@ -37,7 +37,11 @@ Control API (JSON; never forwarded, never logged):
                   sleep S seconds, then forward normally
            "truncate_body": BYTES
                   forward; send only the first BYTES of the body, with
-                  Content-Length: BYTES (a well-formed, shorter response)}
+                  Content-Length: BYTES (a well-formed, shorter response)
+           "pad_body": BYTES
+                  forward the whole body, then BYTES spaces, with the
+                  Content-Length grown to match (an oversized response,
+                  e.g. a 100 MB manifest; needs an upstream Content-Length)}
 
     Rules are tried in order; the first one that matches and has times left
     applies, and its times drops by one. Unknown keys are refused (400), so
@@ -63,7 +67,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 COPY_SIZE = 64 * 1024
 CONTROL_BODY_MAX = 1 << 20
 UPSTREAM_TIMEOUT = 300  # seconds; long enough for a big blob PUT to be hashed
-ACTIONS = ("status", "cut_after", "stall_seconds", "truncate_body")
+ACTIONS = ("status", "cut_after", "stall_seconds", "truncate_body", "pad_body")
 RULE_KEYS = {"method", "path_contains", "times", "retry_after", "body", *ACTIONS}
 # Per-connection headers (RFC 9110 7.6.1) are the proxy's business, not the
 # far side's. Expect is answered here: BaseHTTPRequestHandler sends the
@@ -504,6 +508,8 @@ class Handler(BaseHTTPRequestHandler):
                 length_header = limit
         elif action == "cut_after":
             limit = rule["cut_after"]
+        elif action == "pad_body" and has_body and upstream_length is not None:
+            length_header = upstream_length + rule["pad_body"]
         if has_body and length_header is None:
             if self.request_version == "HTTP/1.1":
                 framing = "chunked"
@@ -530,6 +536,8 @@ class Handler(BaseHTTPRequestHandler):
         complete = True
         if has_body:
             sent, complete = self.copy_body(resp, limit, framing == "chunked", entry, prefix)
+        if action == "pad_body" and has_body and complete and upstream_length is not None:
+            sent += self.send_padding(rule["pad_body"])
         if action == "cut_after":
             self.hard_close()
         elif not complete:
@@ -538,6 +546,20 @@ class Handler(BaseHTTPRequestHandler):
         elif framing == "chunked":
             self.wfile.write(b"0\r\n\r\n")
         state.update(entry, bytes_sent=sent)
+
+    def send_padding(self, n):
+        """Writes n spaces; stops quietly when the client hangs up (it may
+        refuse an oversized body early, which is the point)."""
+        block = b" " * COPY_SIZE
+        sent = 0
+        try:
+            while sent < n:
+                piece = block[:min(COPY_SIZE, n - sent)]
+                self.wfile.write(piece)
+                sent += len(piece)
+        except OSError:
+            self.close_connection = True
+        return sent
 
     @staticmethod
     def read_upto(resp, n):

@@ -61,8 +61,35 @@ extension RegistryClient {
     }
 
     /// Uploads a blob whose bytes lie in file segments (a bundle's volumes), hashing them on the way.
+    ///
+    /// An upload session is not safe to repeat request by request, so a temporary failure anywhere in
+    /// it (5xx, 429, a dropped connection) starts a new session, after checking that the registry
+    /// did not in fact complete the last one.
     public func uploadBlob(_ reference: Reference, _ descriptor: Descriptor, from source: FileSegments,
                            progress: @Sendable @escaping (Int64) -> Void = { _ in }) async throws {
+        var attempt = 0
+        var reported: Int64 = 0 // progress counts each byte once, however many sessions send it
+        while true {
+            attempt += 1
+            var sent: Int64 = 0
+            do {
+                try await uploadSession(reference, descriptor, from: source) { bytes in
+                    sent += bytes
+                    if sent > reported { progress(sent - reported); reported = sent }
+                }
+                return
+            } catch let error as RegistryError where error.isTemporary && attempt < retryPolicy.attempts {
+                try await Task.sleep(nanoseconds: UInt64(delay(attempt: attempt, retryAfter: nil) * 1e9))
+                if try await blobSize(reference, descriptor.digest, push: true) == descriptor.size {
+                    progress(descriptor.size - reported)
+                    return
+                }
+            }
+        }
+    }
+
+    private func uploadSession(_ reference: Reference, _ descriptor: Descriptor, from source: FileSegments,
+                               progress: (Int64) -> Void) async throws {
         let chunks = SegmentChunks(segments: source, expected: descriptor.digest)
         let scope = Self.pushScope(reference.repository)
         let start = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/uploads/",

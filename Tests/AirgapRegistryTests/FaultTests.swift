@@ -114,4 +114,116 @@ struct RegistryFaultTests {
         let manifestOnly = try store.allBlobs()
         #expect(manifestOnly.count <= 1)
     }
+
+    // MARK: export and push through the proxy, with the built binaries
+
+    func importer(_ op: Operator, _ args: [String]) throws -> ProcessResult {
+        try runProcess(builtBinary("airgap-import"), args, environment: ["AIRGAP_STORE": op.dir.file("inside"), "DOCKER_CONFIG": op.dockerConfig])
+    }
+
+    /// Seeds two images, writes an export manifest naming them through `host`, and a signing key.
+    func exportSetup(_ op: Operator, host: String) throws -> (repo: String, manifest: String) {
+        try op.loadSamples()
+        let repo = TestRegistries.uniqueRepository("faultx")
+        for name in ["app-1", "app-2"] {
+            #expect(try op.run(["image", "push", "sample/\(name):1.0", "\(registries.plain)/\(repo)/\(name):1"]).status == 0)
+        }
+        let manifest = op.dir.file("images.txt")
+        try Data("\(host)/\(repo)/app-1:1\n\(host)/\(repo)/app-2:1\n".utf8).write(to: URL(fileURLWithPath: manifest))
+        #expect(try op.run(["keygen", "--output-prefix", op.dir.file("k")]).status == 0)
+        return (repo, manifest)
+    }
+
+    /// Names in a directory that look like a bundle or a piece of one.
+    func bundleLeftovers(_ op: Operator) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: op.dir.path).filter { $0.hasPrefix("out.tar") }
+    }
+
+    @Test func exportSurvivesCutsAndServerErrorsAndTheBundleVerifies() throws {
+        let op = Operator()
+        let proxy = try FaultProxy(upstream: registries.plain)
+        let (_, manifest) = try exportSetup(op, host: proxy.address)
+        try proxy.setRules([
+            ["method": "GET", "path_contains": "/blobs/sha256:", "cut_after": 40_000, "times": 1],
+            ["method": "GET", "path_contains": "/blobs/sha256:", "status": 503, "times": 2],
+            ["method": "GET", "path_contains": "/manifests/", "status": 502, "times": 1],
+        ])
+        let out = op.dir.file("out.tar")
+        let export = try op.run(["bundle", "-f", manifest, "-o", out, "--key", op.dir.file("k.key")], store: op.dir.file("fresh"))
+        #expect(export.status == 0, "\(export.stderr)")
+        let faults = try proxy.log().compactMap { $0["fault"] as? String }
+        #expect(faults.count == 4, "every fault was met: \(faults)")
+        let verify = try importer(op, ["verify", out, "--key", op.dir.file("k.pub")])
+        #expect(verify.status == 0, "\(verify.stderr)")
+    }
+
+    @Test func exportAgainstAFailingRegistryFailsClearlyAndLeavesNoBundle() throws {
+        let op = Operator()
+        let proxy = try FaultProxy(upstream: registries.plain)
+        let (_, manifest) = try exportSetup(op, host: proxy.address)
+        try proxy.setRules([["method": "GET", "path_contains": "/blobs/sha256:", "status": 500, "times": 1000]])
+        let export = try op.run(["bundle", "-f", manifest, "-o", op.dir.file("out.tar"), "--key", op.dir.file("k.key")], store: op.dir.file("fresh"))
+        #expect(export.status == 4, "\(export.stderr)")
+        #expect(export.stderr.contains("HTTP 500") && export.stderr.contains("try again later"), "\(export.stderr)")
+        let leftovers = try bundleLeftovers(op)
+        #expect(leftovers.isEmpty, "a failed export left \(leftovers)")
+        // Nothing unverified became visible in the store either.
+        #expect(try LocalStore(path: op.dir.file("fresh")).entries().isEmpty)
+    }
+
+    @Test func pushSurvivesServerErrorsOnUploadsAndManifests() throws {
+        let op = Operator()
+        let (repo, manifest) = try exportSetup(op, host: registries.plain)
+        let out = op.dir.file("out.tar")
+        #expect(try op.run(["bundle", "-f", manifest, "-o", out, "--key", op.dir.file("k.key")]).status == 0)
+        let proxy = try FaultProxy(upstream: registries.plain)
+        try proxy.setRules([
+            ["method": "POST", "path_contains": "/blobs/uploads/", "status": 503, "times": 1],
+            ["method": "PUT", "path_contains": "/blobs/uploads/", "status": 502, "times": 2],
+            ["method": "PUT", "path_contains": "/manifests/", "status": 500, "times": 1],
+        ])
+        let prefix = TestRegistries.uniqueRepository("faultpush")
+        let push = try importer(op, ["push", out, "--key", op.dir.file("k.pub"), "--to", "\(proxy.address)/\(prefix)"])
+        #expect(push.status == 0, "\(push.stderr)")
+        #expect(try proxy.log().compactMap { $0["fault"] as? String }.count == 4)
+        for name in ["app-1", "app-2"] {
+            #expect(try op.skopeoDigest("\(registries.plain)/\(prefix)/\(repo)/\(name):1") == op.skopeoDigest("\(registries.plain)/\(repo)/\(name):1"))
+        }
+    }
+
+    @Test func pushAgainstAFailingRegistryTagsNothingAndARerunCompletes() throws {
+        let op = Operator()
+        let (repo, manifest) = try exportSetup(op, host: registries.plain)
+        let out = op.dir.file("out.tar")
+        #expect(try op.run(["bundle", "-f", manifest, "-o", out, "--key", op.dir.file("k.key")]).status == 0)
+        let proxy = try FaultProxy(upstream: registries.plain)
+        try proxy.setRules([["method": "PUT", "path_contains": "/manifests/", "status": 500, "times": 1000]])
+        let prefix = TestRegistries.uniqueRepository("faultpush")
+        let push = try importer(op, ["push", out, "--key", op.dir.file("k.pub"), "--to", "\(proxy.address)/\(prefix)"])
+        #expect(push.status == 4, "\(push.stderr)")
+        #expect(push.stderr.contains("HTTP 500"), "\(push.stderr)")
+        let tags = try runProcess("skopeo", ["list-tags", "--tls-verify=false", "docker://\(registries.plain)/\(prefix)/\(repo)/app-1"])
+        #expect(!tags.stdout.contains("\"1\""), "a failed push left a tag: \(tags.stdout)")
+        try proxy.setRules([])
+        let rerun = try importer(op, ["push", out, "--key", op.dir.file("k.pub"), "--to", "\(proxy.address)/\(prefix)"])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        for name in ["app-1", "app-2"] {
+            #expect(try op.skopeoDigest("\(registries.plain)/\(prefix)/\(repo)/\(name):1") == op.skopeoDigest("\(registries.plain)/\(repo)/\(name):1"))
+        }
+    }
+
+    @Test func aHundredMegabyteManifestIsRefusedWithBoundedMemory() throws {
+        let op = Operator()
+        let repo = try seed(op)
+        let proxy = try FaultProxy(upstream: registries.plain)
+        try proxy.setRules([["method": "GET", "path_contains": "/manifests/", "pad_body": 100 << 20, "times": 100]])
+        let store = op.dir.file("s")
+        let (pull, peakKiB) = try runMeasuringMemory(builtBinary("airgap-export"), ["image", "pull", "\(proxy.address)/\(repo)/app:1"],
+                                                     environment: ["AIRGAP_STORE": store, "DOCKER_CONFIG": op.dockerConfig])
+        // A registry that serves such a thing is misbehaving: exit 4, like any registry error.
+        #expect(pull.status == 4, "\(pull.stderr)")
+        #expect(pull.stderr.contains("larger than 8388608 bytes; refusing it"), "\(pull.stderr)")
+        #expect(peakKiB < 150 << 10, "peaked at \(peakKiB >> 10) MiB")
+        #expect(try LocalStore(path: store).entries().isEmpty)
+    }
 }
