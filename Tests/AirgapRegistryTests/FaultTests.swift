@@ -171,11 +171,24 @@ struct RegistryFaultTests {
         #expect(try LocalStore(path: op.dir.file("fresh")).entries().isEmpty)
     }
 
-    @Test func pushSurvivesServerErrorsOnUploadsAndManifests() throws {
-        let op = Operator()
+    /// A signed bundle of the two seeded images, exported straight from the registry.
+    func exportedBundle(_ op: Operator) throws -> (repo: String, bundle: String) {
         let (repo, manifest) = try exportSetup(op, host: registries.plain)
         let out = op.dir.file("out.tar")
         #expect(try op.run(["bundle", "-f", manifest, "-o", out, "--key", op.dir.file("k.key")]).status == 0)
+        return (repo, out)
+    }
+
+    /// The pushed images are complete and byte-identical to the source ones (skopeo reads both).
+    func expectMirrored(_ op: Operator, repo: String, prefix: String) throws {
+        for name in ["app-1", "app-2"] {
+            #expect(try op.skopeoDigest("\(registries.plain)/\(prefix)/\(repo)/\(name):1") == op.skopeoDigest("\(registries.plain)/\(repo)/\(name):1"))
+        }
+    }
+
+    @Test func pushSurvivesServerErrorsOnUploadsAndManifests() throws {
+        let op = Operator()
+        let (repo, out) = try exportedBundle(op)
         let proxy = try FaultProxy(upstream: registries.plain)
         try proxy.setRules([
             ["method": "POST", "path_contains": "/blobs/uploads/", "status": 503, "times": 1],
@@ -186,16 +199,12 @@ struct RegistryFaultTests {
         let push = try importer(op, ["push", out, "--key", op.dir.file("k.pub"), "--to", "\(proxy.address)/\(prefix)"])
         #expect(push.status == 0, "\(push.stderr)")
         #expect(try proxy.log().compactMap { $0["fault"] as? String }.count == 4)
-        for name in ["app-1", "app-2"] {
-            #expect(try op.skopeoDigest("\(registries.plain)/\(prefix)/\(repo)/\(name):1") == op.skopeoDigest("\(registries.plain)/\(repo)/\(name):1"))
-        }
+        try expectMirrored(op, repo: repo, prefix: prefix)
     }
 
     @Test func pushAgainstAFailingRegistryTagsNothingAndARerunCompletes() throws {
         let op = Operator()
-        let (repo, manifest) = try exportSetup(op, host: registries.plain)
-        let out = op.dir.file("out.tar")
-        #expect(try op.run(["bundle", "-f", manifest, "-o", out, "--key", op.dir.file("k.key")]).status == 0)
+        let (repo, out) = try exportedBundle(op)
         let proxy = try FaultProxy(upstream: registries.plain)
         try proxy.setRules([["method": "PUT", "path_contains": "/manifests/", "status": 500, "times": 1000]])
         let prefix = TestRegistries.uniqueRepository("faultpush")
@@ -207,9 +216,7 @@ struct RegistryFaultTests {
         try proxy.setRules([])
         let rerun = try importer(op, ["push", out, "--key", op.dir.file("k.pub"), "--to", "\(proxy.address)/\(prefix)"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
-        for name in ["app-1", "app-2"] {
-            #expect(try op.skopeoDigest("\(registries.plain)/\(prefix)/\(repo)/\(name):1") == op.skopeoDigest("\(registries.plain)/\(repo)/\(name):1"))
-        }
+        try expectMirrored(op, repo: repo, prefix: prefix)
     }
 
     @Test func aHundredMegabyteManifestIsRefusedWithBoundedMemory() throws {
