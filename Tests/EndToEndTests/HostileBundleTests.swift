@@ -179,3 +179,24 @@ struct HostileBundleTests {
         try expectRefused(f, file, mention: "over the 16 MiB limit", label: "100 MiB manifest", store: store, before: before)
     }
 }
+
+/// `image load` takes compressed archives, so a bomb gets decompressed: it must stay a stream.
+@Suite struct HostileArchiveTests {
+    @Test(arguments: [("gzip", "gz"), ("zstd", "zst")])
+    func aDecompressionBombIsRefusedWithBoundedMemory(tool: String, suffix: String) throws {
+        guard toolAvailable(tool) else { return }
+        let dir = TempDirectory("bomb")
+        var header = HandTar()
+        header.add("manifest.json", headerSize: 1 << 30)
+        try header.data.write(to: URL(fileURLWithPath: dir.file("bomb.tar")))
+        let file = dir.file("bomb.tar.\(suffix)")
+        #expect(try runProcess("/bin/sh", ["-c", "{ cat '\(dir.file("bomb.tar"))'; head -c 1073741824 /dev/zero; } | \(tool) -c -1 > '\(file)'"]).status == 0)
+        let store = dir.file("store")
+        let (load, peakKiB) = try runMeasuringMemory(builtBinary("airgap-import"), ["image", "load", "-i", file], environment: ["AIRGAP_STORE": store])
+        #expect(load.status == 3, "\(load.stderr)")
+        #expect(load.stderr.contains("manifest.json"), "\(load.stderr)")
+        #expect(peakKiB < 150 << 10, "peaked at \(peakKiB >> 10) MiB")
+        let listing = try runProcess(builtBinary("airgap-import"), ["image", "ls", "-q"], environment: ["AIRGAP_STORE": store])
+        #expect(listing.stdout.isEmpty)
+    }
+}
