@@ -68,6 +68,7 @@ struct BundleCommand: AsyncParsableCommand {
         print("Bundle: \(files) (\(Format.size(summary.bundleBytes)), sha256 \(summary.volumes.bundleSHA256))")
         print("Images: \(summary.images), blobs: \(summary.blobs), unique bytes: \(Format.size(summary.uniqueBytes)), saved by dedup: \(Format.size(summary.bytesSavedByDedup))"
               + (summary.leftOutBlobs > 0 ? ", left out (--since): \(summary.leftOutBlobs) blobs" : "")
+              + (progress.planningSeconds.map { String(format: ", planned in: %.2fs", $0) } ?? "")
               + String(format: ", time: %.1fs", seconds))
         if signingKey == nil { printErr("warning: the bundle is unsigned; the inside must use --allow-unsigned and cannot tell who made it") }
     }

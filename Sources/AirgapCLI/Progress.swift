@@ -15,6 +15,9 @@ final class ProgressRenderer: @unchecked Sendable {
     private var blobsSkipped = 0
     private let started = Date()
     private var lastDraw = Date.distantPast
+    private var planSeconds: Double?
+    /// Seconds spent resolving references, once a pull has planned.
+    var planningSeconds: Double? { lock.withLock { planSeconds } }
 
     init(verb: String, quiet: Bool) {
         self.verb = verb
@@ -31,6 +34,9 @@ final class ProgressRenderer: @unchecked Sendable {
             switch event {
             case .resolved(let reference, let descriptor):
                 line("\(reference.familiarDescription): resolved to \(descriptor.digest)")
+            case .planned(let images, let seconds):
+                planSeconds = seconds
+                line(String(format: "Resolved %d image%@ in %.2fs", images, images == 1 ? "" : "s", seconds))
             case .blobStarted(_, let size):
                 totalBytes += size
             case .blobProgress(_, let bytes):

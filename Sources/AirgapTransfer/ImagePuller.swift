@@ -47,11 +47,18 @@ public struct ImagePuller: Sendable {
     public func pull(_ requests: [PullRequest]) async throws -> [ResolvedImage] {
         let lease = try store.ingestLease()
         defer { lease.unlock() }
-        var resolved: [ResolvedImage] = []
-        for request in requests { resolved.append(try await resolve(request)) }
+        let started = ContinuousClock.now
+        // Resolution is small requests, each a round trip: many at once (a 1,000-image set).
+        let resolved = try await mapConcurrently(requests, limit: max(concurrency, 8)) { try await self.resolve($0) }
+        events(.planned(images: resolved.count, seconds: Self.seconds(since: started)))
         try await fetchBlobs(resolved)
         try store.setTags(resolved.map { (Optional($0.name), $0.top) })
         return resolved
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     /// Fetches and stores the manifests of one reference, choosing platforms from an index.

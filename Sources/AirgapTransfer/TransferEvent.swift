@@ -3,6 +3,8 @@ import AirgapOCI
 /// What a transfer reports as it goes; the CLI renders these (bars on a TTY, lines otherwise).
 public enum TransferEvent: Sendable {
     case resolved(Reference, Descriptor)
+    /// Every reference resolved (manifests fetched and verified): the plan is known.
+    case planned(images: Int, seconds: Double)
     case blobStarted(Digest, size: Int64)
     case blobProgress(Digest, bytes: Int64)
     case blobFinished(Digest, size: Int64)
@@ -26,5 +28,24 @@ func forEachConcurrently<T: Sendable>(_ items: [T], limit: Int, _ work: @escapin
         while try await group.next() != nil {
             if let item = iterator.next() { group.addTask { try await work(item) } }
         }
+    }
+}
+
+/// Like `forEachConcurrently`, returning the results in the order of `items`.
+func mapConcurrently<T: Sendable, R: Sendable>(_ items: [T], limit: Int, _ work: @escaping @Sendable (T) async throws -> R) async throws -> [R] {
+    try await withThrowingTaskGroup(of: (Int, R).self) { group in
+        var results = [R?](repeating: nil, count: items.count)
+        var next = 0
+        func start() {
+            let i = next, item = items[i]
+            group.addTask { (i, try await work(item)) }
+            next += 1
+        }
+        while next < min(items.count, max(1, limit)) { start() }
+        while let (i, result) = try await group.next() {
+            results[i] = result
+            if next < items.count { start() }
+        }
+        return results.map { $0! }
     }
 }
