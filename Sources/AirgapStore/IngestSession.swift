@@ -94,8 +94,26 @@ public final class IngestSession: @unchecked Sendable {
             throw StoreError.sizeMismatch(digest: expected ?? Digest.sha256(of: Data()), expected: expectedSize,
                                           actual: hasher.byteCount + Int64(bytes.count), source: source)
         }
-        hasher.update(bytes)
-        try FileIO.writeAll(fd, bytes, path: tempPath)
+        if bytes.count >= Self.parallelChunk {
+            // Hash on one core while the other copies the same bytes into the page cache: a load is
+            // otherwise read → hash → write on one thread with the second core idle (bench/ profile).
+            let fd = self.fd, path = tempPath
+            nonisolated(unsafe) let chunk = bytes // valid until write returns, which outlives both parts
+            nonisolated(unsafe) var writeError: (any Error)?
+            nonisolated(unsafe) var hasher = self.hasher
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                if part == 0 {
+                    hasher.update(chunk)
+                } else {
+                    do { try FileIO.writeAll(fd, chunk, path: path) } catch { writeError = error }
+                }
+            }
+            self.hasher = hasher
+            if let writeError { throw writeError }
+        } else {
+            hasher.update(bytes)
+            try FileIO.writeAll(fd, bytes, path: tempPath)
+        }
         unflushed += Int64(bytes.count)
         if unflushed >= Self.writeBehind {
             // Start writeback now, so the fsync in commit() finds little left to flush and the disk
@@ -108,6 +126,8 @@ public final class IngestSession: @unchecked Sendable {
 
     private var unflushed: Int64 = 0
     static let writeBehind: Int64 = 8 << 20
+    /// Below this a chunk is hashed and written on one thread (handing work over costs more).
+    static let parallelChunk = 256 << 10
 
     public func write(_ data: Data) throws {
         try data.withUnsafeBytes { try write($0) }
