@@ -19,11 +19,15 @@ declare -A MAX_LEN=([Reference]=512 [Manifest]=16384 [ImageSet]=8192 [BundleRead
 
 # --sanitize=fuzzer alone links libFuzzer but leaves Swift code uninstrumented (SwiftPM passes it
 # only to the link); -Xswiftc -sanitize=fuzzer adds the coverage counters libFuzzer steers by.
-swift build --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || {
-  echo "fuzz: build failed" >&2; exit 1; }
-
 WORK=$(mktemp -d /tmp/airgap-fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+# (gold warns once per ASan helper symbol; those lines are noise and are left out of the output.)
+if ! swift build --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer >"$WORK/build.log" 2>&1; then
+  grep -v "ld.gold: warning: Cannot export local symbol" "$WORK/build.log" | tail -40 >&2
+  echo "fuzz: build failed" >&2
+  exit 1
+fi
+grep -v "ld.gold: warning: Cannot export local symbol" "$WORK/build.log" | tail -1
 for target in $TARGETS; do
   name=${CORPUS[$target]:?unknown fuzz target $target (known: ${!CORPUS[*]})}
   binary=.build/debug/Fuzz$target
