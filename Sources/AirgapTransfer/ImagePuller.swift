@@ -116,7 +116,7 @@ public struct ImagePuller: Sendable {
             }
         }
         let client = self.client, store = self.store, events = self.events
-        try await forEachConcurrently(work, limit: concurrency) { item in
+        let fetch: @Sendable ((Reference, Descriptor)) async throws -> Void = { item in
             let (reference, blob) = item
             if store.hasBlob(blob.digest, size: blob.size) {
                 events(.blobSkipped(blob.digest, size: blob.size))
@@ -126,5 +126,14 @@ public struct ImagePuller: Sendable {
             try await client.fetchBlob(reference, blob, into: store) { bytes in events(.blobProgress(blob.digest, bytes: bytes)) }
             events(.blobFinished(blob.digest, size: blob.size))
         }
+        // Small blobs (configs, thin layers) cost a round trip each, not bandwidth: many at once.
+        // Big ones share the bandwidth and the disk, so fewer; both kinds run side by side.
+        let small = work.filter { $0.1.size < Self.smallBlob }, large = work.filter { $0.1.size >= Self.smallBlob }
+        let limit = concurrency
+        async let smallDone: Void = forEachConcurrently(small, limit: limit * 4, fetch)
+        try await forEachConcurrently(large, limit: limit, fetch)
+        try await smallDone
     }
+
+    static let smallBlob: Int64 = 1 << 20
 }
