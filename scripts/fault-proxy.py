@@ -38,6 +38,9 @@ Control API (JSON; never forwarded, never logged):
            "truncate_body": BYTES
                   forward; send only the first BYTES of the body, with
                   Content-Length: BYTES (a well-formed, shorter response)
+           "cut_request_after": BYTES
+                  read BYTES of the client's request body (an upload), then
+                  close the connection without forwarding or answering
            "pad_body": BYTES
                   forward the whole body, then BYTES spaces, with the
                   Content-Length grown to match (an oversized response,
@@ -67,7 +70,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 COPY_SIZE = 64 * 1024
 CONTROL_BODY_MAX = 1 << 20
 UPSTREAM_TIMEOUT = 300  # seconds; long enough for a big blob PUT to be hashed
-ACTIONS = ("status", "cut_after", "stall_seconds", "truncate_body", "pad_body")
+ACTIONS = ("status", "cut_after", "stall_seconds", "truncate_body", "pad_body", "cut_request_after")
 RULE_KEYS = {"method", "path_contains", "times", "retry_after", "body", *ACTIONS}
 # Per-connection headers (RFC 9110 7.6.1) are the proxy's business, not the
 # far side's. Expect is answered here: BaseHTTPRequestHandler sends the
@@ -396,6 +399,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         if action == "stall_seconds":
             time.sleep(rule["stall_seconds"])
+        if action == "cut_request_after":
+            got = 0
+            for piece in self.request_body():
+                got += len(piece)
+                if got >= rule["cut_request_after"]:
+                    break
+            state.update(entry, bytes_sent=0)
+            self.hard_close()
+            return
 
         host, port = self.server.upstream.rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=UPSTREAM_TIMEOUT)
