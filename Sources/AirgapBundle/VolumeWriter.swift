@@ -88,25 +88,31 @@ public final class VolumeWriter {
     }
 }
 
-/// Parses `--split-size`: bytes, or K/M/G (powers of 1024), or `fat32` (4 GiB − 1).
-public func parseSplitSize(_ text: String) throws -> Int64 {
-    let lower = text.lowercased().trimmingCharacters(in: .whitespaces)
-    if lower == "fat32" { return (4 << 30) - 1 }
-    var digits = lower
+/// Parses a size given on the command line: bytes, or a number with K, M, G or T (powers of 1024;
+/// `KB`/`KiB` spellings too).
+public func parseByteSize(_ text: String) throws -> Int64 {
+    var digits = text.lowercased().trimmingCharacters(in: .whitespaces)
     var multiplier: Int64 = 1
-    for (suffix, value) in [("k", Int64(1) << 10), ("m", Int64(1) << 20), ("g", Int64(1) << 30), ("t", Int64(1) << 40)] {
+    units: for (suffix, value) in [("k", Int64(1) << 10), ("m", Int64(1) << 20), ("g", Int64(1) << 30), ("t", Int64(1) << 40)] {
         for form in [suffix + "ib", suffix + "b", suffix] where digits.hasSuffix(form) {
             digits = String(digits.dropLast(form.count))
             multiplier = value
-            break
+            break units
         }
-        if multiplier != 1 { break }
     }
-    guard let number = Int64(digits), number > 0 else {
-        throw BundleError.format("'\(text)' is not a size: use bytes, or a number with K, M or G (powers of 1024), or fat32")
+    guard let number = Int64(digits), number >= 0 else {
+        throw BundleError.format("'\(text)' is not a size: use bytes, or a number with K, M or G (powers of 1024)")
     }
     let (size, overflow) = number.multipliedReportingOverflow(by: multiplier)
-    guard !overflow, size >= 1 << 10 else {
+    guard !overflow else { throw BundleError.format("'\(text)' is too large a size") }
+    return size
+}
+
+/// Parses `--split-size`: a size as `parseByteSize` reads it, at least 1K, or `fat32` (4 GiB − 1).
+public func parseSplitSize(_ text: String) throws -> Int64 {
+    if text.lowercased().trimmingCharacters(in: .whitespaces) == "fat32" { return (4 << 30) - 1 }
+    let size = try parseByteSize(text)
+    guard size >= 1 << 10 else {
         throw BundleError.format("--split-size \(text) is too small: volumes must be at least 1K")
     }
     return size

@@ -1,3 +1,4 @@
+import AirgapBundle
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -46,8 +47,8 @@ struct SampleData: AsyncParsableCommand {
         let store = try LocalStore(path: temp)
         var options = SampleImages.Options()
         options.count = count
-        options.baseLayerBytes = try Self.byteCount(baseBytes)
-        options.appLayerBytes = try Self.byteCount(appBytes)
+        options.baseLayerBytes = Int(try parseByteSize(baseBytes))
+        options.appLayerBytes = Int(try parseByteSize(appBytes))
         options.namePrefix = prefix
         options.multiArch = multiArch
         options.compress = !uncompressed
@@ -57,15 +58,5 @@ struct SampleData: AsyncParsableCommand {
         defer { close(fd) }
         _ = try ArchiveSaver(store: store).save(images, format: .docker, to: AirgapTar.fileSink(fd: fd, path: output))
         for reference in references { print(reference.familiarDescription) }
-    }
-
-    /// `1048576`, `512K`, `300M`, `1G` (powers of 1024).
-    static func byteCount(_ text: String) throws -> Int {
-        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        var digits = Substring(text.uppercased())
-        var multiplier = 1
-        if let last = digits.last, let unit = units[last] { multiplier = unit; digits = digits.dropLast() }
-        guard let number = Int(digits), number >= 0 else { throw ValidationError("'\(text)' is not a size: use bytes or a number with K, M or G") }
-        return number * multiplier
     }
 }

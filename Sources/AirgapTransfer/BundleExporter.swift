@@ -39,7 +39,8 @@ public struct BundleExporter {
             PullRequest(reference: entry.reference,
                         platforms: entry.platforms ?? set.platforms,
                         allPlatforms: entry.platforms == nil ? set.allPlatforms : entry.allPlatforms,
-                        storeName: entry.insideName)
+                        storeName: entry.insideName,
+                        origin: "\(set.path):\(entry.line)")
         }
         let resolved = try await ImagePuller(client: client, store: store, events: events).pull(requests)
         let plan = try makePlan(resolved, set: set, receipt: options.receipt)

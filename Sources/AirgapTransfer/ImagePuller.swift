@@ -10,12 +10,16 @@ public struct PullRequest: Sendable {
     public var allPlatforms: Bool
     /// Name in the store (defaults to `reference`); a digest-pinned image may get a tag here.
     public var storeName: Reference?
+    /// Where the request was written (`images.yaml:12`), put in front of an error resolving it.
+    public var origin: String?
 
-    public init(reference: Reference, platforms: [Platform] = [], allPlatforms: Bool = false, storeName: Reference? = nil) {
+    public init(reference: Reference, platforms: [Platform] = [], allPlatforms: Bool = false, storeName: Reference? = nil,
+                origin: String? = nil) {
         self.reference = reference
         self.platforms = platforms
         self.allPlatforms = allPlatforms
         self.storeName = storeName
+        self.origin = origin
     }
 }
 
@@ -49,7 +53,16 @@ public struct ImagePuller: Sendable {
         defer { lease.unlock() }
         let started = ContinuousClock.now
         // Resolution is small requests, each a round trip: many at once (a 1,000-image set).
-        let resolved = try await mapConcurrently(requests, limit: max(concurrency, 8)) { try await self.resolve($0) }
+        let resolved = try await mapConcurrently(requests, limit: max(concurrency, 8)) { request in
+            do { return try await self.resolve(request) } catch {
+                guard let origin = request.origin else { throw error }
+                switch error {
+                case let e as RegistryError: throw RegistryError(e.kind, "\(origin): \(e.message)")
+                case let e as TransferError: throw TransferError(e.kind, "\(origin): \(e.message)")
+                default: throw error
+                }
+            }
+        }
         events(.planned(images: resolved.count, seconds: Self.seconds(since: started)))
         try await fetchBlobs(resolved)
         try store.setTags(resolved.map { (Optional($0.name), $0.top) })

@@ -170,5 +170,12 @@ struct ExportTests {
             #expect(result.stderr.contains("bad.yaml" + expected), "got: \(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: f.dir.file("never.tar")))
         }
+        // Well-formed, but the registry has no such tag: the error still names the line.
+        let path = f.dir.file("missing.txt")
+        try Data("\(f.source)/app-1:1.0\n\(f.source)/app-1:no-such-tag\n".utf8).write(to: URL(fileURLWithPath: path))
+        let missing = try f.exporter(["bundle", "-f", path, "-o", f.dir.file("never.tar"), "--key", f.key])
+        #expect(missing.status == 4, "\(missing.stderr)")
+        #expect(missing.stderr.contains("missing.txt:2: the tag 'no-such-tag' does not exist"), "got: \(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.dir.file("never.tar")))
     }
 }
