@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "AirgapOCI", targets: ["AirgapOCI"]),
         .library(name: "AirgapImageSet", targets: ["AirgapImageSet"]),
         .library(name: "AirgapBundle", targets: ["AirgapBundle"]),
+        .library(name: "AirgapTar", targets: ["AirgapTar"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -82,7 +83,7 @@ let package = Package(
         .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapTransferTests",
-                    dependencies: ["AirgapTransfer", "AirgapImageSet", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],
+                    dependencies: ["AirgapTransfer", "AirgapBundle", "AirgapImageSet", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "AirgapRegistryTests",
                     dependencies: ["AirgapRegistry", "AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTestSupport"],

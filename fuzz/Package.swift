@@ -17,6 +17,9 @@ let package = Package(
         .executableTarget(name: "FuzzImageSet", dependencies: [.product(name: "AirgapImageSet", package: "airgap"),
                                                                .product(name: "AirgapOCI", package: "airgap")],
                           swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzCanonicalTar", dependencies: [.product(name: "AirgapTar", package: "airgap"),
+                                                                   .product(name: "AirgapOCI", package: "airgap")],
+                          swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzBundleReader", dependencies: [.product(name: "AirgapBundle", package: "airgap")],
                           swiftSettings: swiftSettings),
     ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # libFuzzer runs of airgap's parsers (fuzz/: reference, manifest/index/config, export manifest
-# YAML, bundle reader), built with --sanitize=fuzzer,address in fuzz/.build.
+# YAML, bundle reader, canonical tar reader against libarchive), built with --sanitize=fuzzer,address in fuzz/.build.
 #
 #   scripts/fuzz.sh                        # the short bounded run the test command does (FUZZ_SECONDS=15 per target)
 #   FUZZ_SECONDS=1800 scripts/fuzz.sh      # a longer run; FUZZ_TARGETS="BundleReader" picks targets
@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-15}
-TARGETS=${FUZZ_TARGETS:-"Reference Manifest ImageSet BundleReader"}
-declare -A CORPUS=([Reference]=reference [Manifest]=manifest [ImageSet]=imageset [BundleReader]=bundle)
-declare -A MAX_LEN=([Reference]=512 [Manifest]=16384 [ImageSet]=8192 [BundleReader]=65536)
+TARGETS=${FUZZ_TARGETS:-"Reference Manifest ImageSet BundleReader CanonicalTar"}
+declare -A CORPUS=([Reference]=reference [Manifest]=manifest [ImageSet]=imageset [BundleReader]=bundle [CanonicalTar]=canonical-tar)
+declare -A MAX_LEN=([Reference]=512 [Manifest]=16384 [ImageSet]=8192 [BundleReader]=65536 [CanonicalTar]=16384)
 
 # --sanitize=fuzzer alone links libFuzzer but leaves Swift code uninstrumented (SwiftPM passes it
 # only to the link); -Xswiftc -sanitize=fuzzer adds the coverage counters libFuzzer steers by.

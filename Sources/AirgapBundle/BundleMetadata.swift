@@ -2,9 +2,11 @@ import AirgapOCI
 import Foundation
 
 /// `airgap/bundle.json`: what the bundle holds, written before any blob so one pass can verify.
-/// No timestamps or host names: the same inputs give the same bytes.
+/// No host names, and one time (`created`, from `SOURCE_DATE_EPOCH` when set): the same inputs
+/// give the same bytes.
 public struct BundleMetadata: Codable, Sendable, Equatable {
-    public static let currentFormat = 1
+    /// 2: the canonical tar encoding and the signed creation time.
+    public static let currentFormat = 2
     public static let entryName = "airgap/bundle.json"
     public static let checksumsName = "airgap/SHA256SUMS"
     public static let signatureName = "airgap/SHA256SUMS.sig"
@@ -55,6 +57,8 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
 
     public var formatVersion: Int
     public var tool: Tool
+    /// When the bundle was made (RFC 3339, UTC): signed, so the inside can refuse rollbacks.
+    public var created: String?
     public var manifest: SourceManifest?
     public var images: [Image]
     /// Blobs carried in the bundle, sorted by digest.
@@ -64,9 +68,9 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
     /// The receipt used for `--since`, by sha256.
     public var since: String?
 
-    public init(tool: Tool, manifest: SourceManifest?, images: [Image], blobs: [Blob], requiredOnInside: [Blob], since: String?) {
+    public init(tool: Tool, created: String?, manifest: SourceManifest?, images: [Image], blobs: [Blob], requiredOnInside: [Blob], since: String?) {
         formatVersion = Self.currentFormat
-        self.tool = tool; self.manifest = manifest; self.images = images
+        self.tool = tool; self.created = created; self.manifest = manifest; self.images = images
         self.blobs = blobs; self.requiredOnInside = requiredOnInside; self.since = since
     }
 }

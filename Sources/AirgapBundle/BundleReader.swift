@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -41,13 +44,18 @@ public struct BundleFiles: Sendable {
     public var paths: [String]
     public var base: String
     public var isSplit: Bool
+    /// Every volume was named on the command line (rather than found from the first).
+    public var namedEachVolume = false
 
     /// `FILE`, `FILE.001` (the rest are found), or every volume listed.
     public static func resolve(_ given: [String]) throws -> BundleFiles {
         guard let first = given.first else { throw BundleError.format("no bundle given") }
+        if given.contains("-") {
+            throw BundleError.format("a bundle cannot be read from standard input ('-'): verify, load and push read it from a regular file (push reads its blobs again by offset); save it to a file first")
+        }
         if given.count > 1 {
             let base = first.hasSuffix(".001") ? String(first.dropLast(4)) : first
-            return BundleFiles(paths: given, base: base, isSplit: true)
+            return BundleFiles(paths: given, base: base, isSplit: true, namedEachVolume: true)
         }
         if first.hasSuffix(".001") {
             let base = String(first.dropLast(4))
@@ -69,6 +77,36 @@ public struct BundleFiles: Sendable {
     }
 
     public var volumeListPath: String { base + ".volumes.json" }
+
+    /// The volumes the signed list names, in its order, next to the first one.
+    func listed(_ list: VolumeList) -> BundleFiles {
+        let directory = (base as NSString).deletingLastPathComponent
+        let paths = list.volumes.map { directory.isEmpty ? $0.name : "\(directory)/\($0.name)" }
+        return BundleFiles(paths: paths, base: base, isSplit: true)
+    }
+}
+
+/// Which signatures a read accepts: a signature valid by one of `keys`; with `allowUnsigned`, also
+/// none at all, unless the key was named by the user (`--key`), who then gets that key's
+/// signature or a refusal.
+public struct BundleTrust {
+    public var keys: [Curve25519.Signing.PublicKey]
+    public var keyNamedByUser: Bool
+    public var allowUnsigned: Bool
+    /// Where the keys came from, for the refusal sentence ("--key site.pub", "the trusted signers").
+    public var keySource: String
+
+    public init(keys: [Curve25519.Signing.PublicKey], keyNamedByUser: Bool, allowUnsigned: Bool, keySource: String) {
+        self.keys = keys; self.keyNamedByUser = keyNamedByUser; self.allowUnsigned = allowUnsigned; self.keySource = keySource
+    }
+
+    public static func key(_ key: Curve25519.Signing.PublicKey?, allowUnsigned: Bool) -> BundleTrust {
+        BundleTrust(keys: key.map { [$0] } ?? [], keyNamedByUser: key != nil, allowUnsigned: allowUnsigned, keySource: "the given key")
+    }
+
+    func signer(of data: Data, signature: Data) -> Curve25519.Signing.PublicKey? {
+        keys.first { BundleKeys.verify(signature, of: data, with: $0) }
+    }
 }
 
 /// The result of reading a bundle: every finding, not only the first.
@@ -86,31 +124,53 @@ public struct BundleReadResult: Sendable {
     public var fileHashes: [(path: String, size: Int64, sha256: String)] = []
     /// Byte offset of each blob's data in the concatenated bundle stream (for pushing by range).
     public var blobOffsets: [Digest: Int64] = [:]
+    /// The bundle's identity: sha256 of its signed SHA256SUMS, which fixes every byte of a canonical bundle.
+    public var bundleID: String?
     public var ok: Bool { findings.isEmpty }
+    public init(files: BundleFiles) { self.files = files }
 }
 
-/// Reads a bundle in one streaming pass: signature of SHA256SUMS first, then every entry against
-/// it, then the structure. `blobHandler`, when given, receives each blob entry's bytes (load
-/// ingests them into the store); it must return the digest it computed.
-public final class BundleReader {
-    public typealias BlobHandler = (_ digest: Digest, _ size: Int64, _ reader: TarReader, _ name: String) throws -> Digest
+/// What a blob handler gets: the entry's bytes, streamed once, in order.
+public struct EntryData {
+    let stream: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    public func readData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws { try stream(body) }
+    public static func memory(_ data: Data) -> EntryData { EntryData { body in try data.withUnsafeBytes { try body($0) } } }
+}
 
-    let files: BundleFiles
-    let publicKey: Curve25519.Signing.PublicKey?
-    let allowUnsigned: Bool
+/// Reads a bundle in one streaming pass, accepting only its canonical encoding (`CanonicalTar`):
+/// the metadata block and the signature of SHA256SUMS first, then exactly the entries SHA256SUMS
+/// lists, in its order, each header recomputed and compared byte for byte, each entry hashed, the
+/// padding and end-of-archive checked to be zero and nothing after them. Every read is bounded by
+/// the signed sizes. `blobHandler`, when given, receives each blob entry's bytes (load ingests them
+/// into the store) and returns the digest it computed.
+public final class BundleReader {
+    public typealias BlobHandler = (_ digest: Digest, _ size: Int64, _ data: EntryData, _ name: String) throws -> Digest
+
+    public private(set) var files: BundleFiles
+    let trust: BundleTrust
     let hashFiles: Bool
 
-    public init(files: BundleFiles, publicKey: Curve25519.Signing.PublicKey?, allowUnsigned: Bool, hashFiles: Bool = false) {
+    public init(files: BundleFiles, trust: BundleTrust, hashFiles: Bool = false) {
         self.files = files
-        self.publicKey = publicKey
-        self.allowUnsigned = allowUnsigned
+        self.trust = trust
         self.hashFiles = hashFiles
     }
 
-    static let metadataLimit = 64 << 20
-    static let documentLimit = 16 << 20
+    public convenience init(files: BundleFiles, publicKey: Curve25519.Signing.PublicKey?, allowUnsigned: Bool, hashFiles: Bool = false) {
+        self.init(files: files, trust: .key(publicKey, allowUnsigned: allowUnsigned), hashFiles: hashFiles)
+    }
 
-    public func read(blobHandler: BlobHandler? = nil) throws -> BundleReadResult {
+    static let metadataLimit: Int64 = 64 << 20
+    static let documentLimit: Int64 = 16 << 20
+    static let signatureSize: Int64 = 64
+
+    /// `passthrough`, when given, receives every byte of the bundle as it is read, except that the
+    /// last chunk is held back until every check passed: a consumer that gets the whole stream got
+    /// a verified bundle, and one cut short (throw or abort) never got its end.
+    /// `verifiedMetadata` sees bundle.json once the signature and its hash held, before any other
+    /// entry is read; what it throws ends the read.
+    public func read(verifiedMetadata: ((BundleMetadata, SignatureStatus) throws -> Void)? = nil, blobHandler: BlobHandler? = nil,
+                     passthrough: TarWriter.Sink? = nil) throws -> BundleReadResult {
         var result = BundleReadResult(files: files)
         if let compression = Compression.detect(path: files.paths[0]) {
             // Bundles are written as plain tar so that blob byte ranges are file offsets; a compressed
@@ -118,114 +178,149 @@ public final class BundleReader {
             result.findings.append(Finding(entry: files.paths[0], problem: "the bundle is \(compression.rawValue)-compressed, but airgap bundles are plain tar; decompress it (\(compression.decompressCommand)) and check the result"))
             return result
         }
-        let volumeList = try checkVolumeList(&result)
-        let source = try HashingSource(paths: files.paths, hashEachFile: hashFiles || volumeList != nil)
-        let reader: TarReader
-        do { reader = try TarReader(source: source, decompress: false) } catch {
-            result.findings.append(Finding(entry: files.paths[0], problem: "not a readable tar archive: \(error)"))
+        let volumeList = checkVolumeList(&result)
+        if files.isSplit && volumeList == nil { return result }
+        result.files = files
+        let files = self.files
+        let fileSource: FileSequenceSource
+        do { fileSource = try FileSequenceSource(paths: files.paths) } catch {
+            result.findings.append(Finding(entry: (files.paths[0] as NSString).lastPathComponent, problem: "\(error)"))
             return result
         }
-        var names = Set<String>()
-        var position = 0
-        var trusted = false
-        var expected: [String: Digest] = [:]
-        var lastEntryEnd: (digest: Digest, size: Int64)?
+        if let volumeList { compareVolumeSizes(volumeList, actual: fileSource.sizes, &result) }
+        guard result.findings.isEmpty else { return result }
+        let hashing = HashingSource(fileSource, hashEachFile: hashFiles)
+        let tee = passthrough.map { HoldBackSource(hashing, sink: $0) }
+        let tar = CanonicalTarReader(source: tee ?? hashing)
 
-        func volumeName() -> String? { files.isSplit ? (source.currentPath as NSString).lastPathComponent : nil }
+        func volume(at offset: Int64) -> String? {
+            guard files.isSplit else { return nil }
+            var start: Int64 = 0
+            for (path, size) in zip(files.paths, fileSource.sizes) {
+                if offset < start + size { return (path as NSString).lastPathComponent + " byte \(offset - start)" }
+                start += size
+            }
+            return (files.paths.last! as NSString).lastPathComponent
+        }
+        func structural(_ error: any Error) {
+            if let error = error as? CanonicalTarError {
+                result.findings.append(Finding(entry: error.entry, volume: volume(at: error.offset), problem: error.description))
+            } else {
+                result.findings.append(Finding(entry: "archive", problem: "cannot be read: \(error)"))
+            }
+        }
+        func record(_ name: String, _ data: Data) -> Digest {
+            let digest = Digest.sha256(of: data)
+            result.entries.append(ReadEntry(name: name, size: Int64(data.count), sha256: digest.encoded, ok: true))
+            return digest
+        }
 
-        entryLoop: while true {
-            let entry: TarEntry?
-            do { entry = try reader.next() } catch {
-                result.findings.append(Finding(entry: "archive", volume: volumeName(), problem: "the bundle is truncated or damaged: \(error)"))
-                break
+        // The metadata block: bundle.json, SHA256SUMS and (when signed) its signature, in that order.
+        let metadataBytes: Data, sumsBytes: Data
+        var signatureBytes: Data?
+        let sums: Checksums
+        var entryNames: ArraySlice<(name: String, digest: Digest)>
+        do {
+            let meta = try tar.readHeader(oneOf: [BundleMetadata.entryName], limit: Self.metadataLimit)
+            metadataBytes = try tar.readAll(size: meta.size, entry: meta.name)
+            let sumsHeader = try tar.readHeader(oneOf: [BundleMetadata.checksumsName], limit: Self.metadataLimit)
+            sumsBytes = try tar.readAll(size: sumsHeader.size, entry: sumsHeader.name)
+            do { sums = try Checksums.parse(sumsBytes) } catch {
+                result.findings.append(Finding(entry: BundleMetadata.checksumsName, problem: "\(error)"))
+                return result
             }
-            guard let entry else { break }
-            // The data of the blob before this header ends at this header's position minus padding.
-            if let last = lastEntryEnd {
-                result.blobOffsets[last.digest] = reader.headerPosition - Self.padded(last.size)
-                lastEntryEnd = nil
+            guard sums.entries.first?.name == BundleMetadata.entryName else {
+                result.findings.append(Finding(entry: BundleMetadata.checksumsName, problem: "does not list \(BundleMetadata.entryName) first; this is not an airgap bundle, or its metadata block is damaged"))
+                return result
             }
-            position += 1
-            let rawName = entry.name
-            guard let name = EntryNames.normalize(rawName) else {
-                result.findings.append(Finding(entry: rawName, volume: volumeName(), problem: "the name leaves the bundle (absolute or '..'); refusing it"))
-                continue
-            }
-            guard names.insert(name).inserted else {
-                result.findings.append(Finding(entry: name, volume: volumeName(), problem: "the entry appears twice"))
-                continue
-            }
-            guard entry.kind == .file else {
-                if entry.kind == .directory { continue }
-                result.findings.append(Finding(entry: name, volume: volumeName(), problem: "a \(kindName(entry.kind)) entry; bundles hold only regular files"))
-                continue
-            }
-
-            // The metadata block: bundle.json, SHA256SUMS, signature, in that order, first.
-            if position <= 3 && name.hasPrefix("airgap/") {
-                let data: Data
-                do { data = try reader.readAll(limit: Self.metadataLimit) } catch {
-                    result.findings.append(Finding(entry: name, volume: volumeName(), problem: "cannot be read: \(error)"))
-                    break entryLoop
+            entryNames = sums.entries.dropFirst()
+            // The signature is optional, so the next header is it or the first listed entry (sized below).
+            let next = try tar.readHeader(oneOf: [BundleMetadata.signatureName] + (entryNames.first.map { [$0.name] } ?? []),
+                                          limit: .max, size: nil)
+            if next.name == BundleMetadata.signatureName {
+                guard next.size == Self.signatureSize else {
+                    result.findings.append(Finding(entry: next.name, problem: "holds \(next.size) bytes; an Ed25519 signature has \(Self.signatureSize)"))
+                    return result
                 }
-                switch name {
-                case BundleMetadata.entryName:
-                    result.entries.append(ReadEntry(name: name, size: Int64(data.count), sha256: Digest.sha256(of: data).encoded, ok: true))
-                    do { result.metadata = try JSONDecoder().decode(BundleMetadata.self, from: data) } catch {
-                        result.findings.append(Finding(entry: name, problem: "not valid bundle metadata (\(CanonicalJSON.describeAny(error)))"))
+                signatureBytes = try tar.readAll(size: next.size, entry: next.name)
+                pendingHeader = nil
+            } else {
+                pendingHeader = next
+            }
+        } catch {
+            structural(error)
+            if result.findings.first?.entry == BundleMetadata.entryName {
+                result.findings[0].problem += " (is this an airgap bundle?)"
+            }
+            return result
+        }
+        _ = record(BundleMetadata.entryName, metadataBytes)
+        _ = record(BundleMetadata.checksumsName, sumsBytes)
+        if let signatureBytes { _ = record(BundleMetadata.signatureName, signatureBytes) }
+        result.checksums = sums
+        result.bundleID = Digest.sha256(of: sumsBytes).encoded
+
+        // Nothing below is trusted unless the signature holds.
+        guard checkSignature(sums: sumsBytes, signature: signatureBytes, &result) else { return result }
+        if Digest.sha256(of: metadataBytes) != sums.entries[0].digest {
+            result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "does not match SHA256SUMS (expected \(sums.entries[0].digest.encoded), got \(Digest.sha256(of: metadataBytes).encoded))"))
+            return result
+        }
+        do { result.metadata = try JSONDecoder().decode(BundleMetadata.self, from: metadataBytes) } catch {
+            result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "not valid bundle metadata (\(CanonicalJSON.describeAny(error)))"))
+            return result
+        }
+        if let format = result.metadata?.formatVersion, format > BundleMetadata.currentFormat {
+            result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "the bundle has format \(format), newer than the \(BundleMetadata.currentFormat) this airgap reads; use a newer airgap-import"))
+            return result
+        }
+        let blobIndex = Dictionary((result.metadata?.blobs ?? []).map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
+        if let verifiedMetadata, let metadata = result.metadata { try verifiedMetadata(metadata, result.signature) }
+
+        do {
+            for (name, want) in entryNames {
+                let blobDigest = Self.blobDigest(name)
+                var exactSize: Int64?
+                var limit = Self.documentLimit
+                if let blobDigest {
+                    guard blobDigest == want else {
+                        result.findings.append(Finding(entry: name, problem: "SHA256SUMS gives it \(want), which is not the digest its name claims"))
+                        return result
                     }
-                case BundleMetadata.checksumsName:
-                    do { result.checksums = try Checksums.parse(data) } catch {
-                        result.findings.append(Finding(entry: name, problem: "\(error)"))
-                        break entryLoop
+                    guard let blob = blobIndex[blobDigest] else {
+                        result.findings.append(Finding(entry: name, problem: "listed in SHA256SUMS but not in bundle.json, so its size is unknown"))
+                        return result
                     }
-                    result.entries.append(ReadEntry(name: name, size: Int64(data.count), sha256: Digest.sha256(of: data).encoded, ok: true))
-                    expected = Dictionary(result.checksums!.entries.map { ($0.name, $0.digest) }, uniquingKeysWith: { a, _ in a })
-                    sumsData = data
-                case BundleMetadata.signatureName:
-                    result.entries.append(ReadEntry(name: name, size: Int64(data.count), sha256: Digest.sha256(of: data).encoded, ok: true))
-                    signatureData = data
-                default:
-                    result.findings.append(Finding(entry: name, problem: "an unknown entry in the airgap/ metadata block"))
+                    exactSize = blob.size
+                    limit = blob.size
+                } else if name.hasPrefix("airgap/") {
+                    result.findings.append(Finding(entry: name, problem: "SHA256SUMS lists a second metadata entry"))
+                    return result
                 }
-                continue
-            }
-            if !trusted {
-                // Everything after the metadata block is trusted only once the signature holds.
-                trusted = true
-                guard checkSignature(&result) else { break entryLoop }
-                blobIndex = Dictionary((result.metadata?.blobs ?? []).map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
-                if let sums = result.checksums, let recorded = sums.digest(of: BundleMetadata.entryName),
-                   let bundleJSON = result.entries.first(where: { $0.name == BundleMetadata.entryName }), recorded.encoded != bundleJSON.sha256 {
-                    result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "does not match SHA256SUMS (expected \(recorded.encoded), got \(bundleJSON.sha256))"))
+                let header: (name: String, size: Int64)
+                if let pending = pendingHeader {
+                    pendingHeader = nil
+                    header = pending
+                    if let exactSize, exactSize != header.size {
+                        throw CanonicalTarError(offset: tar.position - 512, entry: name, problem: "the header of \(name) gives \(header.size) bytes, but the signed metadata says \(exactSize)")
+                    }
+                    guard header.size <= limit else {
+                        throw CanonicalTarError(offset: tar.position - 512, entry: name, problem: "\(name) is \(header.size) bytes, over the \(limit)-byte limit for it")
+                    }
+                } else {
+                    header = try tar.readHeader(oneOf: [name], limit: limit, size: exactSize)
                 }
-            }
-            guard let want = expected[name] else {
-                result.findings.append(Finding(entry: name, volume: volumeName(), problem: "an extra entry not listed in SHA256SUMS"))
-                continue
-            }
-            let blobDigest = Self.blobDigest(name)
-            if let blobDigest, blobDigest != want {
-                result.findings.append(Finding(entry: name, problem: "SHA256SUMS gives it \(want), which is not the digest its name claims"))
-            }
-            if let blobDigest, let size = blobIndex[blobDigest]?.size, size != entry.size {
-                result.findings.append(Finding(entry: name, volume: volumeName(), problem: "holds \(entry.size) bytes but bundle.json says \(size)"))
-                continue
-            }
-            do {
-                var actual: Digest
-                let keep = blobDigest == nil || entry.size <= Int64(Self.documentLimit) && isDocument(blobDigest!)
-                if let blobDigest, let blobHandler, !keep {
-                    actual = try blobHandler(blobDigest, entry.size, reader, name)
-                } else if keep {
-                    let data = try reader.readAll(limit: Self.documentLimit)
+                let size = header.size
+                let keep = blobDigest == nil || size <= Self.documentLimit && isDocument(blobIndex[blobDigest!]!)
+                let actual: Digest
+                if keep {
+                    let data = try tar.readAll(size: size, entry: name)
                     actual = Digest.sha256(of: data)
                     if actual == want {
                         if let blobDigest {
                             result.documents[blobDigest] = data
-                            if let blobHandler {
-                                _ = try blobHandler(blobDigest, entry.size, TarReader.memory(data), name)
-                            }
+                            result.blobOffsets[blobDigest] = tar.position - Int64(CanonicalTar.padding(size)) - size
+                            if let blobHandler { _ = try blobHandler(blobDigest, size, .memory(data), name) }
                         } else if name == "index.json" {
                             result.index = try? ImageIndex.decode(data, what: "index.json")
                             if result.index == nil { result.findings.append(Finding(entry: name, problem: "not a valid OCI index")) }
@@ -234,126 +329,137 @@ public final class BundleReader {
                         }
                     }
                 } else {
+                    let offset = tar.position
                     var hasher = DigestHasher()
-                    try reader.readData { hasher.update($0) }
+                    var consumed: Int64 = 0
+                    let data = EntryData { body in
+                        try tar.readData(size: size, entry: name) { chunk in
+                            hasher.update(chunk)
+                            consumed += Int64(chunk.count)
+                            try body(chunk)
+                        }
+                    }
+                    do {
+                        if let blobHandler { _ = try blobHandler(blobDigest!, size, data, name) } else { try data.readData { _ in } }
+                    } catch let error as StoreError where error.isVerificationFailure {
+                        // The store refused the bytes; what the stream itself hashed is the finding.
+                        if consumed < size { throw error }
+                    }
+                    guard consumed == size else { throw CanonicalTarError(offset: tar.position, entry: name, problem: "\(name) was not read to its end") }
                     actual = hasher.finalize()
+                    if actual == want { result.blobOffsets[blobDigest!] = offset }
                 }
-                result.entries.append(ReadEntry(name: name, size: entry.size, sha256: actual.encoded, ok: actual == want))
+                result.entries.append(ReadEntry(name: name, size: size, sha256: actual.encoded, ok: actual == want))
                 if actual != want {
-                    result.findings.append(Finding(entry: name, volume: volumeName(), problem: "content does not match SHA256SUMS (expected \(want.encoded), got \(actual.encoded))"))
-                } else if let blobDigest {
-                    lastEntryEnd = (blobDigest, entry.size)
+                    let start = tar.position - Int64(CanonicalTar.padding(size)) - size
+                    result.findings.append(Finding(entry: name, volume: damagedVolumes(start..<start + size, list: volumeList, sizes: fileSource.sizes),
+                                                   problem: "content does not match SHA256SUMS (expected \(want.encoded), got \(actual.encoded))"))
                 }
-            } catch let error as StoreError where error.isVerificationFailure {
-                result.entries.append(ReadEntry(name: name, size: entry.size, sha256: "", ok: false))
-                result.findings.append(Finding(entry: name, volume: volumeName(), problem: "content does not match SHA256SUMS (\(error))"))
-            } catch let error as StoreError {
-                throw error // the store, not the bundle, failed (disk full, permissions)
-            } catch {
-                result.findings.append(Finding(entry: name, volume: volumeName(), problem: "cannot be read: \(error)"))
-                break entryLoop
             }
-        }
-        if !trusted { _ = checkSignature(&result) }
-        if result.signature == .invalid || (result.signature == .unsigned && !allowUnsigned) { return result }
-        if let last = lastEntryEnd {
-            // The last blob's data ends where the end-of-archive blocks begin.
-            result.blobOffsets[last.digest] = reader.headerPosition - Self.padded(last.size)
-        }
-        // Read the end padding too, so file hashes cover whole files.
-        _ = try? source.drain()
-        if let sums = result.checksums {
-            let seen = Set(result.entries.map(\.name))
-            for (name, _) in sums.entries where !seen.contains(name) {
-                result.findings.append(Finding(entry: name, problem: "listed in SHA256SUMS but missing from the bundle"))
+            if let pending = pendingHeader {
+                throw CanonicalTarError(offset: tar.position - 512, entry: pending.name, problem: "an entry where the archive must end")
             }
-        } else if result.findings.isEmpty {
-            result.findings.append(Finding(entry: BundleMetadata.checksumsName, problem: "missing: this is not an airgap bundle, or its metadata block is damaged"))
+            try tar.readEnd()
+        } catch let error as StoreError where !error.isVerificationFailure {
+            throw error // the store, not the bundle, failed (disk full, permissions)
+        } catch {
+            structural(error)
+            return result
         }
-        if result.metadata == nil && !result.findings.contains(where: { $0.entry == BundleMetadata.entryName }) {
-            result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "missing: this is not an airgap bundle"))
-        }
-        if hashFiles || volumeList != nil {
-            result.fileHashes = source.fileHashes
-            if let volumeList { compareVolumes(volumeList, &result) }
-        }
+        if hashFiles { result.fileHashes = hashing.fileHashes }
         checkStructure(&result)
+        if result.ok, let tee {
+            try tee.release()
+        }
         return result
     }
 
-    private var sumsData: Data?
-    private var signatureData: Data?
+    /// A header read while looking for the optional signature, which turned out to be the first listed entry.
+    private var pendingHeader: (name: String, size: Int64)?
 
     /// Signature first: nothing else is trusted without it.
-    private func checkSignature(_ result: inout BundleReadResult) -> Bool {
-        guard let sums = sumsData else {
-            result.findings.append(Finding(entry: BundleMetadata.checksumsName, problem: "missing from the metadata block at the start of the bundle"))
-            result.signature = .invalid
-            return false
-        }
-        guard let signature = signatureData else {
+    private func checkSignature(sums: Data, signature: Data?, _ result: inout BundleReadResult) -> Bool {
+        guard let signature else {
             result.signature = .unsigned
-            if !allowUnsigned {
+            if trust.keyNamedByUser {
+                result.findings.append(Finding(entry: BundleMetadata.signatureName, problem: "the bundle is unsigned, but \(trust.keySource) must have signed it; refusing it (its signature may have been stripped)"))
+                return false
+            }
+            if !trust.allowUnsigned {
                 result.findings.append(Finding(entry: BundleMetadata.signatureName, problem: "the bundle is unsigned; refusing it (use --allow-unsigned to accept an unsigned bundle)"))
                 return false
             }
             return true
         }
-        guard let publicKey else {
+        if trust.keys.isEmpty {
             result.signature = .notChecked
-            if !allowUnsigned {
-                result.findings.append(Finding(entry: BundleMetadata.signatureName, problem: "no public key was given to check the signature; give --key NAME.pub"))
+            if !trust.allowUnsigned {
+                result.findings.append(Finding(entry: BundleMetadata.signatureName, problem: "no key to check the signature with: give --key NAME.pub, or trust the signer once with 'airgap-import trust add NAME.pub'"))
                 return false
             }
             return true
         }
-        if BundleKeys.verify(signature, of: sums, with: publicKey) {
-            result.signature = .valid(fingerprint: BundleKeys.fingerprint(publicKey))
+        if let signer = trust.signer(of: sums, signature: signature) {
+            result.signature = .valid(fingerprint: BundleKeys.fingerprint(signer))
             return true
         }
         result.signature = .invalid
-        result.findings.append(Finding(entry: BundleMetadata.signatureName, problem: "the signature does not match SHA256SUMS with the given key: the bundle was signed by another key or altered; nothing in it is trusted"))
+        result.findings.append(Finding(entry: BundleMetadata.signatureName, problem: "the signature does not match SHA256SUMS with \(trust.keySource): the bundle was signed by another key or altered; nothing in it is trusted"))
         return false
     }
 
-    private func checkVolumeList(_ result: inout BundleReadResult) throws -> VolumeList? {
+    /// The signed volume list of a split bundle; from here on the volumes are the ones it names.
+    private func checkVolumeList(_ result: inout BundleReadResult) -> VolumeList? {
         guard files.isSplit else { return nil }
         let path = files.volumeListPath
-        guard let data = FileManager.default.contents(atPath: path) else {
-            result.findings.append(Finding(entry: (path as NSString).lastPathComponent, problem: "the volume list of the split bundle is missing; copy it along with the volumes"))
+        let listName = (path as NSString).lastPathComponent
+        guard let data = readSmallFile(path) else {
+            result.findings.append(Finding(entry: listName, problem: "the volume list of the split bundle is missing or unreadable; copy it along with the volumes"))
             return nil
         }
-        if let publicKey {
-            guard let signature = FileManager.default.contents(atPath: path + ".sig"), BundleKeys.verify(signature, of: data, with: publicKey) else {
-                result.findings.append(Finding(entry: (path as NSString).lastPathComponent, problem: "its signature is missing or does not match the given key"))
+        if !trust.keys.isEmpty || trust.keyNamedByUser || !trust.allowUnsigned {
+            guard let signature = readSmallFile(path + ".sig"), trust.signer(of: data, signature: signature) != nil else {
+                result.findings.append(Finding(entry: listName, problem: "its signature (\(listName).sig) is missing or does not match \(trust.keySource)"))
                 return nil
             }
         }
-        guard let list = try? JSONDecoder().decode(VolumeList.self, from: data) else {
-            result.findings.append(Finding(entry: (path as NSString).lastPathComponent, problem: "not a valid volume list"))
+        guard let list = try? JSONDecoder().decode(VolumeList.self, from: data), !list.volumes.isEmpty,
+              list.volumes.allSatisfy({ CanonicalTar.isAllowedName($0.name) && !$0.name.contains("/") }) else {
+            result.findings.append(Finding(entry: listName, problem: "not a valid volume list"))
             return nil
         }
-        let present = Set(files.paths.map { ($0 as NSString).lastPathComponent })
-        for volume in list.volumes where !present.contains(volume.name) {
-            result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is missing; all \(list.volumes.count) volumes are needed"))
+        let given = files.paths.map { ($0 as NSString).lastPathComponent }
+        let listed = files.listed(list)
+        if files.namedEachVolume && given != list.volumes.map(\.name) {
+            result.findings.append(Finding(entry: listName, problem: "the volumes given (\(given.joined(separator: ", "))) are not the \(list.volumes.count) it lists, in order"))
+            return nil
         }
+        var missing = false
+        for (volume, path) in zip(list.volumes, listed.paths) where !FileIO.exists(path) {
+            result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is missing; all \(list.volumes.count) volumes are needed"))
+            missing = true
+        }
+        if missing { return nil }
+        files = listed
         return list
     }
 
-    private func compareVolumes(_ list: VolumeList, _ result: inout BundleReadResult) {
-        for (path, size, sha) in result.fileHashes {
-            let name = (path as NSString).lastPathComponent
-            guard let want = list.volumes.first(where: { $0.name == name }) else {
-                result.findings.append(Finding(entry: name, volume: name, problem: "not part of this bundle's volume list"))
-                continue
+    /// Volume boundaries are where the signed list puts them: every volume but the last is exactly
+    /// the split size, and each has its listed size.
+    private func compareVolumeSizes(_ list: VolumeList, actual: [Int64], _ result: inout BundleReadResult) {
+        for (i, (volume, size)) in zip(list.volumes, actual).enumerated() {
+            let full = i < list.volumes.count - 1
+            if size != volume.size || (full && size != list.splitSize) || (!full && (size == 0 || size > list.splitSize)) {
+                result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is damaged: it holds \(size) bytes, the signed volume list says \(volume.size)"))
             }
-            if want.size != size || want.sha256 != sha {
-                result.findings.append(Finding(entry: name, volume: name, problem: "this volume is damaged: \(size) bytes with sha256 \(sha), expected \(want.size) bytes with sha256 \(want.sha256)"))
-            }
+        }
+        if list.volumes.reduce(Int64(0), { $0 + $1.size }) != list.bundleSize {
+            result.findings.append(Finding(entry: (files.volumeListPath as NSString).lastPathComponent, problem: "its volume sizes do not add up to the bundle size it gives"))
         }
     }
 
-    /// Every blob the index and manifests name is in the bundle or required on the inside.
+    /// Every blob the index and manifests name is in the bundle or required on the inside; one
+    /// walk over the graph with real depth (an index of indexes of manifests is depth 3).
     private func checkStructure(_ result: inout BundleReadResult) {
         guard result.signature != .invalid, let metadata = result.metadata else { return }
         guard let index = result.index else {
@@ -375,40 +481,44 @@ public final class BundleReader {
         for image in metadata.images where !index.manifests.contains(where: { $0.digest == image.digest }) {
             result.findings.append(Finding(entry: "index.json", problem: "does not list \(image.reference) (\(image.digest)) that bundle.json promises"))
         }
+        var checked = Set<Digest>()
+        var pending: [(Descriptor, depth: Int)] = []
         for top in index.manifests {
             need(top, by: "index.json")
-            var pending = [top]
-            var depth = 0
-            while let d = pending.popLast(), depth < 64 {
-                depth += 1
-                let name = "blobs/sha256/\(d.digest.encoded)"
-                guard let data = result.documents[d.digest] else {
-                    // Manifests are held in memory to be read; one past the limit is refused, not skipped.
-                    if d.size > Int64(Self.documentLimit) {
-                        result.findings.append(Finding(entry: name, problem: "a \(d.mediaType.isIndex ? "image index" : "manifest") of \(d.size) bytes, over the \(Self.documentLimit >> 20) MiB limit for manifests; refusing it"))
-                    }
-                    continue
+            pending.append((top, 1))
+        }
+        while let (d, depth) = pending.popLast() {
+            guard checked.insert(d.digest).inserted else { continue }
+            let name = "blobs/sha256/\(d.digest.encoded)"
+            guard depth <= Self.maximumDepth else {
+                result.findings.append(Finding(entry: name, problem: "nested \(depth) levels deep, more than the \(Self.maximumDepth) any image needs; refusing it"))
+                continue
+            }
+            guard let data = result.documents[d.digest] else {
+                // Manifests are held in memory to be read; one past the limit is refused, not skipped.
+                if d.size > Self.documentLimit {
+                    result.findings.append(Finding(entry: name, problem: "a \(d.mediaType.isIndex ? "image index" : "manifest") of \(d.size) bytes, over the \(Self.documentLimit >> 20) MiB limit for manifests; refusing it"))
                 }
-                if d.mediaType.isIndex {
-                    guard let child = try? ImageIndex.decode(data) else { result.findings.append(Finding(entry: name, problem: "not a valid image index")); continue }
-                    for m in child.manifests { need(m, by: name); pending.append(m) }
-                } else if d.mediaType.isImageManifest {
-                    guard let manifest = try? ImageManifest.decode(data) else { result.findings.append(Finding(entry: name, problem: "not a valid image manifest")); continue }
-                    for blob in manifest.blobs { need(blob, by: name) }
-                    if let config = result.documents[manifest.config.digest], (try? JSONSerialization.jsonObject(with: config)) == nil {
-                        result.findings.append(Finding(entry: "blobs/sha256/\(manifest.config.digest.encoded)", problem: "the image config is not valid JSON"))
-                    }
+                continue
+            }
+            if d.mediaType.isIndex {
+                guard let child = try? ImageIndex.decode(data) else { result.findings.append(Finding(entry: name, problem: "not a valid image index")); continue }
+                for m in child.manifests { need(m, by: name); pending.append((m, depth + 1)) }
+            } else if d.mediaType.isImageManifest {
+                guard let manifest = try? ImageManifest.decode(data) else { result.findings.append(Finding(entry: name, problem: "not a valid image manifest")); continue }
+                for blob in manifest.blobs { need(blob, by: name) }
+                if let config = result.documents[manifest.config.digest], (try? JSONSerialization.jsonObject(with: config)) == nil {
+                    result.findings.append(Finding(entry: "blobs/sha256/\(manifest.config.digest.encoded)", problem: "the image config is not valid JSON"))
                 }
             }
         }
     }
 
-    /// bundle.json's blobs by digest, built once the metadata block is read (lookups per entry stay O(1)).
-    private var blobIndex: [Digest: BundleMetadata.Blob] = [:]
+    /// Index → index → manifest is as deep as real images go; a little room beyond that.
+    static let maximumDepth = 8
 
-    func isDocument(_ digest: Digest) -> Bool {
-        guard let blob = blobIndex[digest] else { return false }
-        return blob.mediaType.isManifest || blob.mediaType == .ociConfig || blob.mediaType == .dockerConfig
+    func isDocument(_ blob: BundleMetadata.Blob) -> Bool {
+        blob.mediaType.isManifest || blob.mediaType == .ociConfig || blob.mediaType == .dockerConfig
             || blob.mediaType.rawValue.hasSuffix("+json") && !blob.mediaType.rawValue.contains("layer")
     }
 
@@ -417,34 +527,52 @@ public final class BundleReader {
         return try? Digest(algorithm: .sha256, encoded: String(name.dropFirst("blobs/sha256/".count)))
     }
 
-    static func padded(_ size: Int64) -> Int64 { (size + 511) / 512 * 512 }
-
-    func kindName(_ kind: TarEntry.Kind) -> String {
-        switch kind {
-        case .symlink: "symbolic link"
-        case .hardlink: "hard link"
-        case .directory: "directory"
-        case .file: "file"
-        case .other(let what): what
+    /// The volume(s) holding a damaged entry's bytes: the one it lies in, or, for an entry that
+    /// spans volumes, those whose sha256 differs from the signed list (re-hashed only now, on failure).
+    private func damagedVolumes(_ range: Range<Int64>, list: VolumeList?, sizes: [Int64]) -> String? {
+        guard files.isSplit, let list else { return nil }
+        var start: Int64 = 0
+        var spanned: [(path: String, volume: VolumeList.Volume)] = []
+        for (i, (path, size)) in zip(files.paths, sizes).enumerated() {
+            if range.lowerBound < start + size && range.upperBound > start { spanned.append((path, list.volumes[i])) }
+            start += size
         }
+        guard spanned.count > 1 else { return spanned.first.map { ($0.path as NSString).lastPathComponent } }
+        let bad = spanned.filter { item in
+            guard let source = try? FileSequenceSource(path: item.path) else { return true }
+            var hasher = DigestHasher()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+            defer { buffer.deallocate() }
+            while let n = try? source.read(into: buffer), n > 0 { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
+            return hasher.finalize().encoded != item.volume.sha256
+        }
+        return (bad.isEmpty ? spanned : bad).map { ($0.path as NSString).lastPathComponent }.joined(separator: ", ")
+    }
+
+    /// A sidecar file of at most 1 MiB, read only if it is a regular file.
+    private func readSmallFile(_ path: String) -> Data? {
+        guard let (fd, size) = try? FileSequenceSource.openRegularFile(path), size <= 1 << 20 else { return nil }
+        defer { close(fd) }
+        var data = Data(count: Int(size))
+        let n = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, Int(size)) }
+        return n == Int(size) ? data : nil
     }
 }
 
-/// Reads the bundle files in order, hashing each file (and knowing which one is being read).
+/// Hashes each bundle file as it is read (for the audit report's file hashes).
 final class HashingSource: ByteSource {
     private let inner: FileSequenceSource
     private let hashEachFile: Bool
     private var hashers: [DigestHasher]
     private var sizes: [Int64]
 
-    init(paths: [String], hashEachFile: Bool) throws {
-        inner = try FileSequenceSource(paths: paths)
+    init(_ inner: FileSequenceSource, hashEachFile: Bool) {
+        self.inner = inner
         self.hashEachFile = hashEachFile
-        hashers = paths.map { _ in DigestHasher() }
-        sizes = paths.map { _ in 0 }
+        hashers = inner.paths.map { _ in DigestHasher() }
+        sizes = inner.paths.map { _ in 0 }
     }
 
-    var currentPath: String { inner.paths[inner.currentVolume] }
     var positionDescription: String { inner.positionDescription }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -457,20 +585,33 @@ final class HashingSource: ByteSource {
         return n
     }
 
-    /// Reads what the tar reader left (end padding), so file hashes cover whole files.
-    @discardableResult
-    func drain() throws -> Int64 {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 4096)
-        defer { buffer.deallocate() }
-        var total: Int64 = 0
-        while true {
-            let n = try read(into: buffer)
-            if n == 0 { return total }
-            total += Int64(n)
-        }
-    }
-
     var fileHashes: [(path: String, size: Int64, sha256: String)] {
         inner.paths.indices.map { (inner.paths[$0], sizes[$0], hashers[$0].finalize().encoded) }
+    }
+}
+
+/// Hands every chunk read to a sink one read late, and the last one only on `release()`: the
+/// consumer sees the end of the stream only after the reader's checks passed.
+final class HoldBackSource: ByteSource {
+    private let inner: any ByteSource
+    private let sink: TarWriter.Sink
+    private var held = Data()
+
+    init(_ inner: any ByteSource, sink: @escaping TarWriter.Sink) { self.inner = inner; self.sink = sink }
+
+    var positionDescription: String { inner.positionDescription }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        if n > 0 {
+            if !held.isEmpty { try held.withUnsafeBytes { try sink($0) } }
+            held = Data(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        }
+        return n
+    }
+
+    func release() throws {
+        if !held.isEmpty { try held.withUnsafeBytes { try sink($0) } }
+        held = Data()
     }
 }

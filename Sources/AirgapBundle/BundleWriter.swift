@@ -31,8 +31,9 @@ public struct BundlePlan: Sendable {
     }
 }
 
-/// Writes a bundle: metadata, checksums and signature first, then the OCI layout and Docker view,
-/// then every blob once, sorted by digest, streamed from the store and re-hashed on the way.
+/// Writes a bundle in its canonical encoding (`CanonicalTar`): metadata, checksums and signature
+/// first, then the OCI layout and Docker view, then every blob once, sorted by digest, streamed
+/// from the store and re-hashed on the way.
 public struct BundleWriter {
     public let store: LocalStore
     public init(store: LocalStore) { self.store = store }
@@ -41,7 +42,7 @@ public struct BundleWriter {
                       progress: (Int64) -> Void = { _ in }) throws {
         let metadataBytes = try CanonicalJSON.encode(plan.metadata, pretty: true)
         let sums = plan.checksums(metadataBytes: metadataBytes).data
-        let writer = try TarWriter(sink: sink)
+        let writer = CanonicalTarWriter(sink: sink)
         try writer.addFile(BundleMetadata.entryName, data: metadataBytes)
         try writer.addFile(BundleMetadata.checksumsName, data: sums)
         if let signingKey { try writer.addFile(BundleMetadata.signatureName, data: try BundleKeys.sign(sums, with: signingKey)) }

@@ -1,4 +1,5 @@
 import AirgapOCI
+import AirgapTar
 import Foundation
 
 /// `airgap/SHA256SUMS`: one `<hex>  <name>` line per entry, in the bundle's entry order,
@@ -26,6 +27,10 @@ public struct Checksums: Sendable, Equatable {
                 throw BundleError.format("airgap/SHA256SUMS line \(number + 1) is not '<sha256>  <name>'")
             }
             let name = String(parts[1].dropFirst())
+            // Only names every tar reader sees the same way (and that print safely).
+            guard CanonicalTar.isAllowedName(name) else {
+                throw BundleError.format("airgap/SHA256SUMS line \(number + 1) names an entry that cannot be in a bundle (\(EscapedText.quote(name)))")
+            }
             guard seen.insert(name).inserted else { throw BundleError.format("airgap/SHA256SUMS names \(name) twice") }
             entries.append((name, digest))
         }

@@ -15,6 +15,7 @@ public enum BundleKeys {
     }
 
     public static func publicPEM(of key: Curve25519.Signing.PrivateKey) -> String { publicPEM(key.publicKey) }
+    public static func publicKey(of key: Curve25519.Signing.PrivateKey) -> Curve25519.Signing.PublicKey { key.publicKey }
     public static func fingerprint(of key: Curve25519.Signing.PrivateKey) -> String { fingerprint(key.publicKey) }
 
     public static func publicPEM(_ key: Curve25519.Signing.PublicKey) -> String {

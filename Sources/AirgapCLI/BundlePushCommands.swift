@@ -2,12 +2,14 @@ import AirgapBundle
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
+import AirgapTar
 import AirgapTransfer
 import ArgumentParser
 import Foundation
 
 struct BundlePush: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "push", abstract: "Verify a bundle, then push its images to the internal registry.")
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
     @OptionGroup var registry: RegistryFlags
     @Option(help: "HOST[:PORT][/PREFIX]: docker.io/library/httpd:2.4 lands as HOST[:PORT]/PREFIX/library/httpd:2.4.") var to: String
@@ -17,13 +19,21 @@ struct BundlePush: AsyncParsableCommand {
     func run() async throws {
         let started = Date()
         let target = try PushTarget(parsing: to)
-        let result = try input.reader().read()
+        let history = TagHistory(storeRoot: globals.storeRoot)
+        let destination = "registry \(target)"
+        let result = try input.reader(storeRoot: globals.storeRoot).read(verifiedMetadata: { metadata, signature in
+            let tags = metadata.images.compactMap { image in
+                (try? Reference(parsing: image.reference)).map { (target.rewrite($0).description, image.digest) }
+            }
+            try input.checkRollback(metadata, signature, history: history, destination: destination, tags: tags)
+        })
         try reportFindings(result, quiet: quiet)
         let progress = ProgressRenderer(verb: "Push", quiet: quiet || format == "json")
         let outcome = try await registry.withClient { client in
             try await BundlePusher(client: client, events: progress.handle).push(result, to: target)
         }
         progress.finish()
+        try input.recordTags(result, history: history, destination: destination, tags: outcome.pushed.map { ($0.0.description, $0.1) })
         if format == "json" {
             struct Pushed: Encodable { var reference: String; var digest: String }
             struct Summary: Encodable { var pushed: [Pushed]; var transferredBytes: Int64; var skippedBlobs: Int; var seconds: Double }
@@ -36,18 +46,48 @@ struct BundlePush: AsyncParsableCommand {
     }
 }
 
-/// `load --into docker`: verify first, then stream the bundle (itself a Docker archive) to the engine.
+/// `load --into docker`: one pass over the bundle (itself a Docker archive) that verifies it and
+/// streams the same bytes to the engine; the end of the stream reaches the engine only after every
+/// check passed, and a failed check aborts the request, so the engine never gets an unverified
+/// bundle whole and loads nothing from a bad one.
 enum DockerEngineLoader {
-    static func load(input: BundleInput, quiet: Bool) async throws {
+    static func load(input: BundleInput, storeRoot: String, quiet: Bool) async throws {
         let engine = try DockerEngineClient()
-        let result = try input.reader().read()
-        try reportFindings(result, quiet: quiet)
-        if let metadata = result.metadata, !metadata.requiredOnInside.isEmpty {
-            throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; a Docker engine needs whole images, so load it into the store or push it instead")
+        // Used by the one thread that reads the bundle, and only after this function hands it over.
+        nonisolated(unsafe) let reader = try input.reader(storeRoot: storeRoot)
+        let history = TagHistory(storeRoot: storeRoot)
+        let total = reader.files.paths.reduce(Int64(0)) { $0 + (FileIO.fileSize($1) ?? 0) }
+        let pipe = ByteBufferPipe()
+        async let engineMessages = engine.load(pipe, totalSize: total)
+        let read: Result<BundleReadResult, any Error> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: Result {
+                    try reader.read(verifiedMetadata: { metadata, signature in
+                        if !metadata.requiredOnInside.isEmpty {
+                            throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; a Docker engine needs whole images, so load it into the store or push it instead")
+                        }
+                        try input.checkRollback(metadata, signature, history: history, destination: "docker", tags: metadata.tags)
+                    }, passthrough: { try pipe.send($0) })
+                })
+            }
         }
-        let sizes = result.files.paths.map { FileIO.fileSize($0) ?? 0 }
-        let segments = FileSegments(zip(result.files.paths, sizes).map { .init(path: $0.0, offset: 0, length: $0.1) })
-        let messages = try await engine.load(segments, totalSize: sizes.reduce(0, +))
+        let result: BundleReadResult
+        switch read {
+        case .success(let value) where value.ok:
+            pipe.finish()
+            result = value
+        case .success(let value):
+            pipe.fail(TarError("the bundle failed verification"))
+            _ = try? await engineMessages
+            try reportFindings(value, quiet: quiet)
+            return
+        case .failure(let error):
+            pipe.fail(error)
+            _ = try? await engineMessages
+            throw error
+        }
+        let messages: [String]
+        do { messages = try await engineMessages } catch { pipe.cancel(); throw error }
         for message in messages where !quiet { print(message) }
         let listed = Set(try await engine.repoTags())
         var missing: [String] = []
@@ -59,6 +99,9 @@ enum DockerEngineLoader {
         }
         if !missing.isEmpty {
             throw CommandError(.failure, "the Docker engine does not list \(missing.joined(separator: ", ")) after the load")
+        }
+        if let metadata = result.metadata {
+            try input.recordTags(result, history: history, destination: "docker", tags: metadata.tags)
         }
     }
 }
@@ -79,7 +122,7 @@ struct Audit: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let read = try input.reader(hashFiles: true).read()
+        let read = try input.reader(storeRoot: globals.storeRoot, hashFiles: true).read()
         var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil)
         if let registryTarget {
             let target = try PushTarget(parsing: registryTarget)

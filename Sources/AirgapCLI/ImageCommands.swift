@@ -239,11 +239,11 @@ struct ImageLoad: AsyncParsableCommand {
         let name: String
         if let input, input != "-" {
             guard FileIO.exists(input) else { throw CommandError(.failure, "the archive \(input) does not exist; check the path given to -i") }
-            source = try FileSequenceSource(path: input)
+            source = try FileSequenceSource(path: input, regularOnly: false) // a pipe (`-i <(zcat …)`) works too
             name = input
         } else {
             guard !isTerminal(0) else { throw CommandError(.usage, "no archive given: use -i FILE or pipe one into standard input") }
-            source = try FileSequenceSource(path: "/dev/stdin")
+            source = try FileSequenceSource(path: "/dev/stdin", regularOnly: false)
             name = "standard input"
         }
         let loaded = try ArchiveLoader(store: store).load(source: source, sourceName: name)

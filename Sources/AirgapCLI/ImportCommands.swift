@@ -2,6 +2,7 @@ import AirgapBundle
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
+import AirgapTar
 import AirgapTransfer
 import ArgumentParser
 import Foundation
@@ -10,38 +11,78 @@ import Foundation
 struct BundleInput: ParsableArguments {
     @Argument(help: "The bundle file, or its first volume FILE.001 (the others are found), or every volume.")
     var bundle: [String]
-    @Option(help: "Public key (PEM) the bundle must be signed with.") var key: String?
-    @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned bundle, or one whose signature cannot be checked.")
+    @Option(help: "Public key (PEM) the bundle must be signed with (default: the trusted signers, see 'trust').") var key: String?
+    @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned bundle when no --key is given.")
     var allowUnsigned = false
+    @Flag(name: .customLong("allow-rollback"), help: "Let a bundle older than the one that set a tag move that tag back.")
+    var allowRollback = false
 
     func validate() throws {
         if bundle.isEmpty { throw ValidationError("give the bundle to read") }
-        if key == nil && !allowUnsigned { throw ValidationError("give --key NAME.pub to check the bundle's signature (or --allow-unsigned)") }
     }
 
-    func reader(hashFiles: Bool = false) throws -> BundleReader {
-        let files = try BundleFiles.resolve(bundle)
-        let publicKey = try key.map { try BundleKeys.loadPublicKey(path: $0) }
-        return BundleReader(files: files, publicKey: publicKey, allowUnsigned: allowUnsigned, hashFiles: hashFiles)
+    /// Which signatures count: the key given, else the store's trusted signers.
+    func trust(storeRoot: String) throws -> BundleTrust {
+        if let key {
+            return BundleTrust(keys: [try BundleKeys.loadPublicKey(path: key)], keyNamedByUser: true, allowUnsigned: allowUnsigned,
+                               keySource: "the key \(key)")
+        }
+        let trusted = try TrustedSigners(storeRoot: storeRoot).keys()
+        if trusted.isEmpty && !allowUnsigned {
+            throw CommandError(.usage, "no key to check the bundle's signature with: give --key NAME.pub, or trust its signer once with 'airgap-import trust add NAME.pub' (or accept it unsigned with --allow-unsigned)")
+        }
+        return BundleTrust(keys: trusted, keyNamedByUser: false, allowUnsigned: allowUnsigned,
+                           keySource: "any of the \(trusted.count) trusted signer\(trusted.count == 1 ? "" : "s") ('airgap-import trust ls')")
     }
+
+    func reader(storeRoot: String, hashFiles: Bool = false) throws -> BundleReader {
+        let files = try BundleFiles.resolve(bundle)
+        return BundleReader(files: files, trust: try trust(storeRoot: storeRoot), hashFiles: hashFiles)
+    }
+
+    /// Refuses a bundle that would move a tag back to what an older bundle of the same signer set.
+    func checkRollback(_ metadata: BundleMetadata, _ signature: SignatureStatus, history: TagHistory, destination: String,
+                       tags: [(String, Digest)]) throws {
+        guard case .valid(let signer) = signature, !allowRollback else { return }
+        let rollbacks = try history.rollbacks(destination: destination, signer: signer, created: metadata.created ?? "1970-01-01T00:00:00Z", tags: tags)
+        guard let first = rollbacks.first else { return }
+        throw CommandError(.verificationFailed, "refusing a rollback: \(first)\(rollbacks.count > 1 ? " (and \(rollbacks.count - 1) more tags)" : ""); nothing was changed (use --allow-rollback if this is intended)")
+    }
+
+    /// Remembers which bundle set these tags (signed bundles only: an unsigned one proves nothing).
+    func recordTags(_ result: BundleReadResult, history: TagHistory, destination: String, tags: [(String, Digest)]) throws {
+        guard case .valid(let signer) = result.signature, let metadata = result.metadata, let id = result.bundleID else { return }
+        try history.record(destination: destination, signer: signer, created: metadata.created ?? "1970-01-01T00:00:00Z", bundle: id, tags: tags)
+    }
+}
+
+extension BundleMetadata {
+    /// The tags the bundle sets, with what they name.
+    var tags: [(String, Digest)] { images.map { ($0.reference, $0.digest) } }
+}
+
+extension GlobalOptions {
+    /// The store's directory, without creating it (verify reads only its trusted signers).
+    var storeRoot: String { store ?? LocalStore.defaultPath() }
 }
 
 func reportFindings(_ result: BundleReadResult, quiet: Bool) throws {
     guard !result.ok else { return }
-    for finding in result.findings { printErr("finding: \(finding)") }
-    let first = result.findings[0]
+    for finding in result.findings { printErr("finding: \(EscapedText.escape(finding.description))") }
+    let first = EscapedText.escape(result.findings[0].description)
     throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s") (first: \(first)); nothing was loaded")
 }
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check a bundle: signature, then every entry, then its structure.")
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
     @Option(help: "text or json.") var format = "text"
     @Flag(name: .shortAndLong, help: "Only the verdict.") var quiet = false
 
     func run() async throws {
         let started = Date()
-        let result = try input.reader().read()
+        let result = try input.reader(storeRoot: globals.storeRoot).read()
         let seconds = Date().timeIntervalSince(started)
         let bytes = result.entries.reduce(Int64(0)) { $0 + $1.size }
         if format == "json" {
@@ -58,7 +99,7 @@ struct Verify: AsyncParsableCommand {
             if format != "json" { print("Bundle verified: OK") }
             return
         }
-        for finding in result.findings { printErr("finding: \(finding)") }
+        for finding in result.findings { printErr("finding: \(EscapedText.escape(finding.description))") }
         throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s")")
     }
 }
@@ -79,12 +120,19 @@ struct Load: AsyncParsableCommand {
     func run() async throws {
         let started = Date()
         if into == "docker" {
-            try await DockerEngineLoader.load(input: input, quiet: quiet)
+            try await DockerEngineLoader.load(input: input, storeRoot: globals.storeRoot, quiet: quiet)
             return
         }
+        let reader = try input.reader(storeRoot: globals.storeRoot)
         let store = try globals.openStore()
-        let outcome = try BundleImporter(store: store).load(try input.reader())
+        let history = TagHistory(storeRoot: store.root)
+        let outcome = try BundleImporter(store: store).load(reader, admit: { metadata, signature in
+            try input.checkRollback(metadata, signature, history: history, destination: "store", tags: metadata.tags)
+        })
         try reportFindings(outcome.result, quiet: quiet)
+        if let metadata = outcome.result.metadata {
+            try input.recordTags(outcome.result, history: history, destination: "store", tags: metadata.tags)
+        }
         if format == "json" {
             struct Summary: Encodable { var loaded: [String]; var blobsAdded: Int; var blobsAlreadyPresent: Int; var seconds: Double; var signature: String }
             print(Format.json(Summary(loaded: outcome.loaded.map(\.description), blobsAdded: outcome.blobsAdded,
@@ -92,7 +140,7 @@ struct Load: AsyncParsableCommand {
                                       signature: outcome.result.signature.description)))
             return
         }
-        for reference in outcome.loaded { print(quiet ? reference.description : "Loaded image: \(reference.familiarDescription)") }
+        for reference in outcome.loaded { print(quiet ? reference.description : "Loaded image: \(EscapedText.escape(reference.familiarDescription))") }
         if !quiet {
             print("Blobs: \(outcome.blobsAdded) added, \(outcome.blobsAlreadyPresent) already present" + String(format: ", time: %.1fs", Date().timeIntervalSince(started)))
         }

@@ -28,6 +28,8 @@ public struct ImageSet: Sendable {
     /// Per-registry settings from the manifest's `registries:` block; the command layer turns them into
     /// registry client options (this module knows nothing of the network).
     public var registries: [String: RegistrySettings]
+    /// Where each inside name was first listed (duplicate check in one pass).
+    var lineOfName: [String: Int] = [:]
 
     public struct RegistrySettings: Sendable, Hashable {
         public var caFile: String?
@@ -51,6 +53,9 @@ public struct ImageSet: Sendable {
 
     public static func parse(_ text: String, data: Data? = nil, path: String) throws -> ImageSet {
         var set = ImageSet(path: path, data: data ?? Data(text.utf8), platforms: [Platform.host], allPlatforms: false, images: [], registries: [:])
+        // The YAML composer recurses once per nesting level, and aliases multiply what it builds:
+        // bound both before composing (a manifest is shallow and has no need for either).
+        try checkShape(text, path: path)
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch let error as YamlError {
             if looksLikePlainList(text) { try set.parsePlainList(text); return set }
@@ -62,6 +67,58 @@ public struct ImageSet: Sendable {
         }
         try set.parseYAML(mapping)
         return set
+    }
+
+    static let deepestNesting = 64
+    static let mostAliases = 64
+
+    /// Refuses YAML nested deeper than any manifest is (each level needs a column of indentation,
+    /// a `- `/`? ` indicator on the line or an open bracket) or with many aliases, so that
+    /// composing it cannot exhaust the stack or the memory.
+    static func checkShape(_ text: String, path: String) throws {
+        var flowDepth = 0, aliases = 0, lineNumber = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let bytes = Array(line.utf8)
+            var i = 0
+            while i < bytes.count && bytes[i] == UInt8(ascii: " ") { i += 1 }
+            var depth = i
+            // `- - - x` or `? - x`: one level per indicator.
+            while i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "?"), bytes[i + 1] == UInt8(ascii: " ") {
+                depth += 2
+                i += 2
+                while i < bytes.count && bytes[i] == UInt8(ascii: " ") { i += 1 }
+            }
+            var quote: UInt8?
+            var j = i
+            while j < bytes.count {
+                let c = bytes[j]
+                if let q = quote {
+                    if q == UInt8(ascii: "\"") && c == UInt8(ascii: "\\") { j += 1 } // an escaped character
+                    else if c == q { quote = nil }
+                } else if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
+                    quote = c
+                } else if c == UInt8(ascii: "#") && (j == 0 || bytes[j - 1] == UInt8(ascii: " ")) {
+                    break
+                } else if c == UInt8(ascii: "[") || c == UInt8(ascii: "{") {
+                    flowDepth += 1
+                } else if c == UInt8(ascii: "]") || c == UInt8(ascii: "}") {
+                    flowDepth = max(0, flowDepth - 1)
+                } else if c == UInt8(ascii: "*") && (j == 0 || [UInt8(ascii: " "), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ",")].contains(bytes[j - 1])) {
+                    aliases += 1
+                }
+                if flowDepth > deepestNesting {
+                    throw ParseError(path: path, line: lineNumber, problem: "brackets nest more than \(deepestNesting) deep; a manifest is a flat list of images")
+                }
+                j += 1
+            }
+            if depth / 2 > deepestNesting {
+                throw ParseError(path: path, line: lineNumber, problem: "the YAML nests more than \(deepestNesting) levels deep; a manifest is a flat list of images")
+            }
+            if aliases > mostAliases {
+                throw ParseError(path: path, line: lineNumber, problem: "more than \(mostAliases) YAML aliases (*name); a manifest needs none")
+            }
+        }
     }
 
     static func looksLikePlainList(_ text: String) -> Bool {
@@ -104,9 +161,11 @@ public struct ImageSet: Sendable {
     }
 
     mutating func add(_ entry: Entry) throws {
-        if let previous = images.first(where: { $0.insideName == entry.insideName }) {
-            throw fail(entry.line, "duplicate image \(entry.insideName.familiarDescription) (first listed on line \(previous.line))")
+        let name = entry.insideName.description
+        if let previous = lineOfName[name] {
+            throw fail(entry.line, "duplicate image \(entry.insideName.familiarDescription) (first listed on line \(previous))")
         }
+        lineOfName[name] = entry.line
         images.append(entry)
     }
 

@@ -85,7 +85,7 @@ extension RegistryClient {
     @discardableResult
     public func fetchBlob(_ reference: Reference, _ descriptor: Descriptor, into store: LocalStore,
                           progress: @Sendable (Int64) -> Void = { _ in }) async throws -> Bool {
-        if store.hasBlob(descriptor.digest, size: descriptor.size) { return false }
+        if store.hasBlob(descriptor.digest, size: descriptor.size) && store.confirmBlob(descriptor.digest, size: descriptor.size) { return false }
         let source = "blob \(descriptor.digest) of \(reference.name)"
         let session = try store.beginIngest(expected: descriptor.digest, size: descriptor.size, resume: true, source: source)
         var failures = 0

@@ -246,13 +246,18 @@ public final class RegistryClient: Sendable {
 
     private func sendFollowingRedirects(_ call: Call, endpoint: Endpoint, authorization: String?) async throws -> HTTPClientResponse {
         var url = call.absoluteURL ?? endpoint.baseURL + call.path
-        let originalHost = URL(string: url)?.host
+        // Credentials belong to the registry's own origin (scheme, host and port), wherever a
+        // redirect or an upload Location points: a blob store on another host, or the same host
+        // over plain HTTP or on another port, gets none.
+        let registryOrigin = Origin(endpoint.baseURL)
         var method = call.method
         for _ in 0..<6 {
             var request = HTTPClientRequest(url: url)
             request.method = method
             request.headers = call.headers
-            if let authorization, URL(string: url)?.host == originalHost { request.headers.replaceOrAdd(name: "Authorization", value: authorization) }
+            if let authorization, let registryOrigin, Origin(url) == registryOrigin {
+                request.headers.replaceOrAdd(name: "Authorization", value: authorization)
+            }
             if url.hasPrefix("https://") { request.tlsConfiguration = endpoint.tls }
             if method == call.method, let makeBody = call.makeBody { request.body = makeBody() }
             let response = try await http.execute(request, timeout: retryPolicy.requestTimeout)
@@ -304,6 +309,11 @@ public final class RegistryClient: Sendable {
         guard let url = components.url?.absoluteString else { throw RegistryError(.protocolViolation, "bad token realm from \(registry)") }
         var request = HTTPClientRequest(url: url)
         if let credential, !credential.isIdentityToken {
+            // The realm gets the registry's credentials, as the token protocol has it, but never in clear
+            // when the registry itself speaks HTTPS.
+            if let endpoint = try? await endpoint(registry), endpoint.baseURL.hasPrefix("https://"), !url.hasPrefix("https://") {
+                throw RegistryError(.unauthorized, "\(registry) sends its credentials' token requests to \(redactedURL(realm)), which is plain HTTP; refusing to send the credentials in clear (fix the registry's token realm)")
+            }
             request.headers.add(name: "Authorization", value: "Basic " + Data("\(credential.username):\(credential.secret)".utf8).base64EncodedString())
         }
         if url.hasPrefix("https://") {
@@ -381,4 +391,18 @@ actor AuthState {
         return entry.value
     }
     func setToken(_ key: String, _ value: String, expires: Date) { tokens[key] = (value, expires) }
+}
+
+/// Scheme, host and port of a URL, the unit credentials are bound to (ports defaulted, case folded).
+struct Origin: Equatable {
+    var scheme: String
+    var host: String
+    var port: Int
+
+    init?(_ text: String) {
+        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return nil }
+        self.scheme = scheme
+        self.host = host
+        port = url.port ?? (scheme == "https" ? 443 : 80)
+    }
 }

@@ -71,13 +71,14 @@ public enum FileIO {
     }
 
     /// Writes a small file atomically: temp file, fsync, rename, fsync directory.
-    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+    /// `sync: false` for files that are only a cache (a lost one is rebuilt).
+    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644, sync: Bool = true) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = try open(temp, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         do {
             try writeAll(fd, data, path: temp)
-            try fsync(fd, path: temp)
+            if sync { try fsync(fd, path: temp) }
             Glibc.close(fd)
             try rename(temp, path)
         } catch {

@@ -140,10 +140,9 @@ public final class IngestSession: @unchecked Sendable {
         hasher = DigestHasher(expected?.algorithm ?? .sha256)
     }
 
-    /// Verifies and makes the blob visible. Returns its digest (computed, equal to `expected` when given).
-    @discardableResult
-    public func commit() throws -> Digest {
-        precondition(!finished, "commit twice")
+    /// The digest of what was written, once size and digest match what was expected (else the
+    /// temp file is dropped and the mismatch thrown).
+    private func checkedDigest() throws -> Digest {
         let actual = hasher.finalize()
         if let expectedSize, hasher.byteCount != expectedSize {
             abandon()
@@ -153,9 +152,17 @@ public final class IngestSession: @unchecked Sendable {
             abandon()
             throw StoreError.digestMismatch(expected: expected, actual: actual, source: source)
         }
+        return actual
+    }
+
+    /// Verifies and makes the blob visible. Returns its digest (computed, equal to `expected` when given).
+    @discardableResult
+    public func commit() throws -> Digest {
+        precondition(!finished, "commit twice")
+        let actual = try checkedDigest()
         let final = store.blobPath(actual)
-        if store.hasBlob(actual, size: hasher.byteCount) {
-            abandon() // deduplicated: identical content is already trusted
+        if store.hasBlob(actual, size: hasher.byteCount) && store.confirmBlob(actual, size: hasher.byteCount) {
+            abandon() // deduplicated: identical content is already there (a corrupt copy is replaced below)
             return actual
         }
         do {
@@ -170,6 +177,27 @@ public final class IngestSession: @unchecked Sendable {
         finished = true
         addedNewBlob = true
         FileIO.fsyncDirectory((final as NSString).deletingLastPathComponent)
+        store.markVerified(actual)
+        return actual
+    }
+
+    /// Verifies and fsyncs the blob like `commit()`, but leaves it in `area` instead of `blobs/`:
+    /// nothing becomes visible until the caller publishes the whole set (`StagingArea.publish`).
+    public func stage(in area: StagingArea) throws -> Digest {
+        precondition(!finished, "stage twice")
+        let actual = try checkedDigest()
+        let staged = area.path(for: actual)
+        do {
+            try FileIO.fsync(fd, path: tempPath)
+            try FileIO.rename(tempPath, staged)
+        } catch {
+            abandon()
+            throw error
+        }
+        Glibc.close(fd)
+        finished = true
+        addedNewBlob = true
+        area.add(actual, size: hasher.byteCount)
         return actual
     }
 

@@ -128,6 +128,14 @@ public final class LocalStore: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: ingestDirectory) else { return }
         for name in names {
             let path = ingestDirectory + "/" + name
+            if name.hasPrefix("stage-") {
+                // A staging area of an operation that died: nothing in it was ever visible.
+                let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                defer { Glibc.close(fd) }
+                if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? FileManager.default.removeItem(atPath: path) }
+                continue
+            }
             // A partial download kept for resume is locked while in use; an unlocked one older than a week is dropped.
             let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else { continue }

@@ -13,11 +13,14 @@ public enum Compression: String, Sendable {
         return nil
     }
 
-    /// Reads the first bytes of a file (fewer if it is shorter).
+    /// Reads the first bytes of a regular file (fewer if it is shorter); nil for anything else,
+    /// which is never read here (opening a FIFO would block).
     public static func detect(path: String) -> Compression? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        return detect((try? handle.read(upToCount: 6)) ?? Data())
+        guard let (fd, _) = try? FileSequenceSource.openRegularFile(path) else { return nil }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 6)
+        let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 6) }
+        return detect(head.prefix(max(0, n)))
     }
 
     /// The command that undoes it, for error messages.

@@ -127,7 +127,8 @@ public struct BundleExporter {
         }
         var source: BundleMetadata.SourceManifest?
         if let set { source = .init(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded) }
-        let metadata = BundleMetadata(tool: .init(name: "airgap", version: BundleExporter.toolVersion), manifest: source, images: images,
+        let metadata = BundleMetadata(tool: .init(name: "airgap", version: BundleExporter.toolVersion), created: try BundleTime.now(),
+                                      manifest: source, images: images,
                                       blobs: carried, requiredOnInside: required, since: receipt?.sha256)
         let plan = BundlePlan(metadata: metadata, ociIndex: try CanonicalJSON.encode(ImageIndex(mediaType: .ociIndex, manifests: indexEntries)),
                               dockerManifest: try CanonicalJSON.encode(dockerEntries))
@@ -135,6 +136,24 @@ public struct BundleExporter {
     }
 
     public static let toolVersion = "0.1.0"
+
+    /// What an earlier export to the same name left and this one did not write: volumes past the
+    /// new count, the other form (single file or volumes), a volume list or its old signature.
+    /// Left in place, they would be read with, or instead of, the new bundle.
+    static func removeStaleOutputs(_ output: String, keeping volumeCount: Int, signed: Bool) {
+        var n = volumeCount + 1
+        while FileIO.exists(output + "." + String(format: "%03d", n)) {
+            unlink(output + "." + String(format: "%03d", n))
+            n += 1
+        }
+        if volumeCount == 0 {
+            unlink(output + ".volumes.json")
+            unlink(output + ".volumes.json.sig")
+        } else {
+            if FileIO.fileSize(output) != nil { unlink(output) }
+            if !signed { unlink(output + ".volumes.json.sig") }
+        }
+    }
 
     func write(_ planned: (BundlePlan, perImageBytes: Int64), options: Options) throws -> Summary {
         let (plan, perImageBytes) = planned
@@ -154,6 +173,7 @@ public struct BundleExporter {
                 try FileIO.writeAtomically(try BundleKeys.sign(data, with: key), to: options.output + ".volumes.json.sig")
             }
         }
+        Self.removeStaleOutputs(options.output, keeping: options.splitSize == nil ? 0 : volumes.volumes.count, signed: options.signingKey != nil)
         let unique = plan.metadata.blobs.reduce(Int64(0)) { $0 + $1.size } + plan.metadata.requiredOnInside.reduce(Int64(0)) { $0 + $1.size }
         return Summary(images: plan.metadata.images.count, blobs: plan.metadata.blobs.count, uniqueBytes: unique,
                        bytesSavedByDedup: max(0, perImageBytes - unique), leftOutBlobs: plan.metadata.requiredOnInside.count,

@@ -45,19 +45,23 @@ public struct BundlePusher {
 
     public struct Outcome: Sendable { public var pushed: [(Reference, Digest)] }
 
+    /// Pushes every blob of every image first, then the manifests by digest, then the tags: a push
+    /// that fails anywhere before the tags creates none.
     public func push(_ result: BundleReadResult, to target: PushTarget) async throws -> Outcome {
         guard result.ok, let metadata = result.metadata, let index = result.index else {
             throw TransferError.bad("the bundle failed verification; nothing was pushed")
         }
         let volumeSizes = result.files.paths.map { FileIO.fileSize($0) ?? 0 }
-        var pushed: [(Reference, Digest)] = []
-        var mountedFrom: [Digest: String] = [:]
+        struct Image { var entry: Descriptor; var destination: Reference; var manifests: [Descriptor] }
+        var images: [Image] = []
+        // Each blob once, with every repository that needs it (the first gets the upload, the others a mount).
+        var blobRepositories: [Digest: (blob: Descriptor, destinations: [Reference])] = [:]
+        var blobOrder: [Digest] = []
         for entry in index.manifests {
             guard let name = entry.refName.flatMap({ try? Reference(parsing: $0) }) else { continue }
             let destination = target.rewrite(name)
             // Manifests to write (children first), and the blobs they need.
             var manifests: [Descriptor] = []
-            var blobs: [Descriptor] = []
             var pending = [entry]
             while let d = pending.popLast() {
                 guard let data = result.documents[d.digest] else { throw TransferError.bad("the bundle lacks the manifest \(d.digest)") }
@@ -65,22 +69,33 @@ public struct BundlePusher {
                     let child = try ImageIndex.decode(data)
                     for m in child.manifests where result.documents[m.digest] != nil { pending.append(m) }
                 } else {
-                    for blob in try ImageManifest.decode(data).blobs where !blobs.contains(where: { $0.digest == blob.digest }) { blobs.append(blob) }
+                    for blob in try ImageManifest.decode(data).blobs {
+                        if blobRepositories[blob.digest] == nil { blobOrder.append(blob.digest); blobRepositories[blob.digest] = (blob, []) }
+                        if !blobRepositories[blob.digest]!.destinations.contains(where: { $0.repository == destination.repository }) {
+                            blobRepositories[blob.digest]!.destinations.append(destination)
+                        }
+                    }
                 }
                 manifests.insert(d, at: 0)
             }
-            let requiredOnInside = Set(metadata.requiredOnInside.map(\.digest))
-            let known = mountedFrom
-            let client = self.client, events = self.events
-            try await forEachConcurrently(blobs, limit: concurrency) { blob in
+            images.append(Image(entry: entry, destination: destination, manifests: manifests))
+        }
+
+        let requiredOnInside = Set(metadata.requiredOnInside.map(\.digest))
+        let client = self.client, events = self.events
+        let work = blobOrder.map { blobRepositories[$0]! }
+        try await forEachConcurrently(work, limit: concurrency) { item in
+            let blob = item.blob
+            var holder: Reference?
+            for destination in item.destinations {
                 if let size = try await client.blobSize(destination, blob.digest, push: true), size == blob.size {
                     events(.blobSkipped(blob.digest, size: blob.size))
-                    return
+                    holder = holder ?? destination
+                    continue
                 }
-                if let source = known[blob.digest], source != destination.repository,
-                   try await client.mountBlob(destination, blob.digest, from: source) {
-                    events(.blobMounted(blob.digest, size: blob.size, from: source))
-                    return
+                if let source = holder, try await client.mountBlob(destination, blob.digest, from: source.repository) {
+                    events(.blobMounted(blob.digest, size: blob.size, from: source.repository))
+                    continue
                 }
                 guard !requiredOnInside.contains(blob.digest) else {
                     throw TransferError(.invalidInput, "\(destination.familiarDescription) needs \(blob.digest), which the bundle left out (--since) and \(destination.registry) does not hold; push the earlier bundle first")
@@ -93,15 +108,22 @@ public struct BundlePusher {
                     events(.blobProgress(blob.digest, bytes: $0))
                 }
                 events(.blobFinished(blob.digest, size: blob.size))
+                holder = holder ?? destination
             }
-            for blob in blobs { mountedFrom[blob.digest] = destination.repository }
-            for manifest in manifests {
-                let data = result.documents[manifest.digest]!
-                let selector = manifest.digest == entry.digest ? (destination.tag ?? manifest.digest.description) : manifest.digest.description
-                try await client.putManifest(destination, selector: selector, data: data, mediaType: manifest.mediaType)
+        }
+        // Every blob is in: manifests by digest (no tag yet), then the tags.
+        for image in images {
+            for manifest in image.manifests {
+                try await client.putManifest(image.destination, selector: manifest.digest.description, data: result.documents[manifest.digest]!, mediaType: manifest.mediaType)
             }
-            events(.manifestWritten(destination, entry.digest))
-            pushed.append((destination, entry.digest))
+        }
+        var pushed: [(Reference, Digest)] = []
+        for image in images {
+            if let tag = image.destination.tag {
+                try await client.putManifest(image.destination, selector: tag, data: result.documents[image.entry.digest]!, mediaType: image.entry.mediaType)
+            }
+            events(.manifestWritten(image.destination, image.entry.digest))
+            pushed.append((image.destination, image.entry.digest))
         }
         return Outcome(pushed: pushed)
     }

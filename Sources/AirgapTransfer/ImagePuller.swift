@@ -31,6 +31,9 @@ public struct ResolvedImage: Sendable {
     public var images: [(manifest: Descriptor, platform: Platform?, blobs: [Descriptor])]
     public var blobs: [Descriptor] { images.flatMap(\.blobs) }
     public var name: Reference { request.storeName ?? request.reference }
+    public init(request: PullRequest, top: Descriptor, images: [(manifest: Descriptor, platform: Platform?, blobs: [Descriptor])]) {
+        self.request = request; self.top = top; self.images = images
+    }
 }
 
 /// Registry → store. Resolves every reference first (manifests verified and stored), then fetches
@@ -131,7 +134,7 @@ public struct ImagePuller: Sendable {
         let client = self.client, store = self.store, events = self.events
         let fetch: @Sendable ((Reference, Descriptor)) async throws -> Void = { item in
             let (reference, blob) = item
-            if store.hasBlob(blob.digest, size: blob.size) {
+            if store.hasBlob(blob.digest, size: blob.size) && store.confirmBlob(blob.digest, size: blob.size) {
                 events(.blobSkipped(blob.digest, size: blob.size))
                 return
             }

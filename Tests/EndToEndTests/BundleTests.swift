@@ -38,8 +38,9 @@ final class BundleFixture: @unchecked Sendable {
     var outsideStore: String { dir.file("outside") }
 
     @discardableResult
-    func exporter(_ args: [String], store: String? = nil) throws -> ProcessResult {
-        try runProcess(builtBinary("airgap-export"), args, environment: ["AIRGAP_STORE": store ?? outsideStore, "DOCKER_CONFIG": dir.file("docker-config")])
+    func exporter(_ args: [String], store: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+        try runProcess(builtBinary("airgap-export"), args, environment: ["AIRGAP_STORE": store ?? outsideStore, "DOCKER_CONFIG": dir.file("docker-config")]
+                       .merging(environment) { _, b in b })
     }
 
     @discardableResult
@@ -47,8 +48,10 @@ final class BundleFixture: @unchecked Sendable {
         try runProcess(builtBinary("airgap-import"), args, environment: ["AIRGAP_STORE": store, "DOCKER_CONFIG": dir.file("docker-config")], stdin: stdin)
     }
 
-    func makeBundle(_ extra: [String] = [], output: String? = nil) throws -> ProcessResult {
-        try exporter(["bundle", "-f", manifest, "-o", output ?? bundle, "--key", key] + extra)
+    /// `created` sets SOURCE_DATE_EPOCH, the bundle's signed creation time.
+    func makeBundle(_ extra: [String] = [], output: String? = nil, created: Int? = nil) throws -> ProcessResult {
+        try exporter(["bundle", "-f", manifest, "-o", output ?? bundle, "--key", key] + extra,
+                     environment: created.map { ["SOURCE_DATE_EPOCH": "\($0)"] } ?? [:])
     }
 
     func expectOK(_ result: ProcessResult, sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -100,18 +103,24 @@ struct ExportTests {
 
     @Test func sameInputsGiveAByteIdenticalBundle() throws {
         let f = try BundleFixture()
-        try f.expectOK(try f.makeBundle())
-        try f.expectOK(try f.makeBundle(output: f.dir.file("again.tar")))
+        try f.expectOK(try f.makeBundle(created: 1_700_000_000))
+        sleep(1) // a second later: the clock must not leak into the bundle
+        try f.expectOK(try f.makeBundle(output: f.dir.file("again.tar"), created: 1_700_000_000))
         // A fresh store: nothing reused from the first run.
-        try f.expectOK(try runProcess(builtBinary("airgap-export"), ["bundle", "-f", f.manifest, "-o", f.dir.file("fresh.tar"), "--key", f.key, "--store", f.dir.file("fresh-store")]))
+        try f.expectOK(try runProcess(builtBinary("airgap-export"), ["bundle", "-f", f.manifest, "-o", f.dir.file("fresh.tar"), "--key", f.key, "--store", f.dir.file("fresh-store")],
+                                      environment: ["SOURCE_DATE_EPOCH": "1700000000", "DOCKER_CONFIG": f.dir.file("docker-config")]))
         let digests = try [f.bundle, f.dir.file("again.tar"), f.dir.file("fresh.tar")].map { Digest.sha256(of: try Data(contentsOf: URL(fileURLWithPath: $0))) }
         #expect(Set(digests).count == 1)
+        // The signed creation time is SOURCE_DATE_EPOCH's.
+        let metadata = try JSONSerialization.jsonObject(with: Data(runProcess("tar", ["xOf", f.bundle, "airgap/bundle.json"]).stdout.utf8)) as! [String: Any]
+        #expect(metadata["created"] as? String == "2023-11-14T22:13:20Z")
+        #expect(metadata["formatVersion"] as? Int == 2)
     }
 
     @Test func splitVolumesConcatenateToTheSingleFile() throws {
         let f = try BundleFixture()
-        try f.expectOK(try f.makeBundle())
-        try f.expectOK(try f.makeBundle(["--split-size", "100K"], output: f.dir.file("split.tar")))
+        try f.expectOK(try f.makeBundle(created: 1_700_000_000))
+        try f.expectOK(try f.makeBundle(["--split-size", "100K"], output: f.dir.file("split.tar"), created: 1_700_000_000))
         let volumes = try FileManager.default.contentsOfDirectory(atPath: f.dir.path).filter { $0.hasPrefix("split.tar.0") }.sorted()
         #expect(volumes.count >= 4)
         var joined = Data()

@@ -85,41 +85,41 @@ struct HostileBundleTests {
         try f.expectOK(try f.importer(["verify", honest, "--key", f.pub], store: store))
 
         let cases: [(label: String, mention: String, write: (inout HandTar, String, Data) -> Bool)] = [
-            ("hardlink", "hard link", { tar, name, _ in
+            ("hardlink", "typeflag", { tar, name, _ in
                 guard name == layer else { return false }
                 tar.add(name, type: UInt8(ascii: "1"), link: other); return true }),
-            ("symlink", "symbolic link", { tar, name, _ in
+            ("symlink", "typeflag", { tar, name, _ in
                 guard name == layer else { return false }
                 tar.add(name, type: UInt8(ascii: "2"), link: "../../../etc/passwd"); return true }),
-            ("device", "device", { tar, name, _ in
+            ("device", "typeflag", { tar, name, _ in
                 guard name == layer else { return false }
                 tar.add(name, type: UInt8(ascii: "3")); return true }),
             // pax says fewer bytes than the data that follows: the rest is read as headers.
-            ("pax-short", layer, { tar, name, data in
+            ("pax-short", "pax extended header", { tar, name, data in
                 guard name == layer else { return false }
                 tar.add(name, content: data, pax: [("size", "\(size - 700)")]); return true }),
             // pax says more: the following entries are swallowed as this one's data.
-            ("pax-long", layer, { tar, name, data in
+            ("pax-long", "pax extended header", { tar, name, data in
                 guard name == layer else { return false }
                 tar.add(name, content: data, pax: [("size", "\(size + 5000)")]); return true }),
             // ustar size field disagrees with the data (no pax).
-            ("ustar-size", layer, { tar, name, data in
+            ("ustar-size", "signed metadata says", { tar, name, data in
                 guard name == layer else { return false }
                 tar.add(name, content: data, headerSize: Int64(size / 2)); return true }),
             // A size of 1 TiB in a 400 KiB file: nothing may be allocated or preallocated for it.
-            ("huge-size", layer, { tar, name, data in
+            ("huge-size", "size field", { tar, name, data in
                 guard name == layer else { return false }
                 tar.add(name, content: data, pax: [("size", "\(1 << 40)")]); return true }),
-            ("zero-length", layer, { tar, name, _ in
+            ("zero-length", "signed metadata says", { tar, name, _ in
                 guard name == layer else { return false }
                 tar.add(name, content: Data()); return true }),
-            ("traversal", "leaves the bundle", { tar, name, data in
+            ("traversal", "found an entry named 'blobs/../../", { tar, name, data in
                 guard name == layer else { return false }
                 tar.add("blobs/../../\(name)", content: data); return true }),
-            ("absolute-pax-path", "leaves the bundle", { tar, name, data in
+            ("absolute-pax-path", "pax extended header", { tar, name, data in
                 guard name == layer else { return false }
                 tar.add(name, content: data, pax: [("path", "/tmp/airgap-owned")]); return true }),
-            ("duplicate", "appears twice", { tar, name, data in
+            ("duplicate", "found an entry named '\(layer)'", { tar, name, data in
                 guard name == layer else { return false }
                 tar.add(name, content: data); tar.add(name, content: data); return true }),
         ]

@@ -21,10 +21,12 @@ func tamperedCopy(_ f: BundleFixture, _ name: String, label: String, _ change: (
     var data = try Data(contentsOf: URL(fileURLWithPath: "\(x)/\(name)"))
     change(&data)
     try data.write(to: URL(fileURLWithPath: "\(x)/\(name)"))
+    // Written back in the canonical encoding, so that only the content lies.
     let out = f.dir.file("\(label).tar")
-    let list = f.dir.file("\(label).list")
-    try Data(order.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: list))
-    #expect(try runProcess("tar", ["--format=pax", "-cf", out, "-C", x, "--no-recursion", "-T", list]).status == 0)
+    var tar = HandTar()
+    for entry in order { tar.add(entry, content: try Data(contentsOf: URL(fileURLWithPath: "\(x)/\(entry)"))) }
+    tar.finish()
+    try tar.data.write(to: URL(fileURLWithPath: out))
     return out
 }
 

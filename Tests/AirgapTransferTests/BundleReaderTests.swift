@@ -1,0 +1,251 @@
+import AirgapBundle
+import AirgapOCI
+import AirgapStore
+import AirgapTar
+import AirgapTestSupport
+import AirgapTransfer
+import Foundation
+import Testing
+
+/// A signed bundle of generated sample images, written in-process from a store (no registry).
+struct InProcessBundle {
+    let dir = TempDirectory("bundle-reader")
+    let source: LocalStore
+    let key = BundleKeys.generate()
+    let bytes: Data
+    let path: String
+
+    init(count: Int = 2, created: String = "2026-01-01T00:00:00Z") throws {
+        source = try LocalStore(path: dir.file("source"))
+        var options = SampleImages.Options()
+        options.count = count
+        options.compress = false
+        _ = try SampleImages(store: source).generate(options)
+        let resolved = try source.images().map { image in
+            ResolvedImage(request: PullRequest(reference: image.reference!), top: image.entry,
+                          images: [(image.manifestDescriptor, nil, [image.manifest.config] + image.manifest.layers)])
+        }
+        var (plan, _) = try BundleExporter(store: source).makePlan(resolved, set: nil, receipt: nil)
+        plan.metadata.created = created
+        var out = Data()
+        try BundleWriter(store: source).write(plan, signingKey: key, to: { out.append(contentsOf: $0) })
+        bytes = out
+        path = dir.file("bundle.tar")
+        try out.write(to: URL(fileURLWithPath: path))
+    }
+
+    func reader(_ path: String? = nil) throws -> BundleReader {
+        BundleReader(files: try BundleFiles.resolve([path ?? self.path]), publicKey: BundleKeys.publicKey(of: key), allowUnsigned: false)
+    }
+
+    func write(_ data: Data, as name: String) throws -> String {
+        let path = dir.file(name)
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// Offsets of every header block and of the bytes that must be zero (padding, end of archive).
+    func layout() -> (headers: [Int], zeros: [Range<Int>]) {
+        var headers: [Int] = [], zeros: [Range<Int>] = []
+        var at = 0
+        while at + 512 <= bytes.count {
+            let block = bytes[at..<at + 512]
+            if block.allSatisfy({ $0 == 0 }) { zeros.append(at..<bytes.count); break }
+            headers.append(at)
+            let sizeField = String(decoding: bytes[at + 124..<at + 135], as: UTF8.self)
+            let size = Int(sizeField, radix: 8)!
+            let end = at + 512 + size
+            let padded = (end + 511) / 512 * 512
+            if padded > end { zeros.append(end..<padded) }
+            at = padded
+        }
+        return (headers, zeros)
+    }
+}
+
+@Suite struct BundleReaderTests {
+    @Test func theWrittenBundleIsAccepted() throws {
+        let b = try InProcessBundle()
+        let result = try b.reader().read()
+        #expect(result.ok, "\(result.findings)")
+        #expect(result.signature == .valid(fingerprint: BundleKeys.fingerprint(BundleKeys.publicKey(of: b.key))))
+        #expect(result.metadata?.created == "2026-01-01T00:00:00Z")
+    }
+
+    /// Every byte outside entry data is fixed by the encoding: changing any one of them is a finding.
+    @Test func everyHeaderPaddingAndEndByteIsChecked() throws {
+        let b = try InProcessBundle(count: 1)
+        let (headers, zeros) = b.layout()
+        #expect(headers.count >= 8)
+        var offsets: [Int] = []
+        for h in headers { offsets += Array(h..<h + 512) }
+        for z in zeros { offsets += Array(z) }
+        var accepted: [Int] = []
+        for offset in offsets {
+            var copy = b.bytes
+            copy[offset] = copy[offset] == 0 ? 0x20 : copy[offset] ^ 0x01
+            let path = try b.write(copy, as: "flipped.tar")
+            if try b.reader(path).read().ok { accepted.append(offset) }
+        }
+        #expect(accepted.isEmpty, "bytes that can change unnoticed: \(accepted.prefix(20))")
+    }
+
+    @Test func nothingMayFollowTheEnd() throws {
+        let b = try InProcessBundle(count: 1)
+        for extra in [Data([0]), Data(count: 512), Data(count: 9216), Data("x".utf8)] {
+            let result = try b.reader(try b.write(b.bytes + extra, as: "extra.tar")).read()
+            #expect(!result.ok)
+            #expect(result.findings.first?.problem.contains("end of the archive") == true || result.findings.first?.problem.contains("must end") == true,
+                    "\(result.findings)")
+        }
+        // Cut anywhere: a finding, never a hang or a crash.
+        for cut in [1, 511, 512, 1024, b.bytes.count / 2, b.bytes.count - 1024, b.bytes.count - 1] {
+            let result = try b.reader(try b.write(b.bytes.prefix(cut), as: "cut.tar")).read()
+            #expect(!result.ok, "cut at \(cut) was accepted")
+        }
+    }
+
+    /// Sizes past 8 GiB take a pax size record; the readers on the inside agree on the size.
+    @Test func largeSizesUsePaxAndEveryReaderAgrees() throws {
+        let size: Int64 = 9 << 30
+        let header = try CanonicalTar.header(name: "blobs/sha256/" + String(repeating: "a", count: 64), size: size)
+        #expect(header.count == 1536)
+        let dir = TempDirectory("large")
+        let path = dir.file("large.tar")
+        try Data(header).write(to: URL(fileURLWithPath: path))
+        // The data and the end as a hole: the file is sparse, nothing is written.
+        #expect(truncate(path, off_t(1536 + size + 1024)) == 0)
+        let python = try runProcess("/usr/bin/python3", ["-c", "import tarfile,sys; m=tarfile.open(sys.argv[1]).getmembers(); print(len(m), m[0].name, m[0].size, m[0].type.decode())", path])
+        #expect(python.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1 blobs/sha256/\(String(repeating: "a", count: 64)) \(size) 0", "\(python.stdout) \(python.stderr)")
+        let gnu = try runProcess("tar", ["-tvf", path])
+        #expect(gnu.status == 0 && gnu.stdout.contains(" \(size) "), "\(gnu.stdout) \(gnu.stderr)")
+        // And the reader parses it back to the same size.
+        let reader = CanonicalTarReader(source: DataSource(Data(header)))
+        let read = try reader.readHeader(oneOf: ["blobs/sha256/" + String(repeating: "a", count: 64)], limit: .max)
+        #expect(read.size == size)
+    }
+
+    @Test func namesOutsideTheAllowedSetCannotBeWrittenOrListed() throws {
+        for bad in ["", "/abs", "a/../b", "a//b", "dir/", "./a", "a\u{1b}[2K", "a b", String(repeating: "x", count: 90), "a\\b"] {
+            #expect(!CanonicalTar.isAllowedName(bad), "\(bad.debugDescription) should be refused")
+        }
+        #expect(CanonicalTar.isAllowedName("blobs/sha256/" + String(repeating: "0", count: 64)))
+        let sums = Data("\(String(repeating: "0", count: 64))  evil\u{1b}]0;x\n".utf8)
+        #expect(throws: BundleError.self) { try Checksums.parse(sums) }
+    }
+
+    @Test func aStrippedSignatureIsRefusedForANamedKeyEvenWithAllowUnsigned() throws {
+        let b = try InProcessBundle(count: 1)
+        // Rebuild the bundle without its signature entry: what an attacker with no key can do.
+        let (headers, _) = b.layout()
+        let signatureHeader = headers[2]
+        var stripped = b.bytes
+        stripped.removeSubrange(signatureHeader..<signatureHeader + 1024)
+        let path = try b.write(stripped, as: "stripped.tar")
+        let named = BundleReader(files: try BundleFiles.resolve([path]), trust: BundleTrust(keys: [BundleKeys.publicKey(of: b.key)], keyNamedByUser: true, allowUnsigned: true, keySource: "--key"))
+        let result = try named.read()
+        #expect(!result.ok && result.signature == .unsigned)
+        #expect(result.findings.first?.problem.contains("stripped") == true, "\(result.findings)")
+        // Without a named key, --allow-unsigned still accepts it (the operator asked for that).
+        let unnamed = BundleReader(files: try BundleFiles.resolve([path]), trust: BundleTrust(keys: [], keyNamedByUser: false, allowUnsigned: true, keySource: "none"))
+        #expect(try unnamed.read().ok)
+    }
+
+    @Test func aRefusedLoadLeavesBlobsAndIndexByteIdentical() throws {
+        let b = try InProcessBundle()
+        let inside = try LocalStore(path: b.dir.file("inside"))
+        // Load one image's worth first so the store is not empty.
+        _ = try BundleImporter(store: inside).load(b.reader())
+        let before = try snapshot(inside)
+        // A second bundle whose last blob is damaged: every other blob verifies and is new to the store.
+        let other = try InProcessBundle(count: 3)
+        var damaged = other.bytes
+        damaged[damaged.count - 1024 - 600] ^= 0xff
+        let path = try other.write(damaged, as: "damaged.tar")
+        let outcome = try BundleImporter(store: inside).load(other.reader(path))
+        #expect(!outcome.result.ok)
+        #expect(try snapshot(inside) == before, "a refused load changed blobs/ or index.json")
+        // Nothing staged stays behind either.
+        let ingest = try FileManager.default.contentsOfDirectory(atPath: inside.root + "/.airgap/ingest")
+        #expect(ingest.allSatisfy { !$0.hasPrefix("stage-") }, "\(ingest)")
+    }
+
+    @Test func aCorruptStoreBlobIsReplacedFromTheBundle() throws {
+        let b = try InProcessBundle(count: 1)
+        let inside = try LocalStore(path: b.dir.file("inside"))
+        _ = try BundleImporter(store: inside).load(b.reader())
+        let layer = try inside.images()[0].manifest.layers[0]
+        let path = inside.blobPath(layer.digest)
+        // Same size, one byte changed: "already present" by size alone.
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data[10] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: path))
+        let outcome = try BundleImporter(store: inside).load(b.reader())
+        #expect(outcome.result.ok)
+        #expect(Digest.sha256(of: try Data(contentsOf: URL(fileURLWithPath: path))) == layer.digest, "the corrupt blob was kept")
+        #expect(outcome.blobsAdded == 1)
+    }
+
+    @Test func sinceRequirementsAreCheckedBeforeAnyByteIsWritten() throws {
+        let b = try InProcessBundle()
+        let metadataOnly = try BundleReader(files: BundleFiles.resolve([b.path]), publicKey: BundleKeys.publicKey(of: b.key), allowUnsigned: false)
+        let inside = try LocalStore(path: b.dir.file("inside"))
+        let before = try snapshot(inside)
+        var seenBlobs = 0
+        struct Refuse: Error {}
+        #expect(throws: Refuse.self) {
+            _ = try metadataOnly.read(verifiedMetadata: { _, _ in throw Refuse() }, blobHandler: { _, _, data, _ in
+                seenBlobs += 1
+                try data.readData { _ in }
+                return Digest.sha256(of: Data())
+            })
+        }
+        #expect(seenBlobs == 0)
+        #expect(try snapshot(inside) == before)
+    }
+
+    func snapshot(_ store: LocalStore) throws -> [String: Data] {
+        var files: [String: Data] = ["index.json": try Data(contentsOf: URL(fileURLWithPath: store.root + "/index.json"))]
+        for name in try FileManager.default.contentsOfDirectory(atPath: store.root + "/blobs/sha256") {
+            files[name] = try Data(contentsOf: URL(fileURLWithPath: store.root + "/blobs/sha256/" + name))
+        }
+        return files
+    }
+}
+
+@Suite struct TrustStateTests {
+    @Test func signersAreAddedListedAndRemoved() throws {
+        let dir = TempDirectory("trust")
+        let key = BundleKeys.generate()
+        try BundleKeys.publicPEM(of: key).write(toFile: dir.file("site.pub"), atomically: true, encoding: .utf8)
+        let signers = TrustedSigners(storeRoot: dir.file("store"))
+        #expect(try signers.keys().isEmpty)
+        let (signer, added) = try signers.add(pemPath: dir.file("site.pub"))
+        #expect(added && signer.fingerprint == BundleKeys.fingerprint(of: key))
+        #expect(try signers.add(pemPath: dir.file("site.pub")).added == false)
+        #expect(try signers.keys().map(BundleKeys.fingerprint) == [signer.fingerprint])
+        #expect(throws: BundleError.self) { try signers.remove("sha256:00") }
+        #expect(try signers.remove(String(signer.fingerprint.prefix(20))).fingerprint == signer.fingerprint)
+        #expect(try signers.list().isEmpty)
+    }
+
+    @Test func anOlderBundleMayNotMoveATagBack() throws {
+        let dir = TempDirectory("history")
+        let history = TagHistory(storeRoot: dir.path)
+        let new = Digest.sha256(of: Data("new".utf8)), old = Digest.sha256(of: Data("old".utf8))
+        try history.record(destination: "store", signer: "sha256:k", created: "2026-06-01T00:00:00Z", bundle: "b2", tags: [("docker.io/library/httpd:2.4", new)])
+        // Older and different: a rollback.
+        let back = try history.rollbacks(destination: "store", signer: "sha256:k", created: "2026-05-01T00:00:00Z", tags: [("docker.io/library/httpd:2.4", old)])
+        #expect(back.count == 1 && back[0].description.contains("2026-06-01T00:00:00Z") && back[0].description.contains("2026-05-01T00:00:00Z"))
+        // Older but the same content, newer, another signer or another destination: allowed.
+        #expect(try history.rollbacks(destination: "store", signer: "sha256:k", created: "2026-05-01T00:00:00Z", tags: [("docker.io/library/httpd:2.4", new)]).isEmpty)
+        #expect(try history.rollbacks(destination: "store", signer: "sha256:k", created: "2026-07-01T00:00:00Z", tags: [("docker.io/library/httpd:2.4", old)]).isEmpty)
+        #expect(try history.rollbacks(destination: "store", signer: "sha256:other", created: "2026-05-01T00:00:00Z", tags: [("docker.io/library/httpd:2.4", old)]).isEmpty)
+        #expect(try history.rollbacks(destination: "docker", signer: "sha256:k", created: "2026-05-01T00:00:00Z", tags: [("docker.io/library/httpd:2.4", old)]).isEmpty)
+    }
+
+    @Test func creationTimeComesFromSourceDateEpoch() throws {
+        #expect(try BundleTime.now(environment: ["SOURCE_DATE_EPOCH": "1700000000"]) == "2023-11-14T22:13:20Z")
+        #expect(throws: BundleError.self) { try BundleTime.now(environment: ["SOURCE_DATE_EPOCH": "yesterday"]) }
+    }
+}
