@@ -47,13 +47,20 @@ cat "$WORK/images.yaml"
 "$EXPORT" keygen --output-prefix "$WORK/site"
 "$EXPORT" --store "$WORK/outside-store" bundle -f "$WORK/images.yaml" -o "$WORK/bundle.tar" --key "$WORK/site.key"
 
-step "carry bundle.tar and site.pub inside; verify with the stock tools too"
-"$IMPORT" verify "$WORK/bundle.tar" --key "$WORK/site.pub"
+step "carry bundle.tar inside; pin the signer once (compare the fingerprint out of band), verify with the stock tools too"
+"$IMPORT" --store "$WORK/inside-store" trust add "$WORK/site.pub"
+"$IMPORT" --store "$WORK/inside-store" verify "$WORK/bundle.tar"
 mkdir "$WORK/x" && tar xf "$WORK/bundle.tar" -C "$WORK/x" airgap
 openssl pkeyutl -verify -pubin -inkey "$WORK/site.pub" -rawin -in "$WORK/x/airgap/SHA256SUMS" -sigfile "$WORK/x/airgap/SHA256SUMS.sig"
 
+step "the media were tampered with on the way: one byte of a layer changed; nothing is loaded"
+cp "$WORK/bundle.tar" "$WORK/tampered.tar"
+size=$(stat -c %s "$WORK/tampered.tar")
+printf 'X' | dd of="$WORK/tampered.tar" bs=1 seek=$((size - 4096)) conv=notrunc status=none
+if "$IMPORT" --store "$WORK/inside-store" load "$WORK/tampered.tar"; then echo "demo: a tampered bundle loaded" >&2; exit 1; fi
+
 step "inside: load into the local store"
-"$IMPORT" --store "$WORK/inside-store" load "$WORK/bundle.tar" --key "$WORK/site.pub"
+"$IMPORT" --store "$WORK/inside-store" load "$WORK/bundle.tar"
 "$IMPORT" --store "$WORK/inside-store" image ls
 
 step "inside: push to the internal registry (token auth) under the prefix 'mirror'"

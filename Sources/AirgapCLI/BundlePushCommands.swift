@@ -135,7 +135,7 @@ struct Audit: AsyncParsableCommand {
         case "html": data = Data(report.html().utf8)
         default: data = Data(report.text().utf8)
         }
-        if let output { try FileIO.writeAtomically(data, to: output) } else { FileHandle.standardOutput.write(data) }
+        if let output { try FileIO.writeAtomically(data, to: output) } else { writeOut(1, data) }
         if !report.passed {
             throw CommandError(.verificationFailed, "the audit FAILED with \(report.findings.count) finding\(report.findings.count == 1 ? "" : "s")\(output.map { "; see \($0)" } ?? "")")
         }

@@ -169,6 +169,6 @@ struct ReceiptCommand: AsyncParsableCommand {
         }
         let data = try CanonicalJSON.encode(receipt, pretty: true)
         if let output { try FileIO.writeAtomically(data, to: output); printErr("Receipt: \(receipt.blobs.count) blobs, \(receipt.images.count) images → \(output)") }
-        else { FileHandle.standardOutput.write(data); print("") }
+        else { writeOut(1, data); print("") }
     }
 }

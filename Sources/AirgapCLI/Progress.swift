@@ -62,8 +62,8 @@ final class ProgressRenderer: @unchecked Sendable {
 
     private func line(_ text: String) {
         guard !quiet else { return }
-        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        if interactive { writeOut(2, "\r\u{1B}[K") }
+        writeOut(2, (text + "\n"))
         draw(force: true)
     }
 
@@ -80,11 +80,11 @@ final class ProgressRenderer: @unchecked Sendable {
         let filled = totalBytes > 0 ? Int(Double(width) * Double(doneBytes) / Double(totalBytes)) : 0
         let bar = String(repeating: "=", count: min(filled, width)) + String(repeating: " ", count: max(width - filled, 0))
         let text = "\r\u{1B}[K[\(bar)] \(Format.size(doneBytes))/\(Format.size(totalBytes)) \(Format.size(Int64(rate)))/s ETA \(eta)s"
-        FileHandle.standardError.write(Data(text.utf8))
+        writeOut(2, text)
     }
 
     func finish() {
         guard interactive, !quiet else { return }
-        lock.withLock { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        lock.withLock { writeOut(2, "\r\u{1B}[K") }
     }
 }

@@ -29,6 +29,8 @@ public struct CommandError: Error, CustomStringConvertible {
 /// one error sentence on stderr.
 public enum CommandRunner {
     public static func main(_ root: any AsyncParsableCommand.Type) async -> Never {
+        // A closed pipe on stdout or stderr shows up as EPIPE on the write, handled where we write.
+        signal(SIGPIPE, SIG_IGN)
         let arguments = hoistGlobalOptions(Array(CommandLine.arguments.dropFirst()))
         let code = await run(root, arguments: arguments)
         exit(code)
@@ -74,7 +76,7 @@ public enum CommandRunner {
                 if !message.isEmpty { print(message) }
                 return 0
             }
-            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            writeOut(2, message.hasSuffix("\n") ? message : message + "\n")
             return status.rawValue
         }
     }
@@ -115,7 +117,25 @@ public struct GlobalOptions: ParsableArguments {
 }
 
 func printErr(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    writeOut(2, text + "\n")
 }
+
+/// Writes to standard output (1) or error (2) with write(2). A reader that has gone away (EPIPE:
+/// `… | head -1`) only loses the rest of the output: the command finishes its work and exits as it
+/// would, instead of dying on SIGPIPE or on FileHandle's exception mid-operation.
+func writeOut(_ fd: Int32, _ data: Data) {
+    if fd == 1 { fflush(nil) } // what print() buffered goes first
+    data.withUnsafeBytes { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}
+
+func writeOut(_ fd: Int32, _ text: String) { writeOut(fd, Data(text.utf8)) }
 
 func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }

@@ -102,8 +102,11 @@ extension LocalStore {
         return first
     }
 
-    /// Adds a name for an existing image; no blob is written.
+    /// Adds a name for an existing image; no blob is written. Holds the lease `rm` and `prune`
+    /// wait for, so the blobs it names cannot be swept between the check and the new tag.
     public func tag(source: String, target: Reference) throws {
+        let lease = try ingestLease()
+        defer { lease.unlock() }
         let image = try findOne(source)
         try setTag(target, to: image.entry)
     }

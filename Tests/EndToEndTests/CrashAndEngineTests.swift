@@ -186,6 +186,20 @@ struct EngineTests {
         #expect(bad.status == 3)
         let after = try listing()
         #expect(after == before, "the engine changed: \(after.symmetricDifference(before))")
+        // The carrier that once made docker run the attacker's image under a trusted tag: a
+        // directory whose pax size hides an archive from libarchive but not from Go.
+        let parts = try HandBuiltBundle(f)
+        var evil = HandTar()
+        evil.add("manifest.json", content: Data(#"[{"Config":"blobs/sha256/\#(String(repeating: "0", count: 64))","RepoTags":["evil:latest"],"Layers":[]}]"#.utf8))
+        let carrier = try parts.write("carrier") { tar, name, data in
+            tar.add(name, content: data)
+            if name == "manifest.json" { tar.add("z/", type: UInt8(ascii: "5"), content: evil.data, headerSize: 0, pax: [("size", "\(evil.data.count)")]) }
+            return true
+        }
+        let smuggled = try runProcess(builtBinary("airgap-import"), ["load", carrier, "--key", f.pub, "--into", "docker"],
+                                      environment: ["DOCKER_HOST": "unix://\(engine.socket)"])
+        #expect(smuggled.status == 3, "\(smuggled.stderr)")
+        #expect(try listing() == before, "the carrier reached the engine")
     }
 
     @Test(.enabled(if: toolAvailable("containerd") && toolAvailable("ctr")))
