@@ -417,8 +417,12 @@ public final class BundleReader {
             result.findings.append(Finding(entry: listName, problem: "the volume list of the split bundle is missing or unreadable; copy it along with the volumes"))
             return nil
         }
-        if !trust.keys.isEmpty || trust.keyNamedByUser || !trust.allowUnsigned {
-            guard let signature = readSmallFile(path + ".sig"), trust.signer(of: data, signature: signature) != nil else {
+        // Signed like the bundle: a signature present must hold; none is accepted only where an
+        // unsigned bundle would be.
+        let signature = readSmallFile(path + ".sig")
+        let unsignedAccepted = trust.allowUnsigned && !trust.keyNamedByUser && (signature == nil || trust.keys.isEmpty)
+        if !unsignedAccepted {
+            guard let signature, trust.signer(of: data, signature: signature) != nil else {
                 result.findings.append(Finding(entry: listName, problem: "its signature (\(listName).sig) is missing or does not match \(trust.keySource)"))
                 return nil
             }

@@ -141,10 +141,12 @@ public struct BundleExporter {
     /// new count, the other form (single file or volumes), a volume list or its old signature.
     /// Left in place, they would be read with, or instead of, the new bundle.
     static func removeStaleOutputs(_ output: String, keeping volumeCount: Int, signed: Bool) {
-        var n = volumeCount + 1
-        while FileIO.exists(output + "." + String(format: "%03d", n)) {
-            unlink(output + "." + String(format: "%03d", n))
-            n += 1
+        // Every FILE.NNN past the count, gaps included (a volume lost on the way leaves one).
+        let directory = (output as NSString).deletingLastPathComponent
+        let base = (output as NSString).lastPathComponent
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? [] {
+            guard name.hasPrefix(base + "."), let n = Int(name.dropFirst(base.count + 1)), name.count == base.count + 4, n > volumeCount else { continue }
+            unlink(directory.isEmpty ? name : directory + "/" + name)
         }
         if volumeCount == 0 {
             unlink(output + ".volumes.json")

@@ -94,6 +94,11 @@ struct ImportTests {
         let missing = try f.importer(["verify", split, "--key", f.pub], store: store)
         #expect(missing.status == 3)
         #expect(missing.stderr.contains("split.tar.003") && missing.stderr.contains("missing"), "\(missing.stderr)")
+        // Exported again into fewer volumes: the stale ones go, and the new bundle verifies.
+        try f.expectOK(try f.makeBundle(["--split-size", "1M"], output: split))
+        let left = try FileManager.default.contentsOfDirectory(atPath: f.dir.path).filter { $0.hasPrefix("split.tar.0") }
+        #expect(left == ["split.tar.001"], "\(left)")
+        try f.expectOK(try f.importer(["verify", split, "--key", f.pub], store: store))
     }
 
     @Test func everyFaultIsRefusedWithAFindingAndChangesNothing() throws {
