@@ -160,3 +160,33 @@ func podman(_ root: String, _ args: [String]) throws -> ProcessResult {
         }
     }
 }
+
+/// Output to a reader that has gone (`… | head -1`): the command finishes its work and exits as
+/// usual, with no crash and no message about the pipe.
+@Suite struct ClosedPipeTests {
+    /// Runs the command with standard output a pipe whose read end is already closed (every write: EPIPE).
+    func runIntoClosedPipe(_ arguments: [String], store: String) throws -> ProcessResult {
+        let script = """
+        import os, subprocess, sys
+        r, w = os.pipe(); os.close(r)
+        p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE, env=dict(os.environ))
+        sys.stderr.write(p.stderr.decode()); sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)
+        """
+        return try runProcess("/usr/bin/python3", ["-c", script] + arguments, environment: ["AIRGAP_STORE": store])
+    }
+
+    @Test func aClosedStdoutEndsNothingEarly() throws {
+        let cli = CLI()
+        let archive = cli.dir.file("samples.tar")
+        #expect(try cli.export("sample-images", "-o", archive, "--count", "3").status == 0)
+        // image load prints a line per image; every one of them fails with EPIPE.
+        let load = try runIntoClosedPipe([builtBinary("airgap-import"), "image", "load", "-i", archive], store: cli.store)
+        #expect(load.status == 0, "exit \(load.status): \(load.stderr)")
+        #expect(load.stderr.isEmpty, "\(load.stderr)")
+        // All three images were loaded although nobody read the output.
+        let listed = try cli.import("image", "ls", "-q")
+        #expect(listed.stdout.split(separator: "\n").count == 3, "\(listed.stdout)")
+        let list = try runIntoClosedPipe([builtBinary("airgap-import"), "image", "ls", "--format", "json"], store: cli.store)
+        #expect(list.status == 0 && list.stderr.isEmpty, "exit \(list.status): \(list.stderr)")
+    }
+}
