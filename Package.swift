@@ -48,7 +48,7 @@ let package = Package(
         // Registry client (distribution spec), auth, TLS, credentials.
         .target(name: "AirgapRegistry",
                 dependencies: [
-                    "AirgapOCI", "AirgapStore",
+                    "AirgapOCI", "AirgapTar", "AirgapStore",
                     .product(name: "AsyncHTTPClient", package: "async-http-client"),
                     .product(name: "NIOCore", package: "swift-nio"),
                     .product(name: "NIOFoundationCompat", package: "swift-nio"),

@@ -26,6 +26,8 @@ parser.add_argument("--user", default="alice")
 parser.add_argument("--password", default="s3cret-hostile")
 parser.add_argument("--tls-cert")
 parser.add_argument("--tls-key")
+parser.add_argument("--challenge-elsewhere", action="store_true",
+                    help="the redirect target answers 401 with a Bearer realm of its own, asking for the credentials")
 args = parser.parse_args()
 
 LAYER = b"hostile layer bytes " * 100
@@ -81,6 +83,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.drain()
         port = self.server.server_address[1]
         if port == args.side_port:
+            if args.challenge_elsewhere and self.path.startswith("/blob/"):
+                return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                                  {"WWW-Authenticate": f'Bearer realm="http://127.0.0.1:{args.side_port}/token",service="elsewhere"', "Content-Type": "application/json"})
+            if self.path.startswith("/token"):
+                return self.reply(200, b'{"token":"stolen"}', {"Content-Type": "application/json"})
             if self.path.startswith("/blob/"):
                 return self.reply(200, LAYER, {"Content-Type": "application/octet-stream"})
             return self.reply(201 if self.command == "PUT" else 202, b"", {"Location": self.path, "Docker-Content-Digest": digest(LAYER)})

@@ -203,6 +203,7 @@ public final class BundleReader {
             return (files.paths.last! as NSString).lastPathComponent
         }
         func structural(_ error: any Error) {
+            tee?.block()
             if let error = error as? CanonicalTarError {
                 result.findings.append(Finding(entry: error.entry, volume: volume(at: error.offset), problem: error.description))
             } else {
@@ -235,6 +236,7 @@ public final class BundleReader {
             }
             entryNames = sums.entries.dropFirst()
             // The signature is optional, so the next header is it or the first listed entry (sized below).
+            pendingHeaderStart = tar.position
             let next = try tar.readHeader(oneOf: [BundleMetadata.signatureName] + (entryNames.first.map { [$0.name] } ?? []),
                                           limit: .max, size: nil)
             if next.name == BundleMetadata.signatureName {
@@ -302,10 +304,10 @@ public final class BundleReader {
                     pendingHeader = nil
                     header = pending
                     if let exactSize, exactSize != header.size {
-                        throw CanonicalTarError(offset: tar.position - 512, entry: name, problem: "the header of \(name) gives \(header.size) bytes, but the signed metadata says \(exactSize)")
+                        throw CanonicalTarError(offset: pendingHeaderStart, entry: name, problem: "the header of \(name) gives \(header.size) bytes, but the signed metadata says \(exactSize)")
                     }
                     guard header.size <= limit else {
-                        throw CanonicalTarError(offset: tar.position - 512, entry: name, problem: "\(name) is \(header.size) bytes, over the \(limit)-byte limit for it")
+                        throw CanonicalTarError(offset: pendingHeaderStart, entry: name, problem: "\(name) is \(header.size) bytes, over the \(limit)-byte limit for it")
                     }
                 } else {
                     header = try tar.readHeader(oneOf: [name], limit: limit, size: exactSize)
@@ -350,6 +352,14 @@ public final class BundleReader {
                     if actual == want { result.blobOffsets[blobDigest!] = offset }
                 }
                 result.entries.append(ReadEntry(name: name, size: size, sha256: actual.encoded, ok: actual == want))
+                if actual != want, let tee {
+                    // Bytes are being handed on: not one more of them, and no reading on that could release any.
+                    tee.block()
+                    let start = tar.position - Int64(CanonicalTar.padding(size)) - size
+                    result.findings.append(Finding(entry: name, volume: damagedVolumes(start..<start + size, list: volumeList, sizes: fileSource.sizes),
+                                                   problem: "content does not match SHA256SUMS (expected \(want.encoded), got \(actual.encoded))"))
+                    return result
+                }
                 if actual != want {
                     let start = tar.position - Int64(CanonicalTar.padding(size)) - size
                     result.findings.append(Finding(entry: name, volume: damagedVolumes(start..<start + size, list: volumeList, sizes: fileSource.sizes),
@@ -357,7 +367,7 @@ public final class BundleReader {
                 }
             }
             if let pending = pendingHeader {
-                throw CanonicalTarError(offset: tar.position - 512, entry: pending.name, problem: "an entry where the archive must end")
+                throw CanonicalTarError(offset: pendingHeaderStart, entry: pending.name, problem: "an entry where the archive must end")
             }
             try tar.readEnd()
         } catch let error as StoreError where !error.isVerificationFailure {
@@ -376,6 +386,7 @@ public final class BundleReader {
 
     /// A header read while looking for the optional signature, which turned out to be the first listed entry.
     private var pendingHeader: (name: String, size: Int64)?
+    private var pendingHeaderStart: Int64 = 0
 
     /// Signature first: nothing else is trusted without it.
     private func checkSignature(sums: Data, signature: Data?, _ result: inout BundleReadResult) -> Bool {
@@ -457,7 +468,12 @@ public final class BundleReader {
                 result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is damaged: it holds \(size) bytes, the signed volume list says \(volume.size)"))
             }
         }
-        if list.volumes.reduce(Int64(0), { $0 + $1.size }) != list.bundleSize {
+        let total = list.volumes.reduce(Int64?(0)) { sum, volume in
+            guard let sum, volume.size >= 0 else { return nil }
+            let (next, overflow) = sum.addingReportingOverflow(volume.size)
+            return overflow ? nil : next
+        }
+        if total != list.bundleSize {
             result.findings.append(Finding(entry: (files.volumeListPath as NSString).lastPathComponent, problem: "its volume sizes do not add up to the bundle size it gives"))
         }
     }
@@ -605,16 +621,22 @@ final class HoldBackSource: ByteSource {
 
     var positionDescription: String { inner.positionDescription }
 
+    private var blocked = false
+
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try inner.read(into: buffer)
-        if n > 0 {
+        if n > 0 && !blocked {
             if !held.isEmpty { try held.withUnsafeBytes { try sink($0) } }
             held = Data(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
         }
         return n
     }
 
+    /// A check failed: nothing more goes to the sink, the held chunk included.
+    func block() { blocked = true; held = Data() }
+
     func release() throws {
+        guard !blocked else { return }
         if !held.isEmpty { try held.withUnsafeBytes { try sink($0) } }
         held = Data()
     }

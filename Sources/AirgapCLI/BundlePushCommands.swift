@@ -56,9 +56,12 @@ enum DockerEngineLoader {
         // Used by the one thread that reads the bundle, and only after this function hands it over.
         nonisolated(unsafe) let reader = try input.reader(storeRoot: storeRoot)
         let history = TagHistory(storeRoot: storeRoot)
-        let total = reader.files.paths.reduce(Int64(0)) { $0 + (FileIO.fileSize($1) ?? 0) }
         let pipe = ByteBufferPipe()
-        async let engineMessages = engine.load(pipe, totalSize: total)
+        // However the engine's request ends, the reading thread must not wait on it any longer.
+        async let engineMessages = { () async throws -> [String] in
+            defer { pipe.cancel() }
+            return try await engine.load(pipe)
+        }()
         let read: Result<BundleReadResult, any Error> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(returning: Result {
@@ -77,8 +80,11 @@ enum DockerEngineLoader {
             pipe.finish()
             result = value
         case .success(let value):
+            let engineGaveUp = pipe.wasCancelled
             pipe.fail(TarError("the bundle failed verification"))
-            _ = try? await engineMessages
+            do { _ = try await engineMessages } catch {
+                if engineGaveUp { throw error } // the engine failed first: its error, not the bundle's
+            }
             try reportFindings(value, quiet: quiet)
             return
         case .failure(let error):

@@ -35,6 +35,9 @@ public final class ByteBufferPipe: AsyncSequence, @unchecked Sendable {
     /// The producer failed: the consumer's read throws, so the request is aborted before its end.
     public func fail(_ error: any Error) { continuation.finish(throwing: error) }
 
+    /// Whether the consumer went away (`cancel`) before the producer was done.
+    public var wasCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
+
     /// The consumer has gone: a waiting or later `send` throws instead of blocking.
     public func cancel() {
         lock.lock()

@@ -21,15 +21,16 @@ public struct DockerEngineClient: Sendable {
 
     var base: String { "http+unix://" + socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }
 
-    /// POST /images/load with a tar streamed from `body` (exactly `totalSize` bytes; a body that
-    /// fails or ends short aborts the request, and the engine loads nothing); returns the engine's messages.
-    public func load<Body: AsyncSequence & Sendable>(_ body: Body, totalSize: Int64) async throws -> [String] where Body.Element == ByteBuffer {
+    /// POST /images/load with a tar streamed from `body`, chunked: only a body that ends is
+    /// terminated, so one that fails aborts the request before its end, and the engine's read of
+    /// it fails (it loads nothing). Returns the engine's messages.
+    public func load<Body: AsyncSequence & Sendable>(_ body: Body) async throws -> [String] where Body.Element == ByteBuffer {
         try await withHTTP { http in
             var request = HTTPClientRequest(url: base + "/images/load?quiet=1")
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/x-tar")
             request.headers.add(name: "Host", value: "docker") // the engine insists on one, even over a socket
-            request.body = .stream(body, length: .known(totalSize))
+            request.body = .stream(body, length: .unknown)
             let response = try await http.execute(request, timeout: .hours(2))
             let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
             guard response.status == .ok else {

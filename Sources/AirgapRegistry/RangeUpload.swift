@@ -1,4 +1,5 @@
 import AirgapOCI
+import AirgapTar
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -30,37 +31,42 @@ public struct FileSegments: Sendable {
     }
 }
 
-/// Reads file segments in 1 MiB buffers; with `expected`, hashes them and fails at the end when the
-/// digest differs, so a registry never commits bytes that changed since they were verified.
+/// A digest computed across several requests (the chunks of one upload), checked before the
+/// request that commits them.
+final class RunningDigest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var hasher = DigestHasher()
+    func update(_ bytes: UnsafeRawBufferPointer) { lock.lock(); hasher.update(bytes); lock.unlock() }
+    func finalize() -> Digest { lock.lock(); defer { lock.unlock() }; return hasher.finalize() }
+}
+
+/// Reads file segments in 1 MiB buffers, opened as regular files only. With `expected`, hashes
+/// them and throws before handing over the last chunk when the digest differs, so a registry
+/// never receives the whole of bytes that changed since they were verified; with `running`,
+/// feeds a digest that spans several such sequences.
 struct SegmentChunks: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let segments: FileSegments
     let expected: Digest?
+    var running: RunningDigest? = nil
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let segments: [FileSegments.Segment]
         let expected: Digest?
+        let running: RunningDigest?
         var index = 0
         var done: Int64 = 0
         var hasher = DigestHasher()
-        var finished = false
 
         mutating func next() async throws -> ByteBuffer? {
             while index < segments.count && done >= segments[index].length { index += 1; done = 0 }
-            guard index < segments.count else {
-                if let expected, !finished {
-                    finished = true
-                    let actual = hasher.finalize()
-                    guard actual == expected else {
-                        throw RegistryError(.digestMismatch, "the bytes read for \(expected) hash to \(actual); the source changed or is damaged")
-                    }
-                }
-                return nil
-            }
+            guard index < segments.count else { return nil }
             let segment = segments[index]
             let count = Int(Swift.min(Int64(1 << 20), segment.length - done))
-            let fd = open(segment.path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw RegistryError(.unsupported, "cannot read \(segment.path): \(String(cString: strerror(errno)))") }
+            let fd: Int32
+            do { fd = try FileSequenceSource.openRegularFile(segment.path).fd } catch {
+                throw RegistryError(.unsupported, "cannot read \(segment.path): \(error)")
+            }
             defer { close(fd) }
             var buffer = ByteBufferAllocator().buffer(capacity: count)
             let position = segment.offset + done
@@ -69,11 +75,21 @@ struct SegmentChunks: AsyncSequence, Sendable {
                 if r <= 0 { throw RegistryError(.unsupported, "cannot read \(segment.path): it is shorter than expected or unreadable") }
                 return r
             }
-            if expected != nil { buffer.withUnsafeReadableBytes { hasher.update($0) } }
+            buffer.withUnsafeReadableBytes { bytes in
+                if expected != nil { hasher.update(bytes) }
+                running?.update(bytes)
+            }
             done += Int64(n)
+            let last = index == segments.count - 1 && done >= segment.length
+            if last, let expected {
+                let actual = hasher.finalize()
+                guard actual == expected else {
+                    throw RegistryError(.digestMismatch, "the bytes read for \(expected) hash to \(actual); the source changed or is damaged since it was verified")
+                }
+            }
             return buffer
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(segments: segments.segments, expected: expected) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(segments: segments.segments, expected: expected, running: running) }
 }

@@ -102,6 +102,8 @@ extension RegistryClient {
         var url = try await uploadURL(location, registry: reference.registry)
         let size = descriptor.size
         if size > Self.monolithicLimit {
+            // The chunks are hashed as they go; the PUT that commits them goes only if they add up to the digest.
+            let running = RunningDigest()
             var offset: Int64 = 0
             while offset < size {
                 let length = min(Self.chunkSize, size - offset)
@@ -111,7 +113,7 @@ extension RegistryClient {
                 headers.add(name: "Content-Length", value: "\(length)")
                 let part = source.slice(from: offset, length: length)
                 let response = try await send(Call(registry: reference.registry, path: "", method: .PATCH, headers: headers, scope: scope,
-                                                   makeBody: { .stream(SegmentChunks(segments: part, expected: nil), length: .known(length)) },
+                                                   makeBody: { .stream(SegmentChunks(segments: part, expected: nil, running: running), length: .known(length)) },
                                                    idempotent: false, absoluteURL: url))
                 let body = try? await response.body.collect(upTo: 1 << 16)
                 guard response.status == .accepted, let next = response.headers.first(name: "Location") else {
@@ -121,6 +123,10 @@ extension RegistryClient {
                 url = try await uploadURL(next, registry: reference.registry)
                 offset += length
                 progress(length)
+            }
+            let actual = running.finalize()
+            guard actual == descriptor.digest else {
+                throw RegistryError(.digestMismatch, "the bytes read for \(descriptor.digest) hash to \(actual); the source changed or is damaged since it was verified, so the upload is not committed")
             }
             let response = try await send(Call(registry: reference.registry, path: "", method: .PUT, scope: scope, idempotent: false,
                                                absoluteURL: Self.appendingQuery(url, "digest=\(descriptor.digest)")))

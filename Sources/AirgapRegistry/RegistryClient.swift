@@ -226,8 +226,11 @@ public final class RegistryClient: Sendable {
         var authorization = try await authorizationHeader(registry: call.registry, scope: call.scope)
         var reauthenticated = false
         while true {
-            let response = try await sendFollowingRedirects(call, endpoint: endpoint, authorization: authorization)
+            let (response, finalURL) = try await sendFollowingRedirects(call, endpoint: endpoint, authorization: authorization)
             guard response.status == .unauthorized, !reauthenticated else { return response }
+            // Only the registry's own origin says how to authenticate to it: a challenge from where a
+            // redirect led would send the credentials to a token server of that host's choosing.
+            guard let origin = Origin(endpoint.baseURL), Origin(finalURL) == origin else { return response }
             reauthenticated = true
             let challenges = response.headers["WWW-Authenticate"].flatMap(AuthChallenge.parse)
             _ = try? await response.body.collect(upTo: 1 << 16)
@@ -244,7 +247,8 @@ public final class RegistryClient: Sendable {
         }
     }
 
-    private func sendFollowingRedirects(_ call: Call, endpoint: Endpoint, authorization: String?) async throws -> HTTPClientResponse {
+    /// The response, and the URL that gave it.
+    private func sendFollowingRedirects(_ call: Call, endpoint: Endpoint, authorization: String?) async throws -> (HTTPClientResponse, String) {
         var url = call.absoluteURL ?? endpoint.baseURL + call.path
         // Credentials belong to the registry's own origin (scheme, host and port), wherever a
         // redirect or an upload Location points: a blob store on another host, or the same host
@@ -262,7 +266,7 @@ public final class RegistryClient: Sendable {
             if method == call.method, let makeBody = call.makeBody { request.body = makeBody() }
             let response = try await http.execute(request, timeout: retryPolicy.requestTimeout)
             guard [301, 302, 303, 307, 308].contains(response.status.code), let location = response.headers.first(name: "Location") else {
-                return response
+                return (response, url)
             }
             _ = try? await response.body.collect(upTo: 1 << 16)
             guard let next = URL(string: location, relativeTo: URL(string: url))?.absoluteString else {

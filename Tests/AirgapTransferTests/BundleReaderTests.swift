@@ -125,6 +125,23 @@ struct InProcessBundle {
         #expect(read.size == size)
     }
 
+    /// What `load --into docker` hands on: the whole bundle when it verifies; after a damaged
+    /// entry, nothing more, and never the end of the archive.
+    @Test func thePassthroughNeverGetsTheEndOfABadBundle() throws {
+        let b = try InProcessBundle()
+        var good = Data()
+        #expect(try b.reader().read(passthrough: { good.append(contentsOf: $0) }).ok)
+        #expect(good == b.bytes)
+        var damaged = b.bytes
+        damaged[b.layout().headers.last! + 600] ^= 0xff // inside the last entry's data
+        for extra in [Data(), Data([0x41])] {
+            var handed = Data()
+            let result = try b.reader(try b.write(damaged + extra, as: "damaged.tar")).read(passthrough: { handed.append(contentsOf: $0) })
+            #expect(!result.ok)
+            #expect(handed.count < damaged.count - 1024, "\(handed.count) of \(damaged.count) bytes were handed on")
+        }
+    }
+
     @Test func namesOutsideTheAllowedSetCannotBeWrittenOrListed() throws {
         for bad in ["", "/abs", "a/../b", "a//b", "dir/", "./a", "a\u{1b}[2K", "a b", String(repeating: "x", count: 90), "a\\b"] {
             #expect(!CanonicalTar.isAllowedName(bad), "\(bad.debugDescription) should be refused")

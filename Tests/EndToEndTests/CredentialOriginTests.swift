@@ -12,12 +12,12 @@ final class HostileRegistry: @unchecked Sendable {
     var address: String { "127.0.0.1:\(port)" }
     let password = "s3cret-hostile"
 
-    init(tls: Bool) throws {
+    init(tls: Bool, challengeElsewhere: Bool = false) throws {
         let ports = try runProcess("/usr/bin/python3", ["-c", "import socket\nfor _ in range(2):\n s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"])
             .stdout.split(separator: "\n").compactMap { Int($0) }
         port = ports[0]; sidePort = ports[1]
         var arguments = [packageRoot + "/scripts/hostile-registry.py", "--port", "\(port)", "--side-port", "\(sidePort)", "--log", dir.file("requests.jsonl"),
-                         "--password", password]
+                         "--password", password] + (challengeElsewhere ? ["--challenge-elsewhere"] : [])
         if tls {
             let subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
             let made = try runProcess("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
@@ -70,6 +70,15 @@ final class HostileRegistry: @unchecked Sendable {
         #expect(try registry.requests().contains { ($0["port"] as? Int) == registry.sidePort }, "the redirect was not followed")
         try expectCredentialsStayed(registry)
         #expect(!pull.stderr.contains(registry.password) && !pull.stdout.contains(registry.password))
+    }
+
+    @Test func aChallengeFromWhereARedirectLedIsNotAnswered() throws {
+        let registry = try HostileRegistry(tls: false, challengeElsewhere: true)
+        let pull = try run(registry, ["image", "pull", "\(registry.address)/hostile/app:1"], store: registry.dir.file("store"))
+        #expect(pull.status != 0)
+        let requests = try registry.requests()
+        #expect(!requests.contains { (($0["path"] as? String) ?? "").hasPrefix("/token") }, "the other host's token server was asked: \(requests)")
+        try expectCredentialsStayed(registry)
     }
 
     @Test func anUploadLocationOnAnotherHostNameGetsNoCredentials() throws {
