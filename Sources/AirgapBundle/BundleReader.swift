@@ -142,7 +142,8 @@ public struct EntryData {
 /// lists, in its order, each header recomputed and compared byte for byte, each entry hashed, the
 /// padding and end-of-archive checked to be zero and nothing after them. Every read is bounded by
 /// the signed sizes. `blobHandler`, when given, receives each blob entry's bytes (load ingests them
-/// into the store) and returns the digest it computed.
+/// into the store) and returns the digest it computed over exactly those bytes, which the reader
+/// then does not hash a second time.
 public final class BundleReader {
     public typealias BlobHandler = (_ digest: Digest, _ size: Int64, _ data: EntryData, _ name: String) throws -> Digest
 
@@ -220,6 +221,9 @@ public final class BundleReader {
         let metadataBytes: Data, sumsBytes: Data
         var signatureBytes: Data?
         let sums: Checksums
+        // A header read while looking for the optional signature that turned out to be the first listed entry.
+        var pendingHeader: (name: String, size: Int64)?
+        var pendingHeaderStart: Int64 = 0
         var entryNames: ArraySlice<(name: String, digest: Digest)>
         do {
             let meta = try tar.readHeader(oneOf: [BundleMetadata.entryName], limit: Self.metadataLimit)
@@ -245,7 +249,6 @@ public final class BundleReader {
                     return result
                 }
                 signatureBytes = try tar.readAll(size: next.size, entry: next.name)
-                pendingHeader = nil
             } else {
                 pendingHeader = next
             }
@@ -331,39 +334,37 @@ public final class BundleReader {
                         }
                     }
                 } else {
+                    // Hashed once: by the handler (the store's ingest hashes what it writes), or here.
                     let offset = tar.position
-                    var hasher = DigestHasher()
                     var consumed: Int64 = 0
                     let data = EntryData { body in
                         try tar.readData(size: size, entry: name) { chunk in
-                            hasher.update(chunk)
                             consumed += Int64(chunk.count)
                             try body(chunk)
                         }
                     }
-                    do {
-                        if let blobHandler { _ = try blobHandler(blobDigest!, size, data, name) } else { try data.readData { _ in } }
-                    } catch let error as StoreError where error.isVerificationFailure {
-                        // The store refused the bytes; what the stream itself hashed is the finding.
-                        if consumed < size { throw error }
+                    if let blobHandler {
+                        do { actual = try blobHandler(blobDigest!, size, data, name) } catch StoreError.digestMismatch(_, let got, _) where consumed == size {
+                            actual = got // the store refused the bytes: the mismatch is the finding
+                        }
+                    } else {
+                        var hasher = DigestHasher()
+                        try data.readData { hasher.update($0) }
+                        actual = hasher.finalize()
                     }
                     guard consumed == size else { throw CanonicalTarError(offset: tar.position, entry: name, problem: "\(name) was not read to its end") }
-                    actual = hasher.finalize()
                     if actual == want { result.blobOffsets[blobDigest!] = offset }
                 }
                 result.entries.append(ReadEntry(name: name, size: size, sha256: actual.encoded, ok: actual == want))
-                if actual != want, let tee {
-                    // Bytes are being handed on: not one more of them, and no reading on that could release any.
-                    tee.block()
-                    let start = tar.position - Int64(CanonicalTar.padding(size)) - size
-                    result.findings.append(Finding(entry: name, volume: damagedVolumes(start..<start + size, list: volumeList, sizes: fileSource.sizes),
-                                                   problem: "content does not match SHA256SUMS (expected \(want.encoded), got \(actual.encoded))"))
-                    return result
-                }
                 if actual != want {
                     let start = tar.position - Int64(CanonicalTar.padding(size)) - size
                     result.findings.append(Finding(entry: name, volume: damagedVolumes(start..<start + size, list: volumeList, sizes: fileSource.sizes),
                                                    problem: "content does not match SHA256SUMS (expected \(want.encoded), got \(actual.encoded))"))
+                    if let tee {
+                        // Bytes are being handed on: not one more of them, and no reading on that could release any.
+                        tee.block()
+                        return result
+                    }
                 }
             }
             if let pending = pendingHeader {
@@ -384,9 +385,6 @@ public final class BundleReader {
         return result
     }
 
-    /// A header read while looking for the optional signature, which turned out to be the first listed entry.
-    private var pendingHeader: (name: String, size: Int64)?
-    private var pendingHeaderStart: Int64 = 0
 
     /// Signature first: nothing else is trusted without it.
     private func checkSignature(sums: Data, signature: Data?, _ result: inout BundleReadResult) -> Bool {

@@ -50,7 +50,7 @@ public enum BundleKeys {
 
     public static func loadPublicKey(path: String) throws -> Curve25519.Signing.PublicKey {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw BundleError.key("cannot read the public key \(path); check the path given to --key")
+            throw BundleError.key("cannot read the public key \(path); check the path (a .pub file from 'airgap-export keygen')")
         }
         return try publicKey(pem: String(decoding: data, as: UTF8.self), path: path)
     }

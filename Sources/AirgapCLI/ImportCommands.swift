@@ -44,7 +44,7 @@ struct BundleInput: ParsableArguments {
     func checkRollback(_ metadata: BundleMetadata, _ signature: SignatureStatus, history: TagHistory, destination: String,
                        tags: [(String, Digest)]) throws {
         guard case .valid(let signer) = signature, !allowRollback else { return }
-        let rollbacks = try history.rollbacks(destination: destination, signer: signer, created: metadata.created ?? "1970-01-01T00:00:00Z", tags: tags)
+        let rollbacks = try history.rollbacks(destination: destination, signer: signer, created: metadata.createdForHistory, tags: tags)
         guard let first = rollbacks.first else { return }
         throw CommandError(.verificationFailed, "refusing a rollback: \(first)\(rollbacks.count > 1 ? " (and \(rollbacks.count - 1) more tags)" : ""); nothing was changed (use --allow-rollback if this is intended)")
     }
@@ -52,13 +52,15 @@ struct BundleInput: ParsableArguments {
     /// Remembers which bundle set these tags (signed bundles only: an unsigned one proves nothing).
     func recordTags(_ result: BundleReadResult, history: TagHistory, destination: String, tags: [(String, Digest)]) throws {
         guard case .valid(let signer) = result.signature, let metadata = result.metadata, let id = result.bundleID else { return }
-        try history.record(destination: destination, signer: signer, created: metadata.created ?? "1970-01-01T00:00:00Z", bundle: id, tags: tags)
+        try history.record(destination: destination, signer: signer, created: metadata.createdForHistory, bundle: id, tags: tags)
     }
 }
 
 extension BundleMetadata {
     /// The tags the bundle sets, with what they name.
     var tags: [(String, Digest)] { images.map { ($0.reference, $0.digest) } }
+    /// A format-1 bundle has no creation time: it counts as older than any that has one.
+    var createdForHistory: String { created ?? "1970-01-01T00:00:00Z" }
 }
 
 extension GlobalOptions {

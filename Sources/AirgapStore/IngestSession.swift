@@ -165,17 +165,8 @@ public final class IngestSession: @unchecked Sendable {
             abandon() // deduplicated: identical content is already there (a corrupt copy is replaced below)
             return actual
         }
-        do {
-            try FileIO.fsync(fd, path: tempPath)
-            try FileIO.makeDirectories((final as NSString).deletingLastPathComponent)
-            try FileIO.rename(tempPath, final)
-        } catch {
-            abandon()
-            throw error
-        }
-        Glibc.close(fd)
-        finished = true
-        addedNewBlob = true
+        try FileIO.makeDirectories((final as NSString).deletingLastPathComponent)
+        try moveDurably(to: final)
         FileIO.fsyncDirectory((final as NSString).deletingLastPathComponent)
         store.markVerified(actual)
         return actual
@@ -186,10 +177,16 @@ public final class IngestSession: @unchecked Sendable {
     public func stage(in area: StagingArea) throws -> Digest {
         precondition(!finished, "stage twice")
         let actual = try checkedDigest()
-        let staged = area.path(for: actual)
+        try moveDurably(to: area.path(for: actual))
+        area.add(actual, size: hasher.byteCount)
+        return actual
+    }
+
+    /// fsync, then rename the verified temp file to `path`; the session is done.
+    private func moveDurably(to path: String) throws {
         do {
             try FileIO.fsync(fd, path: tempPath)
-            try FileIO.rename(tempPath, staged)
+            try FileIO.rename(tempPath, path)
         } catch {
             abandon()
             throw error
@@ -197,8 +194,6 @@ public final class IngestSession: @unchecked Sendable {
         Glibc.close(fd)
         finished = true
         addedNewBlob = true
-        area.add(actual, size: hasher.byteCount)
-        return actual
     }
 
     /// Drops the temp file. With `keepForResume`, a partial download stays for the next attempt.
