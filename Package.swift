@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "AirgapImageSet", targets: ["AirgapImageSet"]),
         .library(name: "AirgapBundle", targets: ["AirgapBundle"]),
         .library(name: "AirgapTar", targets: ["AirgapTar"]),
+        .library(name: "AirgapContent", targets: ["AirgapContent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,16 +40,19 @@ let package = Package(
         .target(name: "AirgapOCI",
                 dependencies: [.product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
+        // Sources, sinks, the one graph walk, the one verifying stream, plans and the copy engine:
+        // everything a transfer is, with no I/O of its own.
+        .target(name: "AirgapContent", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
         // Tar streams through libarchive: no knowledge of images.
         .target(name: "AirgapTar", dependencies: ["CArchive"], swiftSettings: swiftSettings),
         // The OCI image layout store: the one place bytes become trusted.
         .target(name: "AirgapStore",
-                dependencies: ["AirgapOCI", "CShims", .product(name: "Crypto", package: "swift-crypto")],
+                dependencies: ["AirgapOCI", "AirgapContent", "CShims", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
         // Registry client (distribution spec), auth, TLS, credentials.
         .target(name: "AirgapRegistry",
                 dependencies: [
-                    "AirgapOCI", "AirgapTar", "AirgapStore",
+                    "AirgapOCI", "AirgapContent", "AirgapTar",
                     .product(name: "AsyncHTTPClient", package: "async-http-client"),
                     .product(name: "NIOCore", package: "swift-nio"),
                     .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -58,20 +62,20 @@ let package = Package(
                 swiftSettings: swiftSettings),
         // Bundle format: writer, reader, SHA256SUMS, signatures. No network code.
         .target(name: "AirgapBundle",
-                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "CShims",
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTar", "CShims",
                                .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
         // The export manifest reader (YAML ImageSet or a plain list): no I/O beyond reading the file.
         .target(name: "AirgapImageSet",
                 dependencies: ["AirgapOCI", .product(name: "Yams", package: "Yams")],
                 swiftSettings: swiftSettings),
-        // Plans and the copy engine between sources and destinations.
+        // The commands' transfers: each a plan over the copy engine between two endpoints.
         .target(name: "AirgapTransfer",
-                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle", "AirgapImageSet"],
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle", "AirgapImageSet"],
                 swiftSettings: swiftSettings),
         // Commands shared by both executables.
         .target(name: "AirgapCLI",
-                dependencies: ["AirgapOCI", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle", "AirgapImageSet",
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle", "AirgapImageSet",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "airgap-export", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
@@ -81,12 +85,13 @@ let package = Package(
         .target(name: "AirgapTestSupport", dependencies: ["AirgapTar", "AirgapOCI"], path: "Tests/AirgapTestSupport",
                 swiftSettings: swiftSettings),
         .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
-        .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapContentTests", dependencies: ["AirgapContent", "AirgapOCI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapContent", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapTransferTests",
-                    dependencies: ["AirgapTransfer", "AirgapBundle", "AirgapImageSet", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],
+                    dependencies: ["AirgapTransfer", "AirgapContent", "AirgapBundle", "AirgapImageSet", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "AirgapRegistryTests",
-                    dependencies: ["AirgapRegistry", "AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTestSupport"],
+                    dependencies: ["AirgapRegistry", "AirgapContent", "AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "AirgapTestSupport"], swiftSettings: swiftSettings),
     ]

@@ -7,6 +7,7 @@ import Foundation
 public struct BundleMetadata: Codable, Sendable, Equatable {
     /// 2: the canonical tar encoding and the signed creation time.
     public static let currentFormat = 2
+    public static let toolVersion = "0.1.0"
     public static let entryName = "airgap/bundle.json"
     public static let checksumsName = "airgap/SHA256SUMS"
     public static let signatureName = "airgap/SHA256SUMS.sig"

@@ -38,6 +38,7 @@ struct BundleCommand: AsyncParsableCommand {
     @Flag(help: "Write an unsigned bundle (import refuses it unless --allow-unsigned).") var unsigned = false
     @Option(help: "Leave out blobs a receipt from the inside says it holds.") var since: String?
     @Option(name: .customLong("split-size"), help: "Split into volumes of SIZE bytes (K/M/G, or fat32).") var splitSize: String?
+    @Flag(help: "Keep a copy of every blob fetched in the store (a store that exists is read from either way).") var cache = false
     @Flag(name: .shortAndLong, help: "Only the summary.") var quiet = false
 
     func validate() throws {
@@ -52,13 +53,15 @@ struct BundleCommand: AsyncParsableCommand {
         let signingKey = try key.map { try BundleKeys.loadPrivateKey(path: $0) }
         let receipt = try since.map { try Receipt.load(path: $0) }
         let split = try splitSize.map { try parseSplitSize($0) }
-        let store = try globals.openStore()
+        // The store is a cache, not a hop: read when it exists, written only with --cache.
+        let storePath = globals.store ?? LocalStore.defaultPath()
+        let store = cache || FileManager.default.fileExists(atPath: storePath + "/oci-layout") ? try LocalStore(path: storePath) : nil
         var table = registry.table
         for (host, settings) in set.registries {
             table.perRegistry[host] = RegistryOptions(caFile: settings.caFile, insecure: settings.insecure)
         }
         let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
-        let exporter = BundleExporter(store: store, events: progress.handle)
+        let exporter = BundleExporter(store: store, cache: cache, events: progress.handle)
         let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in
             try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split))
         }

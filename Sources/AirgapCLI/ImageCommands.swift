@@ -208,14 +208,14 @@ struct ImageSave: AsyncParsableCommand {
             guard !isTerminal(1) else {
                 throw CommandError(.usage, "refusing to write an archive to a terminal; use -o FILE or redirect standard output")
             }
-            _ = try saver.save(selected, format: format, to: fileSink(fd: 1, path: "standard output"))
+            _ = try await saver.save(selected, format: format, to: fileSink(fd: 1, path: "standard output"))
             return
         }
         // Written beside the target and renamed at the end: a failed save leaves no half file.
         let temp = "\(output).partial-\(getpid())"
         let fd = try FileIO.open(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
         do {
-            _ = try saver.save(selected, format: format, to: fileSink(fd: fd, path: output))
+            _ = try await saver.save(selected, format: format, to: fileSink(fd: fd, path: output))
             try FileIO.fsync(fd, path: temp)
             close(fd)
             try FileIO.rename(temp, output)

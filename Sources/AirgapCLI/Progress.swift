@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapTransfer
 import Foundation

@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
@@ -37,7 +38,7 @@ struct ImagePull: AsyncParsableCommand {
     func run() async throws {
         let store = try globals.openStore()
         let platforms = try self.platforms.map { try Platform(parsing: $0) }
-        let requests = try references.map { PullRequest(reference: try Reference(parsing: $0), platforms: platforms, allPlatforms: allPlatforms) }
+        let requests = try references.map { CopyRequest(reference: try Reference(parsing: $0), platforms: platforms, allPlatforms: allPlatforms) }
         let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
         let resolved = try await registry.withClient { client in
             try await ImagePuller(client: client, store: store, events: progress.handle).pull(requests)

@@ -56,7 +56,7 @@ struct SampleData: AsyncParsableCommand {
         let images = try references.map { try store.findOne($0.description) }
         let fd = try FileIO.open(output, flags: O_WRONLY | O_CREAT | O_TRUNC)
         defer { close(fd) }
-        _ = try ArchiveSaver(store: store).save(images, format: .docker, to: AirgapTar.fileSink(fd: fd, path: output))
+        _ = try await ArchiveSaver(store: store).save(images, format: .docker, to: AirgapTar.fileSink(fd: fd, path: output))
         for reference in references { print(reference.familiarDescription) }
     }
 }

@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapContent
 import AirgapImageSet
 import AirgapOCI
 import AirgapRegistry
@@ -84,6 +85,7 @@ public enum CommandRunner {
     static func describe(_ error: any Error, root: any AsyncParsableCommand.Type) -> (ExitStatus, String) {
         switch error {
         case let e as CommandError: return (e.status, "error: " + e.message)
+        case let e as ContentError: return (e.isVerificationFailure ? .verificationFailed : .failure, "error: " + e.description)
         case let e as StoreError: return (e.isVerificationFailure ? .verificationFailed : .failure, "error: " + e.description)
         case let e as TransferError:
             return (e.kind == .verification ? .verificationFailed : .failure, "error: " + e.description)

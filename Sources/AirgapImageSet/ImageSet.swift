@@ -13,10 +13,11 @@ public struct ImageSet: Sendable {
         public var insideTag: String?
         public var line: Int
 
-        /// The name the image has in the store and in the bundle.
+        /// The name the image has in the store and in the bundle: `NAME:TAG@DIGEST` is fetched by
+        /// digest and named `NAME:TAG` (the same rule as `Naming.destinationName`).
         public var insideName: Reference {
             if let insideTag { return Reference(registry: reference.registry, repository: reference.repository, tag: insideTag, digest: nil) }
-            return reference
+            return reference.tag != nil ? reference.withDigest(nil) : reference
         }
     }
 

@@ -18,6 +18,21 @@ public struct ImageManifest: Hashable, Sendable, Codable {
         self.annotations = annotations
     }
 
+    private enum CodingKeys: String, CodingKey { case schemaVersion, mediaType, artifactType, config, layers, subject, annotations }
+
+    /// `"layers": null` (buildkit writes it for zero-layer images, inside the digest) reads as no
+    /// layers; the bytes themselves are never re-encoded.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
+        mediaType = try c.decodeIfPresent(MediaType.self, forKey: .mediaType)
+        artifactType = try c.decodeIfPresent(String.self, forKey: .artifactType)
+        config = try c.decode(Descriptor.self, forKey: .config)
+        layers = try c.decodeIfPresent([Descriptor].self, forKey: .layers) ?? []
+        subject = try c.decodeIfPresent(Descriptor.self, forKey: .subject)
+        annotations = try c.decodeIfPresent([String: String].self, forKey: .annotations)
+    }
+
     /// Decodes manifest bytes, checking the fields that make it an image manifest.
     public static func decode(_ data: Data, what: String = "image manifest") throws -> ImageManifest {
         let manifest = try CanonicalJSON.decode(ImageManifest.self, from: data, what: what)

@@ -25,6 +25,11 @@ public struct MediaType: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let dockerLayer: MediaType = "application/vnd.docker.image.rootfs.diff.tar"
     public static let dockerLayerGzip: MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
+    public static let dockerSchema1: MediaType = "application/vnd.docker.distribution.manifest.v1+json"
+    public static let dockerSchema1Signed: MediaType = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+    /// Docker's schema 1, deprecated since 2017: recognised only to say so.
+    public var isSchema1: Bool { self == .dockerSchema1 || self == .dockerSchema1Signed }
     public var isIndex: Bool { self == .ociIndex || self == .dockerManifestList }
     public var isImageManifest: Bool { self == .ociManifest || self == .dockerManifest }
     public var isManifest: Bool { isIndex || isImageManifest }

@@ -1,5 +1,5 @@
+import AirgapContent
 import AirgapOCI
-import AirgapStore
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -48,6 +48,10 @@ extension RegistryClient {
         }
         var mediaType = response.headers.first(name: "Content-Type").map { MediaType(String($0.split(separator: ";")[0]).trimmingCharacters(in: .whitespaces)) }
         if mediaType == nil || !(mediaType!.isManifest) { mediaType = detectManifestMediaType(data) }
+        if let mediaType, mediaType.isSchema1 || (!mediaType.isManifest && Self.isSchema1(data)) {
+            // Handed on so the graph walk says what schema 1 is and what to do.
+            return FetchedManifest(data: data, mediaType: mediaType.isSchema1 ? mediaType : .dockerSchema1Signed, digest: digest)
+        }
         guard let mediaType, mediaType.isManifest else {
             throw RegistryError(.unsupported, "\(reference.name):\(selector) is not an image manifest or index (type \(mediaType?.rawValue ?? "unknown")); only images can be copied")
         }
@@ -79,34 +83,38 @@ extension RegistryClient {
         }
     }
 
-    /// Downloads a blob into the store through its ingest path. A cut connection is resumed with
-    /// `Range` from the bytes already written; a retry never re-downloads what was checked.
-    /// Returns false when the store already had the blob.
-    @discardableResult
-    public func fetchBlob(_ reference: Reference, _ descriptor: Descriptor, into store: LocalStore,
-                          progress: @Sendable (Int64) -> Void = { _ in }) async throws -> Bool {
-        if store.hasBlob(descriptor.digest, size: descriptor.size) && store.confirmBlob(descriptor.digest, size: descriptor.size) { return false }
-        let source = "blob \(descriptor.digest) of \(reference.name)"
-        let session = try store.beginIngest(expected: descriptor.digest, size: descriptor.size, resume: true, source: source)
+    static func isSchema1(_ data: Data) -> Bool {
+        struct Probe: Decodable { var schemaVersion: Int? }
+        return (try? JSONDecoder().decode(Probe.self, from: data))?.schemaVersion == 1
+    }
+
+    /// Downloads a blob into a writer (which verifies it). A cut connection is resumed with
+    /// `Range` from the bytes the writer holds; a retry never re-downloads what was checked.
+    public func copyBlob(_ reference: Reference, _ descriptor: Descriptor, into writer: any BlobWriter,
+                         progress: @Sendable (Int64) -> Void = { _ in }) async throws {
         var failures = 0
         while true {
             do {
-                try await streamBlob(reference, descriptor, into: session, progress: progress)
-                do { try session.commit() } catch let error as StoreError {
-                    throw RegistryError(error.isVerificationFailure ? .digestMismatch : .protocolViolation,
-                                        "\(reference.registry) served \(error.description)")
-                }
-                return true
+                try await streamBlob(reference, descriptor, into: writer, progress: progress)
+                return
             } catch let error as RegistryError where error.kind == .network && failures + 1 < retryPolicy.attempts {
                 failures += 1
                 try await Task.sleep(nanoseconds: UInt64(delay(attempt: failures, retryAfter: nil) * 1e9))
-            } catch {
-                // Keep verified-so-far bytes for a rerun only when the failure was the network's.
-                let keep = (error as? RegistryError)?.kind == .network
-                session.abandon(keepForResume: keep)
-                throw error
             }
         }
+    }
+
+    /// A small blob (a config) whole, checked against its descriptor.
+    public func fetchBlobData(_ reference: Reference, _ descriptor: Descriptor, limit: Int64 = 16 << 20) async throws -> Data {
+        guard descriptor.size <= limit else {
+            throw RegistryError(.protocolViolation, "the blob \(descriptor.digest) of \(reference.familiarName) is said to be \(descriptor.size) bytes, more than \(limit >> 20) MiB; refusing to read it whole")
+        }
+        let memory = MemoryBlobWriter(descriptor, source: "the blob \(descriptor.digest) of \(reference.familiarName)")
+        try await copyBlob(reference, descriptor, into: memory)
+        do { try await memory.commit() } catch let error as ContentError {
+            throw RegistryError(.digestMismatch, "\(reference.registry) served \(error.message)")
+        }
+        return memory.data
     }
 
     /// Streams a blob from the registry only to hash it (audits): true when it is there with the right bytes.
@@ -126,11 +134,11 @@ extension RegistryClient {
         return hasher.byteCount == descriptor.size && hasher.finalize() == descriptor.digest
     }
 
-    private func streamBlob(_ reference: Reference, _ descriptor: Descriptor, into session: IngestSession,
+    private func streamBlob(_ reference: Reference, _ descriptor: Descriptor, into writer: any BlobWriter,
                             progress: @Sendable (Int64) -> Void) async throws {
-        if session.bytesWritten >= descriptor.size { return }
+        if writer.offset >= descriptor.size { return }
         var headers = HTTPHeaders()
-        let offset = session.bytesWritten
+        let offset = writer.offset
         if offset > 0 { headers.add(name: "Range", value: "bytes=\(offset)-") }
         let response = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/\(descriptor.digest)",
                                            headers: headers, scope: Self.pullScope(reference.repository)))
@@ -140,20 +148,25 @@ extension RegistryClient {
         }
         if offset > 0 && response.status != .partialContent {
             // The server ignored Range: start over.
-            try session.reset()
+            try writer.restart()
         }
+        // What the writer refuses is the content's fault (or the disk's), not the network's.
+        struct WriterFailure: Error { let error: any Error }
         do {
             for try await chunk in response.body {
-                try chunk.withUnsafeReadableBytes { try session.write($0) }
+                do { try chunk.withUnsafeReadableBytes { try writer.write($0) } } catch { throw WriterFailure(error: error) }
                 progress(Int64(chunk.readableBytes))
             }
-        } catch let error as StoreError {
-            throw RegistryError(.digestMismatch, "\(reference.registry) served \(error.description)")
+        } catch let failure as WriterFailure {
+            if let error = failure.error as? ContentError, error.isVerificationFailure {
+                throw RegistryError(.digestMismatch, "\(reference.registry) served \(error.description)")
+            }
+            throw failure.error
         } catch {
             throw Self.mapTransportError(error, registry: reference.registry)
         }
-        if session.bytesWritten < descriptor.size {
-            throw RegistryError(.network, "the download of \(descriptor.digest) from \(reference.registry) stopped after \(session.bytesWritten) of \(descriptor.size) bytes")
+        if writer.offset < descriptor.size {
+            throw RegistryError(.network, "the download of \(descriptor.digest) from \(reference.registry) stopped after \(writer.offset) of \(descriptor.size) bytes")
         }
     }
 }

@@ -1,5 +1,5 @@
+import AirgapContent
 import AirgapOCI
-import AirgapStore
 import AsyncHTTPClient
 import Foundation
 import NIOCore

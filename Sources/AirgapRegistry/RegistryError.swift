@@ -1,9 +1,10 @@
+import AirgapContent
 import AirgapOCI
 import Foundation
 
 /// A registry or network failure (exit code 4), or a content check that failed (exit code 3).
 /// Messages never contain credentials: URLs are printed without user info or query strings.
-public struct RegistryError: Error, Sendable, CustomStringConvertible {
+public struct RegistryError: Error, Sendable, CustomStringConvertible, TemporaryFailure, PrefixableError {
     public enum Kind: Sendable, Equatable {
         case unauthorized, denied, notFound, rateLimited, server, network, tls, protocolViolation, digestMismatch, unsupported
     }
@@ -14,6 +15,7 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
     public var isVerificationFailure: Bool { kind == .digestMismatch }
 
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public func prefixed(_ prefix: String) -> any Error { RegistryError(kind, "\(prefix): \(message)") }
     public var description: String { message }
 }
 

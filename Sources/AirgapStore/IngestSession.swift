@@ -1,30 +1,32 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AirgapContent
 import AirgapOCI
 import CShims
 import Foundation
 
 /// The one path by which bytes become trusted store content.
 ///
-/// Bytes stream into a temp file inside the store while being hashed; `commit()` checks size and
+/// Bytes stream into a temp file inside the store through a `BlobVerifier`; `commit()` checks size and
 /// digest, fsyncs, and renames into `blobs/`. Nothing is visible under `blobs/` before that.
 /// With `resume`, a partial file left by an earlier interrupted session for the same digest is
 /// continued (its bytes re-hashed) so a download can restart with an HTTP Range request.
-public final class IngestSession: @unchecked Sendable {
+public final class IngestSession: BlobWriter, @unchecked Sendable {
     public let expected: Digest?
     public let expectedSize: Int64?
     public let source: String
     /// Bytes already in the temp file when the session started (non-zero only when resuming).
     public let resumedFrom: Int64
-    public var bytesWritten: Int64 { hasher.byteCount }
+    public var bytesWritten: Int64 { verifier.byteCount }
+    public var offset: Int64 { verifier.byteCount }
     /// After `commit()`: true when this session added the blob, false when the store already had it.
     public private(set) var addedNewBlob = false
 
     private let store: LocalStore
     private let tempPath: String
     private var fd: Int32
-    private var hasher: DigestHasher
+    private var verifier: BlobVerifier
     private var finished = false
 
     init(store: LocalStore, expected: Digest?, expectedSize: Int64?, resume: Bool, source: String) throws {
@@ -32,7 +34,7 @@ public final class IngestSession: @unchecked Sendable {
         self.expected = expected
         self.expectedSize = expectedSize
         self.source = source
-        hasher = DigestHasher(expected?.algorithm ?? .sha256)
+        verifier = BlobVerifier(expected: expected, size: expectedSize, source: source)
 
         var chosenPath: String?
         var chosenFD: Int32 = -1
@@ -65,15 +67,14 @@ public final class IngestSession: @unchecked Sendable {
         }
         resumedFrom = existing
         if existing > 0 {
-            hasher = try Self.rehash(fd: fd, length: existing, algorithm: expected?.algorithm ?? .sha256, path: tempPath)
+            try Self.rehash(fd: fd, length: existing, into: &verifier, path: tempPath)
         } else {
             guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
         }
         _ = lseek(fd, off_t(existing), SEEK_SET)
     }
 
-    private static func rehash(fd: Int32, length: Int64, algorithm: Digest.Algorithm, path tempPath: String) throws -> DigestHasher {
-        var hasher = DigestHasher(algorithm)
+    private static func rehash(fd: Int32, length: Int64, into verifier: inout BlobVerifier, path tempPath: String) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }
         _ = lseek(fd, 0, SEEK_SET)
@@ -81,44 +82,22 @@ public final class IngestSession: @unchecked Sendable {
         while remaining > 0 {
             let n = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(min(Int64(buffer.count), remaining))]), path: tempPath)
             if n == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            try verifier.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
             remaining -= Int64(n)
         }
-        return hasher
     }
 
-    /// Appends bytes. Fails early when more bytes arrive than the descriptor announced.
+    /// Appends bytes, hashed on one core while the other writes them (a load is otherwise
+    /// read → hash → write on one thread). Fails at once when more arrive than announced.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         precondition(!finished, "write after commit or abandon")
-        if let expectedSize, hasher.byteCount + Int64(bytes.count) > expectedSize {
-            throw StoreError.sizeMismatch(digest: expected ?? Digest.sha256(of: Data()), expected: expectedSize,
-                                          actual: hasher.byteCount + Int64(bytes.count), source: source)
-        }
-        if bytes.count >= Self.parallelChunk {
-            // Hash on one core while the other copies the same bytes into the page cache: a load is
-            // otherwise read → hash → write on one thread with the second core idle (bench/ profile).
-            let fd = self.fd, path = tempPath
-            nonisolated(unsafe) let chunk = bytes // valid until write returns, which outlives both parts
-            nonisolated(unsafe) var writeError: (any Error)?
-            nonisolated(unsafe) var hasher = self.hasher
-            DispatchQueue.concurrentPerform(iterations: 2) { part in
-                if part == 0 {
-                    hasher.update(chunk)
-                } else {
-                    do { try FileIO.writeAll(fd, chunk, path: path) } catch { writeError = error }
-                }
-            }
-            self.hasher = hasher
-            if let writeError { throw writeError }
-        } else {
-            hasher.update(bytes)
-            try FileIO.writeAll(fd, bytes, path: tempPath)
-        }
+        let fd = self.fd, path = tempPath
+        try verifier.update(bytes) { try FileIO.writeAll(fd, $0, path: path) }
         unflushed += Int64(bytes.count)
         if unflushed >= Self.writeBehind {
             // Start writeback now, so the fsync in commit() finds little left to flush and the disk
             // works while the next bytes are read and hashed.
-            let end = hasher.byteCount
+            let end = verifier.byteCount
             _ = airgap_start_writeback(fd, end - unflushed, unflushed)
             unflushed = 0
         }
@@ -126,33 +105,23 @@ public final class IngestSession: @unchecked Sendable {
 
     private var unflushed: Int64 = 0
     static let writeBehind: Int64 = 8 << 20
-    /// Below this a chunk is hashed and written on one thread (handing work over costs more).
-    static let parallelChunk = 256 << 10
-
-    public func write(_ data: Data) throws {
-        try data.withUnsafeBytes { try write($0) }
-    }
 
     /// Drops what was written so far and starts again from byte 0 (a server that ignored Range).
     public func reset() throws {
         guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
         _ = lseek(fd, 0, SEEK_SET)
-        hasher = DigestHasher(expected?.algorithm ?? .sha256)
+        verifier.reset()
     }
+
+    public func restart() throws { try reset() }
 
     /// The digest of what was written, once size and digest match what was expected (else the
     /// temp file is dropped and the mismatch thrown).
     private func checkedDigest() throws -> Digest {
-        let actual = hasher.finalize()
-        if let expectedSize, hasher.byteCount != expectedSize {
+        do { return try verifier.finish() } catch {
             abandon()
-            throw StoreError.sizeMismatch(digest: expected ?? actual, expected: expectedSize, actual: hasher.byteCount, source: source)
+            throw error
         }
-        if let expected, actual != expected {
-            abandon()
-            throw StoreError.digestMismatch(expected: expected, actual: actual, source: source)
-        }
-        return actual
     }
 
     /// Verifies and makes the blob visible. Returns its digest (computed, equal to `expected` when given).
@@ -161,7 +130,7 @@ public final class IngestSession: @unchecked Sendable {
         precondition(!finished, "commit twice")
         let actual = try checkedDigest()
         let final = store.blobPath(actual)
-        if store.hasBlob(actual, size: hasher.byteCount) && store.confirmBlob(actual, size: hasher.byteCount) {
+        if store.hasBlob(actual, size: verifier.byteCount) && store.confirmBlob(actual, size: verifier.byteCount) {
             abandon() // deduplicated: identical content is already there (a corrupt copy is replaced below)
             return actual
         }
@@ -178,7 +147,7 @@ public final class IngestSession: @unchecked Sendable {
         precondition(!finished, "stage twice")
         let actual = try checkedDigest()
         try moveDurably(to: area.path(for: actual))
-        area.add(actual, size: hasher.byteCount)
+        area.add(actual, size: verifier.byteCount)
         return actual
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AirgapContent
 import AirgapOCI
 import Foundation
 
@@ -53,10 +54,9 @@ public final class LocalStore: Sendable {
         let path = blobPath(digest)
         guard FileIO.exists(path) else { throw StoreError.blobMissing(digest, needed: "this operation") }
         let data = try FileIO.readFile(path, limit: limit)
-        var hasher = DigestHasher(digest.algorithm)
-        hasher.update(data)
-        let actual = hasher.finalize()
-        guard actual == digest else { throw StoreError.digestMismatch(expected: digest, actual: actual, source: "store blob \(path)") }
+        var verifier = BlobVerifier(expected: digest, size: nil, source: "store blob \(path)")
+        try data.withUnsafeBytes { try verifier.update($0) }
+        try verifier.finish()
         return data
     }
 
@@ -96,10 +96,7 @@ public final class LocalStore: Sendable {
     /// As `ingest`, also saying whether the blob is new to the store (so a failed operation can remove it).
     public func ingestReportingNew(_ data: Data, expected: Digest? = nil, source: String) throws -> (digest: Digest, added: Bool) {
         if let expected, hasBlob(expected, size: Int64(data.count)) {
-            var hasher = DigestHasher(expected.algorithm)
-            hasher.update(data)
-            let actual = hasher.finalize()
-            guard actual == expected else { throw StoreError.digestMismatch(expected: expected, actual: actual, source: source) }
+            try BlobVerifier.check(data, against: Descriptor(mediaType: .ociLayer, digest: expected, size: Int64(data.count)), source: source)
             return (expected, false)
         }
         let session = try beginIngest(expected: expected, size: Int64(data.count), source: source)

@@ -67,7 +67,7 @@ public struct AuditReport: Codable, Sendable {
         }
         let fingerprint: String? = { if case .valid(let f) = read.signature { return f }; return nil }()
         let formatter = ISO8601DateFormatter()
-        return AuditReport(tool: "airgap \(BundleExporter.toolVersion)", generatedAt: formatter.string(from: Date()),
+        return AuditReport(tool: "airgap \(BundleMetadata.toolVersion)", generatedAt: formatter.string(from: Date()),
                            host: ProcessInfo.processInfo.hostName,
                            target: store.map { "store \($0.root)" } ?? "bundle",
                            result: findings.isEmpty ? "PASS" : "FAIL",
@@ -82,7 +82,7 @@ public struct AuditReport: Codable, Sendable {
             return "missing-in-store"
         }
         do {
-            try StoreBlobCopier(store: store).copy(digest, size: size) { _ in }
+            try store.verifyBlob(Descriptor(mediaType: .ociLayer, digest: digest, size: size))
             return "ok"
         } catch {
             findings.append(Finding(entry: "store blob \(digest)", problem: "does not match its digest in the store"))

@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
@@ -28,7 +29,7 @@ struct RegistryFaultTests {
 
     func pull(_ reference: String, into store: LocalStore, policy: RegistryClient.RetryPolicy) async throws {
         _ = try await RegistryClient.withClient(retryPolicy: policy) { client in
-            try await ImagePuller(client: client, store: store).pull([PullRequest(reference: try Reference(parsing: reference))])
+            try await ImagePuller(client: client, store: store).pull([CopyRequest(reference: try Reference(parsing: reference))])
         }
     }
 

@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
@@ -68,10 +69,15 @@ struct Operator {
         #expect(try op.run(["image", "push", "sample/app-multi:1.0", target]).status == 0)
         let armStore = op.dir.file("arm")
         #expect(try op.run(["image", "pull", "--platform", "linux/arm64", target], store: armStore).status == 0)
+        // One platform of an index is stored as that platform's manifest, byte for byte the
+        // registry's, so the store stays a complete layout every OCI reader accepts.
         let store = try LocalStore(path: armStore)
-        let index = try ImageIndex.decode(try store.readBlob(try store.findOne(target).entry.digest))
-        let present = index.manifests.filter { store.hasBlob($0.digest) }
-        #expect(present.map { $0.platform?.architecture } == ["arm64"])
+        let entry = try store.findOne(target).entry
+        let remote = try ImageIndex.decode(Data(try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(target)"]).stdout.utf8))
+        let arm = try #require(remote.manifests.first { $0.platform?.architecture == "arm64" })
+        #expect(entry.digest == arm.digest && entry.mediaType.isImageManifest && entry.platform?.architecture == "arm64")
+        let copied = try runProcess("skopeo", ["copy", "--all", "oci:\(armStore):\(target)", "dir:\(op.dir.file("copied"))"])
+        #expect(copied.status == 0, "skopeo reads the store: \(copied.stderr)")
         let missing = try op.run(["image", "pull", "--platform", "linux/s390x", target], store: armStore)
         #expect(missing.status != 0 && missing.stderr.contains("offers linux/amd64, linux/arm64/v8"))
     }
@@ -85,7 +91,7 @@ struct Operator {
         let counter = EventCounter()
         let refs = try (1...2).map { try Reference(parsing: "\(registries.plain)/\(repo)/app-\($0):1") }
         _ = try await RegistryClient.withClient { client in
-            try await ImagePuller(client: client, store: target, events: { counter.record($0) }).pull(refs.map { PullRequest(reference: $0) })
+            try await ImagePuller(client: client, store: target, events: { counter.record($0) }).pull(refs.map { CopyRequest(reference: $0) })
         }
         let base = try target.findOne(refs[0].description).manifest.layers[0].digest
         #expect(counter.started.filter { $0 == base }.count == 1)

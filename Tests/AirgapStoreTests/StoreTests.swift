@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTestSupport
@@ -25,7 +26,7 @@ import Testing
         let dir = TempDirectory("store")
         let store = try LocalStore(path: dir.path)
         let claimed = Digest.sha256(of: Data("other".utf8))
-        #expect(throws: StoreError.self) { try store.ingest(Data("actual".utf8), expected: claimed, source: "test") }
+        #expect(throws: ContentError.self) { try store.ingest(Data("actual".utf8), expected: claimed, source: "test") }
         #expect(!store.hasBlob(claimed))
         #expect(try store.allBlobs().isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/.airgap/ingest").isEmpty)
@@ -37,7 +38,7 @@ import Testing
         let data = Data(repeating: 1, count: 1000)
         let session = try store.beginIngest(expected: Digest.sha256(of: data), size: 1000, source: "short stream")
         try session.write(data.prefix(600))
-        do { try session.commit(); Issue.record("a short stream was committed") } catch let error as StoreError {
+        do { try session.commit(); Issue.record("a short stream was committed") } catch let error as ContentError {
             #expect(error.description.contains("600 bytes where 1000"))
         }
         #expect(try store.allBlobs().isEmpty)
@@ -47,7 +48,7 @@ import Testing
         let dir = TempDirectory("store")
         let store = try LocalStore(path: dir.path)
         let session = try store.beginIngest(expected: Digest.sha256(of: Data([1])), size: 1, source: "long stream")
-        #expect(throws: StoreError.self) { try session.write(Data([1, 2])) }
+        #expect(throws: ContentError.self) { try session.write(Data([1, 2])) }
         session.abandon()
     }
 

@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -13,7 +14,7 @@ struct StoreSnapshot: Equatable {
     init(_ store: LocalStore) throws { blobs = try store.allBlobs(); entries = try store.entries() }
 }
 
-func savedArchive(count: Int = 2, multiArch: Bool = false) throws -> (Data, [Reference], TempDirectory) {
+func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data, [Reference], TempDirectory) {
     let dir = TempDirectory("src")
     let store = try LocalStore(path: dir.path)
     var options = SampleImages.Options()
@@ -21,13 +22,13 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) throws -> (Data, [Ref
     options.multiArch = multiArch
     let refs = try SampleImages(store: store).generate(options)
     var data = Data()
-    _ = try ArchiveSaver(store: store).save(try refs.map { try store.findOne($0.description) }, format: .docker) { data.append(contentsOf: $0) }
+    _ = try await ArchiveSaver(store: store).save(try refs.map { try store.findOne($0.description) }, format: .docker) { data.append(contentsOf: $0) }
     return (data, refs, dir)
 }
 
 @Suite struct SaveLoadTests {
-    @Test func roundTripKeepsDigestsAndSharesBlobs() throws {
-        let (archive, refs, sourceDir) = try savedArchive(count: 3, multiArch: true)
+    @Test func roundTripKeepsDigestsAndSharesBlobs() async throws {
+        let (archive, refs, sourceDir) = try await savedArchive(count: 3, multiArch: true)
         let source = try LocalStore(path: sourceDir.path)
         let target = TempDirectory("dst")
         let store = try LocalStore(path: target.path)
@@ -46,22 +47,22 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) throws -> (Data, [Ref
         #expect(names.filter { $0.hasPrefix("blobs/") }.count == (try source.allBlobs()).count)
     }
 
-    @Test func saveIsReproducible() throws {
-        let (a, _, _) = try savedArchive()
-        let (b, _, _) = try savedArchive()
+    @Test func saveIsReproducible() async throws {
+        let (a, _, _) = try await savedArchive()
+        let (b, _, _) = try await savedArchive()
         #expect(Digest.sha256(of: a) == Digest.sha256(of: b))
     }
 
-    @Test func gzipCompressedArchiveLoads() throws {
-        let (archive, refs, _) = try savedArchive()
+    @Test func gzipCompressedArchiveLoads() async throws {
+        let (archive, refs, _) = try await savedArchive()
         let target = TempDirectory("dst")
         let store = try LocalStore(path: target.path)
         let loaded = try ArchiveLoader(store: store).load(source: DataSource(try Gzip.compress(archive)), sourceName: "archive.tar.gz")
         #expect(loaded.compactMap(\.reference) == refs)
     }
 
-    @Test(.enabled(if: toolAvailable("zstd"))) func zstdCompressedArchiveLoads() throws {
-        let (archive, refs, _) = try savedArchive()
+    @Test(.enabled(if: toolAvailable("zstd"))) func zstdCompressedArchiveLoads() async throws {
+        let (archive, refs, _) = try await savedArchive()
         let dir = TempDirectory("zstd")
         try archive.write(to: URL(fileURLWithPath: dir.file("a.tar")))
         #expect(try runProcess("zstd", ["-q", dir.file("a.tar"), "-o", dir.file("a.tar.zst")]).status == 0)
@@ -154,8 +155,8 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) throws -> (Data, [Ref
         try expectRejected(try craftTar([.file(name, Data("tampered".utf8))]), mentioning: "does not match its digest")
     }
 
-    @Test func manifestNamingAnAbsentBlob() throws {
-        let (archive, _, _) = try savedArchive(count: 1)
+    @Test func manifestNamingAnAbsentBlob() async throws {
+        let (archive, _, _) = try await savedArchive(count: 1)
         // Rebuild the archive without its largest blob (the base layer).
         var entries: [(String, Data)] = []
         let reader = try TarReader(source: DataSource(archive))
@@ -165,8 +166,8 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) throws -> (Data, [Ref
         try expectRejected(rebuilt, mentioning: "does not contain", populated: false)
     }
 
-    @Test func truncatedArchive() throws {
-        let (archive, _, _) = try savedArchive(count: 1)
+    @Test func truncatedArchive() async throws {
+        let (archive, _, _) = try await savedArchive(count: 1)
         try expectRejected(archive.prefix(archive.count / 2), mentioning: "truncated")
     }
 

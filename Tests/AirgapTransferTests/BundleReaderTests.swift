@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -15,23 +16,19 @@ struct InProcessBundle {
     let bytes: Data
     let path: String
 
-    init(count: Int = 2, created: String = "2026-01-01T00:00:00Z") throws {
+    /// Written by the copy engine from the store, as `bundle` writes one from a registry.
+    init(count: Int = 2, created: String = "2026-01-01T00:00:00Z") async throws {
         source = try LocalStore(path: dir.file("source"))
         var options = SampleImages.Options()
         options.count = count
         options.compress = false
         _ = try SampleImages(store: source).generate(options)
-        let resolved = try source.images().map { image in
-            ResolvedImage(request: PullRequest(reference: image.reference!), top: image.entry,
-                          images: [(image.manifestDescriptor, nil, [image.manifest.config] + image.manifest.layers)])
-        }
-        var (plan, _) = try BundleExporter(store: source).makePlan(resolved, set: nil, receipt: nil)
-        plan.metadata.created = created
-        var out = Data()
-        try BundleWriter(store: source).write(plan, signingKey: key, to: { out.append(contentsOf: $0) })
-        bytes = out
+        let store = StoreSource(store: source)
+        let requests = try source.images().map { CopyRequest(reference: $0.reference!, allPlatforms: true, pinned: $0.entry) }
+        let plan = try await CopyPlanner(source: store).plan(requests)
         path = dir.file("bundle.tar")
-        try out.write(to: URL(fileURLWithPath: path))
+        _ = try await BundleExporter(store: nil).write(plan, from: store, options: .init(output: path, signingKey: key, created: created), manifest: nil)
+        bytes = try Data(contentsOf: URL(fileURLWithPath: path))
     }
 
     func reader(_ path: String? = nil) throws -> BundleReader {
@@ -64,8 +61,8 @@ struct InProcessBundle {
 }
 
 @Suite struct BundleReaderTests {
-    @Test func theWrittenBundleIsAccepted() throws {
-        let b = try InProcessBundle()
+    @Test func theWrittenBundleIsAccepted() async throws {
+        let b = try await InProcessBundle()
         let result = try b.reader().read()
         #expect(result.ok, "\(result.findings)")
         #expect(result.signature == .valid(fingerprint: BundleKeys.fingerprint(BundleKeys.publicKey(of: b.key))))
@@ -73,8 +70,8 @@ struct InProcessBundle {
     }
 
     /// Every byte outside entry data is fixed by the encoding: changing any one of them is a finding.
-    @Test func everyHeaderPaddingAndEndByteIsChecked() throws {
-        let b = try InProcessBundle(count: 1)
+    @Test func everyHeaderPaddingAndEndByteIsChecked() async throws {
+        let b = try await InProcessBundle(count: 1)
         let (headers, zeros) = b.layout()
         #expect(headers.count >= 8)
         var offsets: [Int] = []
@@ -90,8 +87,8 @@ struct InProcessBundle {
         #expect(accepted.isEmpty, "bytes that can change unnoticed: \(accepted.prefix(20))")
     }
 
-    @Test func nothingMayFollowTheEnd() throws {
-        let b = try InProcessBundle(count: 1)
+    @Test func nothingMayFollowTheEnd() async throws {
+        let b = try await InProcessBundle(count: 1)
         for extra in [Data([0]), Data(count: 512), Data(count: 9216), Data("x".utf8)] {
             let result = try b.reader(try b.write(b.bytes + extra, as: "extra.tar")).read()
             #expect(!result.ok)
@@ -127,8 +124,8 @@ struct InProcessBundle {
 
     /// What `load --into docker` hands on: the whole bundle when it verifies; after a damaged
     /// entry, nothing more, and never the end of the archive.
-    @Test func thePassthroughNeverGetsTheEndOfABadBundle() throws {
-        let b = try InProcessBundle()
+    @Test func thePassthroughNeverGetsTheEndOfABadBundle() async throws {
+        let b = try await InProcessBundle()
         var good = Data()
         #expect(try b.reader().read(passthrough: { good.append(contentsOf: $0) }).ok)
         #expect(good == b.bytes)
@@ -151,8 +148,8 @@ struct InProcessBundle {
         #expect(throws: BundleError.self) { try Checksums.parse(sums) }
     }
 
-    @Test func aStrippedSignatureIsRefusedForANamedKeyEvenWithAllowUnsigned() throws {
-        let b = try InProcessBundle(count: 1)
+    @Test func aStrippedSignatureIsRefusedForANamedKeyEvenWithAllowUnsigned() async throws {
+        let b = try await InProcessBundle(count: 1)
         // Rebuild the bundle without its signature entry: what an attacker with no key can do.
         let (headers, _) = b.layout()
         let signatureHeader = headers[2]
@@ -168,14 +165,14 @@ struct InProcessBundle {
         #expect(try unnamed.read().ok)
     }
 
-    @Test func aRefusedLoadLeavesBlobsAndIndexByteIdentical() throws {
-        let b = try InProcessBundle()
+    @Test func aRefusedLoadLeavesBlobsAndIndexByteIdentical() async throws {
+        let b = try await InProcessBundle()
         let inside = try LocalStore(path: b.dir.file("inside"))
         // Load one image's worth first so the store is not empty.
         _ = try BundleImporter(store: inside).load(b.reader())
         let before = try snapshot(inside)
         // A second bundle whose last blob is damaged: every other blob verifies and is new to the store.
-        let other = try InProcessBundle(count: 3)
+        let other = try await InProcessBundle(count: 3)
         var damaged = other.bytes
         damaged[damaged.count - 1024 - 600] ^= 0xff
         let path = try other.write(damaged, as: "damaged.tar")
@@ -187,8 +184,8 @@ struct InProcessBundle {
         #expect(ingest.allSatisfy { !$0.hasPrefix("stage-") }, "\(ingest)")
     }
 
-    @Test func aCorruptStoreBlobIsReplacedFromTheBundle() throws {
-        let b = try InProcessBundle(count: 1)
+    @Test func aCorruptStoreBlobIsReplacedFromTheBundle() async throws {
+        let b = try await InProcessBundle(count: 1)
         let inside = try LocalStore(path: b.dir.file("inside"))
         _ = try BundleImporter(store: inside).load(b.reader())
         let layer = try inside.images()[0].manifest.layers[0]
@@ -203,8 +200,8 @@ struct InProcessBundle {
         #expect(outcome.blobsAdded == 1)
     }
 
-    @Test func sinceRequirementsAreCheckedBeforeAnyByteIsWritten() throws {
-        let b = try InProcessBundle()
+    @Test func sinceRequirementsAreCheckedBeforeAnyByteIsWritten() async throws {
+        let b = try await InProcessBundle()
         let metadataOnly = try BundleReader(files: BundleFiles.resolve([b.path]), publicKey: BundleKeys.publicKey(of: b.key), allowUnsigned: false)
         let inside = try LocalStore(path: b.dir.file("inside"))
         let before = try snapshot(inside)

@@ -1,5 +1,6 @@
 import AirgapBundle
 import AirgapImageSet
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -80,8 +81,8 @@ func mutate(_ data: Data, _ rng: inout SeededRandom) -> Data {
     }
 
     /// A valid archive, mutated: the loader either loads it or refuses it, and a refusal leaves the store as it was.
-    @Test func archiveLoaderSurvivesMutatedArchives() throws {
-        let (archive, _, _) = try savedArchive(count: 1)
+    @Test func archiveLoaderSurvivesMutatedArchives() async throws {
+        let (archive, _, _) = try await savedArchive(count: 1)
         var rng = SeededRandom(state: 4)
         let dir = TempDirectory("mutate")
         let store = try LocalStore(path: dir.path)

@@ -18,7 +18,7 @@ public enum TransferEvent: Sendable {
 public typealias TransferEvents = @Sendable (TransferEvent) -> Void
 
 /// Runs `work` for each item with at most `limit` running at once; the first error cancels the rest.
-func forEachConcurrently<T: Sendable>(_ items: [T], limit: Int, _ work: @escaping @Sendable (T) async throws -> Void) async throws {
+public func forEachConcurrently<T: Sendable>(_ items: [T], limit: Int, _ work: @escaping @Sendable (T) async throws -> Void) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         var iterator = items.makeIterator()
         for _ in 0..<max(1, limit) {
@@ -32,7 +32,7 @@ func forEachConcurrently<T: Sendable>(_ items: [T], limit: Int, _ work: @escapin
 }
 
 /// Like `forEachConcurrently`, returning the results in the order of `items`.
-func mapConcurrently<T: Sendable, R: Sendable>(_ items: [T], limit: Int, _ work: @escaping @Sendable (T) async throws -> R) async throws -> [R] {
+public func mapConcurrently<T: Sendable, R: Sendable>(_ items: [T], limit: Int, _ work: @escaping @Sendable (T) async throws -> R) async throws -> [R] {
     try await withThrowingTaskGroup(of: (Int, R).self) { group in
         var results = [R?](repeating: nil, count: items.count)
         var next = 0

@@ -1,0 +1,166 @@
+import AirgapContent
+import AirgapOCI
+import AirgapStore
+import AirgapTar
+import enum Crypto.Curve25519
+import Foundation
+
+extension BundlePlan {
+    /// The bundle a copy plan makes, from the plan alone: bundle.json, the OCI index (full
+    /// references) and the Docker view (RepoTags), all named by `Naming`.
+    public init(copy plan: CopyPlan, manifest source: BundleMetadata.SourceManifest?, since: String?, created: String?) throws {
+        var indexEntries: [Descriptor] = []
+        var dockerEntries: [JSONValue] = []
+        var images: [BundleMetadata.Image] = []
+        for image in plan.images {
+            var entry = Descriptor(mediaType: image.top.mediaType, digest: image.top.digest, size: image.top.size, platform: image.top.platform)
+            if image.named { entry.annotations = Naming.indexAnnotations(image.name) }
+            if !indexEntries.contains(entry) { indexEntries.append(entry) }
+            images.append(.init(reference: image.name.description, source: image.request.reference.description, digest: image.top.digest,
+                                mediaType: image.top.mediaType, size: image.top.size, originalIndexDigest: image.originalIndexDigest,
+                                platforms: image.platforms.map { .init(platform: $0.platform.description, manifest: $0.manifest.digest, config: $0.config.digest) }))
+            // The Docker archive view: one entry per image, for its first chosen platform.
+            guard let first = image.platforms.first else { continue }
+            dockerEntries.append(.object([
+                "Config": .string(Naming.blobPath(first.config.digest)),
+                "Layers": .array(first.layers.map { .string(Naming.blobPath($0.digest)) }),
+                "RepoTags": (image.named ? Naming.repoTag(image.name) : nil).map { .array([.string($0)]) } ?? .null,
+            ]))
+        }
+        let carried = plan.digestOrder.map { BundleMetadata.Blob(digest: $0.digest, size: $0.size, mediaType: $0.mediaType) }
+        let required = plan.leftOut.sorted { $0.digest < $1.digest }.map { BundleMetadata.Blob(digest: $0.digest, size: $0.size, mediaType: $0.mediaType) }
+        let metadata = BundleMetadata(tool: .init(name: "airgap", version: BundleMetadata.toolVersion), created: created, manifest: source,
+                                      images: images, blobs: carried, requiredOnInside: required, since: since)
+        self.init(metadata: metadata, ociIndex: try CanonicalJSON.encode(ImageIndex(mediaType: .ociIndex, manifests: indexEntries)),
+                  dockerManifest: try CanonicalJSON.encode(dockerEntries))
+    }
+}
+
+/// A bundle as a sink: the metadata, checksums and signature go first (every digest and size is in
+/// the plan), then every manifest and blob once, in digest order, each streamed from its source
+/// straight into its tar entry through a verifier. The files appear under their names only when
+/// the whole bundle was written; a failed export leaves nothing that looks like a bundle.
+public final class BundleSink: ContentSink, @unchecked Sendable {
+    public struct Options {
+        public var output: String
+        public var signingKey: Curve25519.Signing.PrivateKey?
+        public var splitSize: Int64?
+        public var manifest: BundleMetadata.SourceManifest?
+        /// sha256 of the receipt used for `--since`.
+        public var since: String?
+        /// The signed creation time; nil: now (or `SOURCE_DATE_EPOCH`).
+        public var created: String?
+        public init(output: String, signingKey: Curve25519.Signing.PrivateKey?, splitSize: Int64? = nil,
+                    manifest: BundleMetadata.SourceManifest? = nil, since: String? = nil, created: String? = nil) {
+            self.output = output; self.signingKey = signingKey; self.splitSize = splitSize; self.manifest = manifest
+            self.since = since; self.created = created
+        }
+    }
+
+    /// An image archive (`image save`): the same layout without bundle metadata, to any byte sink.
+    public struct Archive {
+        public var sink: TarWriter.Sink
+        /// Also write Docker's manifest.json (`--format docker`), not only the OCI layout.
+        public var dockerView: Bool
+        public init(sink: @escaping TarWriter.Sink, dockerView: Bool) { self.sink = sink; self.dockerView = dockerView }
+    }
+
+    public let options: Options
+    let archive: Archive?
+    private var volumes: VolumeWriter?
+    private var tar: CanonicalTarWriter?
+    public private(set) var plan: BundlePlan?
+    /// After `commit`: the files written.
+    public private(set) var volumeList: VolumeList?
+
+    public init(_ options: Options) { self.options = options; archive = nil }
+    /// An archive sink: one tar that is an OCI layout and (with `dockerView`) a Docker archive.
+    public init(archive: Archive) { self.archive = archive; options = Options(output: "the archive", signingKey: nil) }
+    public var description: String { options.output }
+    public var order: SinkOrder { .digestOrder }
+
+    public func begin(_ copy: CopyPlan) async throws {
+        let plan = try BundlePlan(copy: copy, manifest: options.manifest, since: options.since,
+                                  created: archive == nil ? try options.created ?? BundleTime.now() : nil)
+        self.plan = plan
+        if let archive {
+            let tar = CanonicalTarWriter(sink: archive.sink)
+            self.tar = tar
+            try tar.addFile("oci-layout", data: BundlePlan.ociLayout)
+            try tar.addFile("index.json", data: plan.ociIndex)
+            if archive.dockerView { try tar.addFile("manifest.json", data: plan.dockerManifest) }
+            return
+        }
+        let volumes = try VolumeWriter(path: options.output, splitSize: options.splitSize)
+        let tar = CanonicalTarWriter(sink: { try volumes.write($0) })
+        self.volumes = volumes
+        self.tar = tar
+        try BundleWriter.writeHeader(plan, signingKey: options.signingKey, to: tar)
+    }
+
+    public func holds(_ descriptor: Descriptor, for name: Reference) async throws -> Bool { false }
+
+    public func blobWriter(_ descriptor: Descriptor, for name: Reference) async throws -> any BlobWriter {
+        guard let tar else { throw ContentError(.missing, "the bundle was not begun") }
+        try tar.beginFile(Naming.blobPath(descriptor.digest), size: descriptor.size)
+        return TarEntryWriter(tar: tar, verifier: BlobVerifier(descriptor, source: "blob \(descriptor.digest) of \(name.familiarName)"))
+    }
+
+    public func commit(_ copy: CopyPlan) async throws {
+        guard let tar else { throw ContentError(.missing, "the bundle was not begun") }
+        try tar.close()
+        guard let volumes else { return }
+        let list = try volumes.finish()
+        if options.splitSize != nil {
+            let data = try CanonicalJSON.encode(list, pretty: true)
+            try FileIO.writeAtomically(data, to: options.output + ".volumes.json")
+            if let key = options.signingKey {
+                try FileIO.writeAtomically(try BundleKeys.sign(data, with: key), to: options.output + ".volumes.json.sig")
+            }
+        }
+        Self.removeStaleOutputs(options.output, keeping: options.splitSize == nil ? 0 : list.volumes.count, signed: options.signingKey != nil)
+        volumeList = list
+    }
+
+    public func abort() async {
+        volumes?.discard()
+    }
+
+    /// What an earlier export to the same name left and this one did not write: volumes past the
+    /// new count, the other form (single file or volumes), a volume list or its old signature.
+    /// Left in place, they would be read with, or instead of, the new bundle.
+    static func removeStaleOutputs(_ output: String, keeping volumeCount: Int, signed: Bool) {
+        // Every FILE.NNN past the count, gaps included (a volume lost on the way leaves one).
+        let directory = (output as NSString).deletingLastPathComponent
+        let base = (output as NSString).lastPathComponent
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? [] {
+            guard name.hasPrefix(base + "."), let n = Int(name.dropFirst(base.count + 1)), name.count == base.count + 4, n > volumeCount else { continue }
+            unlink(directory.isEmpty ? name : directory + "/" + name)
+        }
+        if volumeCount == 0 {
+            unlink(output + ".volumes.json")
+            unlink(output + ".volumes.json.sig")
+        } else {
+            if FileIO.fileSize(output) != nil { unlink(output) }
+            if !signed { unlink(output + ".volumes.json.sig") }
+        }
+    }
+}
+
+/// One blob's entry in a tar being written: bytes pass a verifier on their way in.
+final class TarEntryWriter: BlobWriter, @unchecked Sendable {
+    private let tar: CanonicalTarWriter
+    private var verifier: BlobVerifier
+    init(tar: CanonicalTarWriter, verifier: BlobVerifier) { self.tar = tar; self.verifier = verifier }
+    var offset: Int64 { verifier.byteCount }
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        let tar = self.tar
+        try verifier.update(bytes) { try tar.write($0) }
+    }
+    func restart() throws {
+        // The bytes are already in the stream; a tar cannot take them back.
+        throw ContentError(.unsupported, "the source ignored a Range request while resuming \(verifier.expected?.description ?? "a blob"), and a bundle being written cannot rewind; run the export again")
+    }
+    func commit() async throws -> Digest { try verifier.finish() }
+    func abandon(keepForResume: Bool) async {}
+}

@@ -1,0 +1,101 @@
+import AirgapContent
+import AirgapOCI
+import AirgapStore
+import AirgapTar
+import Foundation
+
+/// A bundle that passed verification, as a source. There is no other way to get one: the only
+/// initializer takes a read result and fails unless every check held. Documents come from what
+/// the verifying pass kept; blobs are read again from their byte ranges in the bundle files, and
+/// the sink's verifier hashes them again on the way out (the media may change after the check).
+public struct VerifiedBundle: ContentSource {
+    public let metadata: BundleMetadata
+    public let index: ImageIndex
+    let documents: [Digest: Data]
+    let offsets: [Digest: Int64]
+    let paths: [String]
+    let sizes: [Int64]
+    let leftOut: Set<Digest>
+
+    public init?(_ result: BundleReadResult) {
+        guard result.ok, let metadata = result.metadata, let index = result.index else { return nil }
+        self.metadata = metadata
+        self.index = index
+        documents = result.documents
+        offsets = result.blobOffsets
+        paths = result.files.paths
+        sizes = result.files.paths.map { FileIO.fileSize($0) ?? 0 }
+        leftOut = Set(metadata.requiredOnInside.map(\.digest))
+    }
+
+    public var description: String { "the bundle \((paths.first as NSString?)?.lastPathComponent ?? "")" }
+
+    /// Every named image of the bundle, as requests that keep each index entry as it is.
+    public func requests(renaming rename: (Reference) -> Reference = { $0 }) -> [CopyRequest] {
+        index.manifests.compactMap { entry in
+            guard let name = entry.refName.flatMap({ try? Reference(parsing: $0) }) else { return nil }
+            return CopyRequest(reference: name, allPlatforms: true, name: rename(name), pinned: entry)
+        }
+    }
+
+    public func resolve(_ reference: Reference) async throws -> (Descriptor, Data) {
+        guard let entry = index.manifests.first(where: { $0.refName == reference.description }), let data = documents[entry.digest] else {
+            throw ContentError(.missing, "\(description) holds no image named \(reference.familiarDescription)")
+        }
+        return (entry, data)
+    }
+
+    public func document(_ descriptor: Descriptor, in repository: Reference) async throws -> Data? {
+        documents[descriptor.digest]
+    }
+
+    public func copyBlob(_ descriptor: Descriptor, in repository: Reference, into writer: any BlobWriter,
+                         progress: @escaping @Sendable (Int64) -> Void) async throws {
+        guard let segments = fileSegments(descriptor) else { throw notCarried(descriptor, for: repository) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        var skip = writer.offset
+        for segment in segments.segments {
+            if skip >= segment.length { skip -= segment.length; continue }
+            let file = try FileSequenceSource.openRegularFile(segment.path)
+            defer { close(file.fd) }
+            var position = segment.offset + skip
+            let end = segment.offset + segment.length
+            skip = 0
+            while position < end {
+                let n = pread(file.fd, buffer.baseAddress!, Int(min(Int64(buffer.count), end - position)), off_t(position))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw ContentError(.verification, "\(segment.path) is shorter than when it was verified") }
+                try writer.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                progress(Int64(n))
+                position += Int64(n)
+            }
+        }
+    }
+
+    public func checkCarries(_ descriptor: Descriptor, for name: Reference) throws {
+        if offsets[descriptor.digest] == nil { throw notCarried(descriptor, for: name) }
+    }
+
+    /// A blob the bundle left out (`--since`): the destination must hold it already.
+    func notCarried(_ descriptor: Descriptor, for name: Reference) -> ContentError {
+        leftOut.contains(descriptor.digest)
+            ? ContentError(.missing, "\(name.familiarDescription) needs \(descriptor.digest), which the bundle left out (--since) and the destination does not hold; push the earlier bundle first")
+            : ContentError(.verification, "the bundle does not carry \(descriptor.digest)")
+    }
+
+    /// Where a blob lies in the bundle files: an offset in the concatenated stream, mapped onto volumes.
+    public func fileSegments(_ descriptor: Descriptor) -> FileSegments? {
+        guard let offset = offsets[descriptor.digest] else { return nil }
+        var result: [FileSegments.Segment] = []
+        var start = offset, remaining = descriptor.size
+        for (path, size) in zip(paths, sizes) where remaining > 0 {
+            if start >= size { start -= size; continue }
+            let take = min(size - start, remaining)
+            result.append(.init(path: path, offset: start, length: take))
+            remaining -= take
+            start = 0
+        }
+        return FileSegments(result)
+    }
+}

@@ -1,0 +1,27 @@
+import AirgapOCI
+
+/// Failures of content itself: bytes that do not match their descriptor, documents that are not
+/// what they claim, graphs that break the limits. `verification` maps to exit code 3.
+public struct ContentError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// Bytes or structure failed a check (exit 3).
+        case verification
+        /// A well-formed input this tool does not handle, with what to do instead (exit 1).
+        case unsupported
+        /// Something a plan needs is not at the source (exit 1).
+        case missing
+    }
+    public let kind: Kind
+    public let message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { message }
+    public var isVerificationFailure: Bool { kind == .verification }
+
+    public static func digestMismatch(expected: Digest, actual: Digest, source: String) -> ContentError {
+        ContentError(.verification, "\(source) does not match its digest: expected \(expected), got \(actual); the content is corrupt or was tampered with")
+    }
+
+    public static func sizeMismatch(digest: Digest, expected: Int64, actual: Int64, source: String) -> ContentError {
+        ContentError(.verification, "\(source) for \(digest) has \(actual) bytes where \(expected) were expected; the content is truncated or corrupt")
+    }
+}

@@ -1,0 +1,153 @@
+import AirgapOCI
+import Foundation
+
+/// The one engine between any source and any sink. It runs a `CopyPlan`: the sink sees the plan
+/// first, then every blob moves once from the source straight into the sink's verifying writer
+/// (several at a time into a store or registry; in digest order into a tar, small blobs fetched
+/// ahead), then the documents, then the names. Any failure aborts the sink, which drops what is
+/// not yet visible.
+public struct CopyEngine: Sendable {
+    public let source: any ContentSource
+    public let sink: any ContentSink
+    public let events: TransferEvents
+    /// Blobs below this cost a round trip each rather than bandwidth: many go at once, and an
+    /// ordered sink fetches them ahead.
+    public var smallBlob: Int64 = 1 << 20
+    /// Small blobs an ordered sink fetches ahead of the one it writes.
+    public var prefetch = 16
+
+    public init(source: any ContentSource, sink: any ContentSink, events: @escaping TransferEvents = { _ in }) {
+        self.source = source; self.sink = sink; self.events = events
+    }
+
+    public func run(_ plan: CopyPlan) async throws {
+        do {
+            try await sink.begin(plan)
+            switch sink.order {
+            case .concurrent(let limit):
+                try await copyConcurrently(plan, limit: limit)
+                try await putDocuments(plan)
+            case .digestOrder:
+                try await copyInDigestOrder(plan)
+            }
+            try await sink.commit(plan)
+        } catch {
+            await sink.abort()
+            throw error
+        }
+    }
+
+    // MARK: stores and registries
+
+    func copyConcurrently(_ plan: CopyPlan, limit: Int) async throws {
+        let small = plan.blobs.filter { $0.descriptor.size < smallBlob }, large = plan.blobs.filter { $0.descriptor.size >= smallBlob }
+        let work: @Sendable (CopyPlan.Blob) async throws -> Void = { blob in try await self.copyToEachName(blob, plan) }
+        async let smallDone: Void = forEachConcurrently(small, limit: limit * 4, work)
+        try await forEachConcurrently(large, limit: limit, work)
+        try await smallDone
+    }
+
+    /// Each destination name that lacks the blob gets it: held → skipped, held under another name
+    /// this run wrote → mounted, else copied.
+    func copyToEachName(_ blob: CopyPlan.Blob, _ plan: CopyPlan) async throws {
+        let d = blob.descriptor
+        var holder: Reference?
+        for name in sink.repositoryScoped ? blob.names : [blob.names[0]] {
+            if try await sink.holds(d, for: name) {
+                events(.blobSkipped(d.digest, size: d.size))
+                holder = holder ?? name
+                continue
+            }
+            if let holder, try await sink.mount(d, for: name, from: holder) {
+                events(.blobMounted(d.digest, size: d.size, from: holder.repository))
+                continue
+            }
+            try await transfer(d, from: blob.source, to: name, plan)
+            holder = holder ?? name
+        }
+    }
+
+    func transfer(_ d: Descriptor, from repository: Reference, to name: Reference, _ plan: CopyPlan) async throws {
+        events(.blobStarted(d.digest, size: d.size))
+        let events = self.events
+        let progress: @Sendable (Int64) -> Void = { events(.blobProgress(d.digest, bytes: $0)) }
+        let inMemory = plan.documents[d.digest]
+        if inMemory == nil { try source.checkCarries(d, for: name) }
+        if inMemory == nil, let segments = source.fileSegments(d),
+           try await sink.copyFromFile(d, for: name, segments: segments, progress: progress) {
+            events(.blobFinished(d.digest, size: d.size))
+            return
+        }
+        let writer = try await sink.blobWriter(d, for: name)
+        do {
+            if let inMemory {
+                try writer.write(inMemory)
+                progress(Int64(inMemory.count))
+            } else {
+                try await source.copyBlob(d, in: repository, into: writer, progress: progress)
+            }
+            try await writer.commit()
+        } catch {
+            await writer.abandon(keepForResume: (error as? any TemporaryFailure)?.isTemporary ?? false)
+            throw error
+        }
+        events(.blobFinished(d.digest, size: d.size))
+    }
+
+    /// Manifests by digest, children before their index, once per repository that needs them.
+    func putDocuments(_ plan: CopyPlan) async throws {
+        var written = Set<String>()
+        for image in plan.images {
+            for manifest in image.manifests {
+                let key = (sink.repositoryScoped ? image.name.name + "@" : "") + manifest.digest.description
+                guard written.insert(key).inserted else { continue }
+                guard let data = plan.documents[manifest.digest] else {
+                    throw ContentError(.missing, "the plan lacks the bytes of the manifest \(manifest.digest)")
+                }
+                try await sink.putDocument(manifest, data, for: image.name)
+            }
+        }
+    }
+
+    // MARK: tars
+
+    /// One entry at a time in digest order. Large blobs stream straight from the source into their
+    /// entry; small ones are fetched ahead into memory (bounded: `prefetch` × `smallBlob`) so a
+    /// round trip each does not stall the stream.
+    func copyInDigestOrder(_ plan: CopyPlan) async throws {
+        let order = plan.digestOrder
+        var sources: [Digest: CopyPlan.Blob] = [:]
+        for blob in plan.blobs { sources[blob.descriptor.digest] = blob }
+        let fallbackName = plan.images.first?.name ?? Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+        var ahead: [Digest: Task<Data, any Error>] = [:]
+        var nextAhead = 0
+        defer { for task in ahead.values { task.cancel() } }
+        let source = self.source
+
+        for d in order {
+            // Keep up to `prefetch` small blobs in flight beyond this one.
+            while ahead.count < prefetch && nextAhead < order.count {
+                let candidate = order[nextAhead]
+                nextAhead += 1
+                guard candidate.size < smallBlob, plan.documents[candidate.digest] == nil, let blob = sources[candidate.digest] else { continue }
+                ahead[candidate.digest] = Task {
+                    let memory = MemoryBlobWriter(candidate, source: "blob \(candidate.digest) of \(blob.source.familiarDescription)")
+                    try await source.copyBlob(candidate, in: blob.source, into: memory, progress: { _ in })
+                    try await memory.commit()
+                    return memory.data
+                }
+            }
+            let name = sources[d.digest]?.names.first ?? fallbackName
+            if let task = ahead.removeValue(forKey: d.digest) {
+                events(.blobStarted(d.digest, size: d.size))
+                let data = try await task.value
+                let writer = try await sink.blobWriter(d, for: name)
+                do { try writer.write(data); try await writer.commit() } catch { await writer.abandon(keepForResume: false); throw error }
+                events(.blobProgress(d.digest, bytes: d.size))
+                events(.blobFinished(d.digest, size: d.size))
+            } else {
+                try await transfer(d, from: sources[d.digest]?.source ?? name, to: name, plan)
+            }
+        }
+    }
+}

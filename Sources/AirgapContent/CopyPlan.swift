@@ -1,0 +1,280 @@
+import AirgapOCI
+import Foundation
+
+/// One image to copy: where it is at the source, which platforms, and its name at the destination.
+public struct CopyRequest: Sendable {
+    /// Where the image is at the source (its repository is where its blobs are read from).
+    public var reference: Reference
+    public var platforms: [Platform]
+    public var allPlatforms: Bool
+    /// Its name at the destination; nil: `Naming.destinationName(of: reference)`.
+    public var name: Reference?
+    /// The top descriptor when the caller already knows it (a store entry, a bundle's index entry).
+    public var pinned: Descriptor?
+    /// Where the request was written (`images.yaml:12`), put in front of an error resolving it.
+    public var origin: String?
+    /// The image gets no name at the destination (an unnamed store entry saved by ID).
+    public var unnamed = false
+
+    public init(reference: Reference, platforms: [Platform] = [], allPlatforms: Bool = false, name: Reference? = nil,
+                pinned: Descriptor? = nil, origin: String? = nil, unnamed: Bool = false) {
+        self.reference = reference; self.platforms = platforms; self.allPlatforms = allPlatforms
+        self.name = name; self.pinned = pinned; self.origin = origin; self.unnamed = unnamed
+    }
+
+    public var destinationName: Reference { Naming.destinationName(of: reference, explicit: name) }
+}
+
+/// Everything a copy will do, decided before a byte of a blob moves: every digest and size is known.
+public struct CopyPlan: Sendable {
+    public struct PlatformImage: Sendable {
+        public var manifest: Descriptor
+        public var platform: Platform
+        public var config: Descriptor
+        public var layers: [Descriptor]
+    }
+
+    public struct Image: Sendable {
+        public var request: CopyRequest
+        /// The name at the destination.
+        public var name: Reference
+        /// What the source named (an index, perhaps of more platforms than were chosen).
+        public var sourceTop: Descriptor
+        /// What the destination names: the index kept whole, one platform's manifest (with its
+        /// platform), or a filtered index of the chosen platforms.
+        public var top: Descriptor
+        /// The source's index digest when `top` is one platform's manifest or a filtered index.
+        public var originalIndexDigest: Digest?
+        public var platforms: [PlatformImage]
+        /// Manifests and indexes to write, children first, `top` last.
+        public var manifests: [Descriptor]
+        /// False for an image that gets no name at the destination.
+        public var named: Bool { !request.unnamed }
+    }
+
+    /// A config or layer to copy, once, with every destination name that needs it.
+    public struct Blob: Sendable {
+        public var descriptor: Descriptor
+        /// The repository at the source it is read from.
+        public var source: Reference
+        public var names: [Reference]
+    }
+
+    public var images: [Image] = []
+    /// Bytes of every manifest and index to write, and of configs read while planning.
+    public var documents: [Digest: Data] = [:]
+    public var blobs: [Blob] = []
+    /// Blobs the destination holds already (a receipt said so): not copied. Manifests always travel.
+    public var leftOut: [Descriptor] = []
+    public var planningSeconds: Double = 0
+
+    public init() {}
+
+    /// Every manifest and index of the plan, each once, children before parents.
+    public var manifests: [Descriptor] {
+        var seen = Set<Digest>()
+        return images.flatMap(\.manifests).filter { seen.insert($0.digest).inserted }
+    }
+
+    /// What a tar sink writes after its metadata: every manifest and blob, once, sorted by digest.
+    public var digestOrder: [Descriptor] {
+        var seen = Set<Digest>()
+        return (manifests + blobs.map(\.descriptor)).filter { seen.insert($0.digest).inserted }.sorted { $0.digest < $1.digest }
+    }
+
+    /// Bytes of every image counted on its own, as if nothing were shared (for the dedup summary).
+    public var perImageBytes: Int64 {
+        images.reduce(0) { total, image in
+            total + image.platforms.reduce(0) { $0 + $1.manifest.size + $1.config.size + $1.layers.reduce(0) { $0 + $1.size } }
+        }
+    }
+}
+
+/// Resolves requests against a source into a `CopyPlan`, applying the one platform policy:
+/// every chosen platform → the index byte for byte; one → that platform's manifest (the source's
+/// digest); a subset → a new, filtered index that records the original's digest.
+public struct CopyPlanner: Sendable {
+    public let source: any ContentSource
+    public var limits = GraphLimits()
+    /// Requests resolved at once (each is a few small round trips).
+    public var concurrency = 8
+    /// Blobs the destination holds already (a receipt): left out and never read from the source.
+    public var held: Set<Digest> = []
+    /// Index entries may be absent at the source (a store that holds a platform subset).
+    public var allowAbsent = false
+    public let events: TransferEvents
+
+    public init(source: any ContentSource, held: Set<Digest> = [], allowAbsent: Bool = false, events: @escaping TransferEvents = { _ in }) {
+        self.source = source; self.held = held; self.allowAbsent = allowAbsent; self.events = events
+    }
+
+    public static let originalIndexAnnotation = "io.airgap.original-index-digest"
+
+    public func plan(_ requests: [CopyRequest]) async throws -> CopyPlan {
+        let started = ContinuousClock.now
+        let planned = try await mapConcurrently(requests, limit: concurrency) { request in
+            do { return try await self.planOne(request) } catch {
+                guard let origin = request.origin else { throw error }
+                throw Self.prefixed(error, origin)
+            }
+        }
+        var plan = CopyPlan()
+        var blobIndex: [Digest: Int] = [:]
+        var leftOut = Set<Digest>()
+        for (image, documents) in planned {
+            plan.images.append(image)
+            plan.documents.merge(documents) { first, _ in first }
+            for platform in image.platforms {
+                for blob in [platform.config] + platform.layers {
+                    if held.contains(blob.digest) {
+                        if leftOut.insert(blob.digest).inserted { plan.leftOut.append(blob) }
+                        continue
+                    }
+                    if let i = blobIndex[blob.digest] {
+                        if !plan.blobs[i].names.contains(where: { $0.name == image.name.name }) { plan.blobs[i].names.append(image.name) }
+                    } else {
+                        blobIndex[blob.digest] = plan.blobs.count
+                        plan.blobs.append(.init(descriptor: blob, source: image.request.reference, names: [image.name]))
+                    }
+                }
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        plan.planningSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        events(.planned(images: plan.images.count, seconds: plan.planningSeconds))
+        return plan
+    }
+
+    /// Puts where a request was written in front of the error's sentence, keeping its kind.
+    public static func prefixed(_ error: any Error, _ origin: String) -> any Error {
+        if let e = error as? any PrefixableError { return e.prefixed(origin) }
+        return error
+    }
+
+    func planOne(_ request: CopyRequest) async throws -> (CopyPlan.Image, [Digest: Data]) {
+        let reference = request.reference
+        let subject = reference.familiarDescription
+        let (top, topData): (Descriptor, Data)
+        if let pinned = request.pinned {
+            guard let data = try await source.document(pinned, in: reference) else {
+                throw ContentError(.missing, "\(subject): its manifest \(pinned.digest) is not in \(source.description)")
+            }
+            (top, topData) = (pinned, data)
+        } else {
+            (top, topData) = try await source.resolve(reference)
+        }
+        events(.resolved(reference, top))
+
+        let chosen = ChosenChildren()
+        let walk = GraphWalk(root: top, subject: subject, limits: limits, allowAbsent: allowAbsent) { _, index, depth in
+            guard depth == 0 else { return index.manifests }
+            let picked = try Self.choose(from: index, for: request, subject: subject)
+            chosen.set(candidates: index.manifests.filter { $0.mediaType.isImageManifest }, picked: picked)
+            return picked
+        }
+        let source = self.source
+        let graph = try await GraphWalk.run(walk) { d in
+            d.digest == top.digest ? topData : try await source.document(d, in: reference)
+        }
+        var documents = graph.documents
+
+        // The platform policy: what the destination's index.json entry names.
+        var destinationTop = top
+        var original: Digest?
+        var manifests = graph.manifests
+        var leaves = graph.images
+        if top.mediaType.isIndex {
+            let present = chosen.picked.filter { graph.documents[$0.digest] != nil }
+            if !request.allPlatforms && present.count < chosen.picked.count, let lacking = chosen.picked.first(where: { graph.documents[$0.digest] == nil }) {
+                throw ContentError(.missing, "\(subject) has no image for \(lacking.platform?.description ?? lacking.digest.description) in \(source.description); pull that platform first")
+            }
+            guard !present.isEmpty else {
+                throw ContentError(.missing, "\(subject): none of the images its index names is in \(source.description)")
+            }
+            if present.count == chosen.candidates.count && Set(present.map(\.digest)) == Set(chosen.candidates.map(\.digest)) {
+                // Every platform: the index byte for byte.
+            } else if present.count == 1 {
+                destinationTop = present[0]
+                original = top.digest
+                documents[top.digest] = nil
+                manifests.removeAll { $0.digest == top.digest }
+                leaves = leaves.filter { $0.descriptor.digest == present[0].digest || present[0].mediaType.isIndex }
+            } else {
+                var filtered = try ImageIndex.decode(topData)
+                let keep = Set(present.map(\.digest))
+                filtered.manifests = filtered.manifests.filter { keep.contains($0.digest) }
+                var annotations = filtered.annotations ?? [:]
+                annotations[Self.originalIndexAnnotation] = top.digest.description
+                filtered.annotations = annotations
+                let data = try CanonicalJSON.encode(filtered)
+                destinationTop = Descriptor(mediaType: top.mediaType, digest: Digest.sha256(of: data), size: Int64(data.count))
+                documents[destinationTop.digest] = data
+                documents[top.digest] = nil
+                original = top.digest
+                manifests.removeAll { $0.digest == top.digest }
+                manifests.append(destinationTop)
+            }
+        }
+
+        var platforms: [CopyPlan.PlatformImage] = []
+        for leaf in leaves {
+            var platform = leaf.descriptor.platform
+            if platform == nil, !held.contains(leaf.manifest.config.digest) {
+                // No index names the platform: the config says it (and then travels from memory).
+                if let data = try await source.document(leaf.manifest.config, in: reference) {
+                    documents[leaf.manifest.config.digest] = data
+                    platform = (try? ImageConfig.decode(data))?.platform
+                }
+            }
+            platforms.append(.init(manifest: leaf.descriptor, platform: platform ?? Platform(os: "unknown", architecture: "unknown"),
+                                   config: leaf.manifest.config, layers: leaf.manifest.layers))
+        }
+        if destinationTop.mediaType.isImageManifest, destinationTop.platform == nil, top.mediaType.isIndex {
+            destinationTop.platform = platforms.first?.platform
+        }
+        let image = CopyPlan.Image(request: request, name: request.destinationName, sourceTop: top, top: destinationTop,
+                                   originalIndexDigest: original, platforms: platforms, manifests: manifests)
+        return (image, documents)
+    }
+
+    /// Which entries of a top index a request wants.
+    static func choose(from index: ImageIndex, for request: CopyRequest, subject: String) throws -> [Descriptor] {
+        let candidates = index.manifests.filter { $0.mediaType.isImageManifest }
+        if candidates.isEmpty {
+            if index.manifests.contains(where: { $0.mediaType.isSchema1 }) {
+                throw ContentError(.unsupported, "\(subject) is an index of Docker schema 1 images (deprecated since 2017, not supported); re-push them with a current engine or convert them with 'skopeo copy --format v2s2', then export again")
+            }
+            let nested = index.manifests.filter { $0.mediaType.isIndex }
+            if !nested.isEmpty { return nested }
+            throw ContentError(.unsupported, "\(subject) is an index that lists no image manifests")
+        }
+        if request.allPlatforms { return candidates }
+        let wanted = request.platforms.isEmpty ? [Platform.host] : request.platforms
+        let platforms = candidates.map { $0.platform ?? Platform(os: "unknown", architecture: "unknown") }
+        var picked: [Descriptor] = []
+        for platform in wanted {
+            guard let i = platform.bestMatch(in: platforms) else {
+                let offered = platforms.map(\.description).joined(separator: ", ")
+                throw ContentError(.missing, "\(subject) has no image for \(platform) (it offers \(offered)); choose one with --platform")
+            }
+            if !picked.contains(candidates[i]) { picked.append(candidates[i]) }
+        }
+        return picked
+    }
+}
+
+/// The top index's candidates and the entries chosen from them, recorded by the walk's selection.
+final class ChosenChildren: @unchecked Sendable {
+    private(set) var candidates: [Descriptor] = []
+    private(set) var picked: [Descriptor] = []
+    func set(candidates: [Descriptor], picked: [Descriptor]) { self.candidates = candidates; self.picked = picked }
+}
+
+/// An error whose sentence can take a prefix (where the failing request was written).
+public protocol PrefixableError: Error {
+    func prefixed(_ prefix: String) -> any Error
+}
+
+extension ContentError: PrefixableError {
+    public func prefixed(_ prefix: String) -> any Error { ContentError(kind, "\(prefix): \(message)") }
+}

@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AirgapContent
+import AirgapOCI
+import Foundation
+
+/// The store as a source: names from index.json, documents and blobs from `blobs/`, every byte
+/// re-hashed on its way out by the sink's verifier (a damaged store is caught before it spreads).
+public struct StoreSource: ContentSource {
+    public let store: LocalStore
+    public init(store: LocalStore) { self.store = store }
+    public var description: String { "the store \(store.root)" }
+
+    public func resolve(_ reference: Reference) async throws -> (Descriptor, Data) {
+        guard let entry = try store.entries().last(where: { $0.refName == reference.description }) else {
+            throw StoreError.imageNotFound(reference.familiarDescription)
+        }
+        return (entry, try store.readBlob(entry.digest))
+    }
+
+    public func document(_ descriptor: Descriptor, in repository: Reference) async throws -> Data? {
+        guard store.hasBlob(descriptor.digest) else { return nil }
+        let data = try store.readBlob(descriptor.digest, limit: Int(max(descriptor.size, 0)) + 1)
+        try BlobVerifier.check(data, against: descriptor, source: "store blob \(store.blobPath(descriptor.digest))")
+        return data
+    }
+
+    public func copyBlob(_ descriptor: Descriptor, in repository: Reference, into writer: any BlobWriter,
+                         progress: @escaping @Sendable (Int64) -> Void) async throws {
+        try store.readBlob(descriptor, needed: repository.familiarDescription, from: writer.offset) { chunk in
+            try writer.write(chunk)
+            progress(Int64(chunk.count))
+        }
+    }
+
+    public func fileSegments(_ descriptor: Descriptor) -> FileSegments? {
+        store.hasBlob(descriptor.digest, size: descriptor.size) ? .whole(store.blobPath(descriptor.digest), size: descriptor.size) : nil
+    }
+}
+
+/// The store as a sink: blobs several at once through the ingest path (resumable), manifests once
+/// every blob is in, then every name in one atomic index.json update. An ingest lease keeps GC
+/// from sweeping blobs that are in but not yet named.
+public final class StoreSink: ContentSink, @unchecked Sendable {
+    public let store: LocalStore
+    public let concurrency: Int
+    private var lease: FileLock?
+    private let lock = NSLock()
+
+    public init(store: LocalStore, concurrency: Int = 4) { self.store = store; self.concurrency = concurrency }
+    public var description: String { "the store \(store.root)" }
+    public var order: SinkOrder { .concurrent(concurrency) }
+
+    public func begin(_ plan: CopyPlan) async throws {
+        let lease = try store.ingestLease()
+        lock.withLock { self.lease = lease }
+    }
+
+    public func holds(_ descriptor: Descriptor, for name: Reference) async throws -> Bool {
+        store.hasBlob(descriptor.digest, size: descriptor.size) && store.confirmBlob(descriptor.digest, size: descriptor.size)
+    }
+
+    public func blobWriter(_ descriptor: Descriptor, for name: Reference) async throws -> any BlobWriter {
+        try store.beginIngest(expected: descriptor.digest, size: descriptor.size, resume: true,
+                              source: "blob \(descriptor.digest) of \(name.familiarName)")
+    }
+
+    public func putDocument(_ descriptor: Descriptor, _ data: Data, for name: Reference) async throws {
+        try store.ingest(data, expected: descriptor.digest, source: "manifest \(descriptor.digest) of \(name.familiarName)")
+    }
+
+    public func commit(_ plan: CopyPlan) async throws {
+        defer { release() }
+        try store.setTags(plan.images.map { ($0.named ? $0.name : nil, $0.top) })
+    }
+
+    public func abort() async { release() }
+
+    private func release() {
+        lock.withLock {
+            lease?.unlock()
+            lease = nil
+        }
+    }
+}
+
+extension LocalStore {
+    /// Streams a blob from `offset` on in 1 MiB chunks; fails when the file is shorter than the
+    /// descriptor says. The consumer verifies (a sink's writer, or `verifyBlob`).
+    public func readBlob(_ descriptor: Descriptor, needed: String, from offset: Int64 = 0,
+                         _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard hasBlob(descriptor.digest) else { throw StoreError.blobMissing(descriptor.digest, needed: needed) }
+        let path = blobPath(descriptor.digest)
+        let fd = try FileIO.open(path, flags: O_RDONLY)
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        var position = offset
+        while position < descriptor.size {
+            let want = Int(min(Int64(buffer.count), descriptor.size - position))
+            let n = pread(fd, buffer.baseAddress!, want, off_t(position))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw ContentError.sizeMismatch(digest: descriptor.digest, expected: descriptor.size, actual: position, source: "store blob \(path)")
+            }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            position += Int64(n)
+        }
+    }
+
+    /// Re-hashes a stored blob against its descriptor (audits, repairs).
+    public func verifyBlob(_ descriptor: Descriptor) throws {
+        var verifier = BlobVerifier(descriptor, source: "store blob \(blobPath(descriptor.digest))")
+        try readBlob(descriptor, needed: "this check") { try verifier.update($0) }
+        try verifier.finish()
+    }
+}
