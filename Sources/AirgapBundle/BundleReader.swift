@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -499,34 +500,25 @@ public final class BundleReader {
         for image in metadata.images where !index.manifests.contains(where: { $0.digest == image.digest }) {
             result.findings.append(Finding(entry: "index.json", problem: "does not list \(image.reference) (\(image.digest)) that bundle.json promises"))
         }
-        var checked = Set<Digest>()
-        var pending: [(Descriptor, depth: Int)] = []
+        var limits = GraphLimits()
+        limits.depth = Self.maximumDepth
+        limits.documentSize = Self.documentLimit
         for top in index.manifests {
             need(top, by: "index.json")
-            pending.append((top, 1))
-        }
-        while let (d, depth) = pending.popLast() {
-            guard checked.insert(d.digest).inserted else { continue }
-            let name = "blobs/sha256/\(d.digest.encoded)"
-            guard depth <= Self.maximumDepth else {
-                result.findings.append(Finding(entry: name, problem: "nested \(depth) levels deep, more than the \(Self.maximumDepth) any image needs; refusing it"))
+            let name = "blobs/sha256/\(top.digest.encoded)"
+            guard available[top.digest] != nil else { continue }
+            let graph: ImageGraph
+            do {
+                // Everything below a top entry that the bundle does not hold is a finding of `need`.
+                graph = try GraphWalk.run(GraphWalk(root: top, subject: name, limits: limits, allowAbsent: true)) { d in result.documents[d.digest] }
+            } catch {
+                result.findings.append(Finding(entry: name, problem: "\(error)"))
                 continue
             }
-            guard let data = result.documents[d.digest] else {
-                // Manifests are held in memory to be read; one past the limit is refused, not skipped.
-                if d.size > Self.documentLimit {
-                    result.findings.append(Finding(entry: name, problem: "a \(d.mediaType.isIndex ? "image index" : "manifest") of \(d.size) bytes, over the \(Self.documentLimit >> 20) MiB limit for manifests; refusing it"))
-                }
-                continue
-            }
-            if d.mediaType.isIndex {
-                guard let child = try? ImageIndex.decode(data) else { result.findings.append(Finding(entry: name, problem: "not a valid image index")); continue }
-                for m in child.manifests { need(m, by: name); pending.append((m, depth + 1)) }
-            } else if d.mediaType.isImageManifest {
-                guard let manifest = try? ImageManifest.decode(data) else { result.findings.append(Finding(entry: name, problem: "not a valid image manifest")); continue }
-                for blob in manifest.blobs { need(blob, by: name) }
-                if let config = result.documents[manifest.config.digest], (try? JSONSerialization.jsonObject(with: config)) == nil {
-                    result.findings.append(Finding(entry: "blobs/sha256/\(manifest.config.digest.encoded)", problem: "the image config is not valid JSON"))
+            for d in graph.manifests.dropLast() + graph.absent + graph.blobs { need(d, by: name) }
+            for image in graph.images {
+                if let config = result.documents[image.manifest.config.digest], (try? JSONSerialization.jsonObject(with: config)) == nil {
+                    result.findings.append(Finding(entry: "blobs/sha256/\(image.manifest.config.digest.encoded)", problem: "the image config is not valid JSON"))
                 }
             }
         }

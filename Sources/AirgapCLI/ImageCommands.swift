@@ -246,11 +246,11 @@ struct ImageLoad: AsyncParsableCommand {
             source = try FileSequenceSource(path: "/dev/stdin", regularOnly: false)
             name = "standard input"
         }
-        let loaded = try ArchiveLoader(store: store).load(source: source, sourceName: name)
+        let loaded = try ArchiveLoader(store: store, warn: { printErr("warning: " + $0) }).load(source: source, sourceName: name)
         guard !quiet else { return }
         for image in loaded {
             if let reference = image.reference { print("Loaded image: \(reference.familiarDescription)") }
-            else { print("Loaded image ID: \(image.descriptor.digest)") }
+            else { print("Loaded image ID: \(image.id ?? image.descriptor.digest)") }
         }
     }
 }

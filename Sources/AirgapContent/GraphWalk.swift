@@ -80,7 +80,7 @@ public struct GraphWalk {
             throw ContentError(.verification, "\(subject): indexes nest more than \(limits.depth) deep at \(d.digest); refusing the graph")
         }
         guard d.size <= limits.documentSize else {
-            throw ContentError(.verification, "\(subject): the manifest \(d.digest) is said to be \(d.size) bytes, more than the \(limits.documentSize >> 20) MiB limit; refusing it")
+            throw ContentError(.verification, "\(subject): the \(d.mediaType.isIndex ? "image index" : "manifest") \(d.digest) is \(d.size) bytes, over the \(limits.documentSize >> 20) MiB limit for manifests; refusing it")
         }
         return d
     }

@@ -223,35 +223,29 @@ public final class LocalStore: Sendable {
 
 extension LocalStore {
     /// The blobs an index entry reaches. For an index, children that are absent are allowed
-    /// (a platform subset was pulled) unless `requireAll`; every present child must be complete.
+    /// (a platform subset, in stores written before the platform policy) unless `requireAll`;
+    /// every present child must be complete.
     public struct Closure: Sendable {
         public var required: Set<Digest> = []
         public var presentManifests: [Descriptor] = []
     }
 
+    /// The one graph walk, fed from the store's blobs (each read re-hashed).
     public func contentClosure(of descriptor: Descriptor, requireAll: Bool) throws -> Closure {
         var closure = Closure()
-        try walk(descriptor, into: &closure, requireAll: requireAll, depth: 0)
-        return closure
-    }
-
-    private func walk(_ descriptor: Descriptor, into closure: inout Closure, requireAll: Bool, depth: Int) throws {
-        guard depth < 8 else { throw StoreError.corrupt(path: blobPath(descriptor.digest), reason: "indexes nest too deeply") }
         closure.required.insert(descriptor.digest)
-        guard descriptor.mediaType.isManifest else { return }
-        guard hasBlob(descriptor.digest) else { throw StoreError.blobMissing(descriptor.digest, needed: "an image in the store") }
-        let data = try readBlob(descriptor.digest)
-        if descriptor.mediaType.isIndex {
-            let index = try ImageIndex.decode(data)
-            for child in index.manifests {
-                if hasBlob(child.digest) || requireAll {
-                    try walk(child, into: &closure, requireAll: requireAll, depth: depth + 1)
-                }
-            }
-        } else {
-            let manifest = try ImageManifest.decode(data)
-            closure.presentManifests.append(descriptor)
-            for blob in manifest.blobs { closure.required.insert(blob.digest) }
+        guard descriptor.mediaType.isManifest else { return closure }
+        let walk = GraphWalk(root: descriptor, subject: descriptor.refName ?? descriptor.digest.description, allowAbsent: !requireAll)
+        let graph: ImageGraph
+        do {
+            graph = try GraphWalk.run(walk) { d in hasBlob(d.digest) ? try readBlob(d.digest) : nil }
+        } catch let error as ContentError where error.kind == .missing {
+            throw StoreError.blobMissing(descriptor.digest, needed: descriptor.refName ?? "an image in the store")
         }
+        closure.required.formUnion(graph.manifests.map(\.digest))
+        closure.required.formUnion(graph.blobs.map(\.digest))
+        if requireAll, let absent = graph.absent.first { throw StoreError.blobMissing(absent.digest, needed: descriptor.refName ?? "an image in the store") }
+        closure.presentManifests = graph.images.map(\.descriptor)
+        return closure
     }
 }

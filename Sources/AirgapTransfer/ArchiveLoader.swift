@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTar
@@ -7,6 +8,8 @@ import Foundation
 public struct LoadedImage: Sendable {
     public var reference: Reference?
     public var descriptor: Descriptor
+    /// Docker's image ID: the config digest (of the first image, for an index).
+    public var id: Digest?
 }
 
 /// `image load`: reads an image archive in one streaming pass into the store.
@@ -18,7 +21,9 @@ public struct LoadedImage: Sendable {
 /// written in one atomic step after everything checked out, so a bad archive names no image.
 public struct ArchiveLoader {
     public let store: LocalStore
-    public init(store: LocalStore) { self.store = store }
+    /// Hears about what the load leaves out (a name that is not a valid reference).
+    public var warn: (String) -> Void = { _ in }
+    public init(store: LocalStore, warn: @escaping (String) -> Void = { _ in }) { self.store = store; self.warn = warn }
 
     static let metadataNames: Set<String> = ["manifest.json", "index.json", "oci-layout", "repositories"]
     static let metadataLimit = 64 << 20
@@ -112,9 +117,7 @@ public struct ArchiveLoader {
     }
 
     static func digestFromBlobName(_ name: String) -> Digest? {
-        let parts = name.split(separator: "/")
-        guard parts.count == 3, parts[0] == "blobs", let algorithm = Digest.Algorithm(rawValue: String(parts[1])) else { return nil }
-        return try? Digest(algorithm: algorithm, encoded: String(parts[2]))
+        Naming.digest(ofBlobPath: name)
     }
 
     private func decode<T: Decodable>(_ type: T.Type, _ data: Data, what: String) throws -> T {
@@ -134,45 +137,59 @@ public struct ArchiveLoader {
                 names.append(r)
             } else if let refName = entry.refName, refName.contains("/") || refName.contains(":"), let r = try? Reference(parsing: refName) {
                 names.append(r)
+            } else if let given = entry.annotations?[Descriptor.containerdNameAnnotation] ?? entry.refName, given.contains("/") || given.contains(":") {
+                warn("\(sourceName): index.json entry \(position + 1) is named '\(EscapedText.escape(given))', which is not a valid image reference; it is loaded without that name")
             }
-            if names.isEmpty, let configDigest = try? configDigest(of: entry) { names = dockerTags[configDigest] ?? [] }
-            if names.isEmpty { result.append(LoadedImage(reference: nil, descriptor: entry)) }
-            for name in names { result.append(LoadedImage(reference: name, descriptor: entry)) }
+            let id = try? configDigest(of: entry)
+            if names.isEmpty, let id { names = dockerTags[id] ?? [] }
+            if names.isEmpty { result.append(LoadedImage(reference: nil, descriptor: entry, id: id)) }
+            for name in names { result.append(LoadedImage(reference: name, descriptor: entry, id: id)) }
         }
         guard !result.isEmpty else { throw TransferError.bad("\(sourceName): index.json lists no image manifests") }
         try store.setTags(result.map { ($0.reference, $0.descriptor) })
         return result
     }
 
-    /// Every blob a descriptor needs is present with the announced size; present index children are complete.
-    private func checkComplete(_ descriptor: Descriptor, what: String, depth: Int = 0) throws {
-        guard depth < 8 else { throw TransferError.bad("\(what): indexes nest too deeply") }
-        guard let size = store.blobSize(descriptor.digest) else {
+    /// Every blob a descriptor needs is present with the announced size; present index children
+    /// are complete (the one graph walk, fed from what the archive put in the store).
+    private func checkComplete(_ descriptor: Descriptor, what: String) throws {
+        let graph: ImageGraph
+        do {
+            graph = try walk(descriptor, what: what)
+        } catch let error as ContentError where error.kind == .missing {
             throw TransferError.bad("\(what) names \(descriptor.digest), which the archive does not contain")
+        } catch let error as ContentError {
+            throw TransferError.bad(error.message)
         }
-        guard size == descriptor.size else {
-            throw TransferError.bad("\(what) says \(descriptor.digest) has \(descriptor.size) bytes but the archive holds \(size)")
+        guard !graph.images.isEmpty else {
+            throw TransferError.bad("\(what): the index \(descriptor.digest) has none of its images in the archive")
         }
-        if descriptor.mediaType.isIndex {
-            let index = try decode(ImageIndex.self, try store.readBlob(descriptor.digest), what: "\(what): index \(descriptor.digest)")
-            let present = index.manifests.filter { store.hasBlob($0.digest) }
-            guard !present.isEmpty else { throw TransferError.bad("\(what): the index \(descriptor.digest) has none of its images in the archive") }
-            for child in present { try checkComplete(child, what: what, depth: depth + 1) }
-        } else if descriptor.mediaType.isImageManifest {
-            let manifest = try decode(ImageManifest.self, try store.readBlob(descriptor.digest), what: "\(what): manifest \(descriptor.digest)")
-            for blob in manifest.blobs { try checkComplete(blob, what: "\(what): manifest \(descriptor.digest)", depth: depth + 1) }
-            _ = try decode(JSONValue.self, try store.readBlob(manifest.config.digest), what: "\(what): config \(manifest.config.digest)")
+        for blob in graph.blobs {
+            guard let size = store.blobSize(blob.digest) else {
+                throw TransferError.bad("\(what) names \(blob.digest), which the archive does not contain")
+            }
+            guard size == blob.size else {
+                throw TransferError.bad("\(what) says \(blob.digest) has \(blob.size) bytes but the archive holds \(size)")
+            }
+        }
+        for image in graph.images {
+            _ = try decode(JSONValue.self, try store.readBlob(image.manifest.config.digest), what: "\(what): config \(image.manifest.config.digest)")
+        }
+    }
+
+    private func walk(_ descriptor: Descriptor, what: String) throws -> ImageGraph {
+        try GraphWalk.run(GraphWalk(root: descriptor, subject: what, allowAbsent: true)) { d in
+            guard let size = store.blobSize(d.digest) else { return nil }
+            guard size == d.size else {
+                throw TransferError.bad("\(what) says \(d.digest) has \(d.size) bytes but the archive holds \(size)")
+            }
+            return try store.readBlob(d.digest)
         }
     }
 
     private func configDigest(of descriptor: Descriptor) throws -> Digest {
-        var d = descriptor
-        if d.mediaType.isIndex {
-            let index = try ImageIndex.decode(try store.readBlob(d.digest))
-            guard let first = index.manifests.first(where: { store.hasBlob($0.digest) }) else { throw TransferError.bad("no child") }
-            d = first
-        }
-        return try ImageManifest.decode(try store.readBlob(d.digest)).config.digest
+        guard let first = try walk(descriptor, what: "image").images.first else { throw TransferError.bad("no image") }
+        return first.manifest.config.digest
     }
 
     // MARK: Docker archive (manifest.json)
@@ -199,6 +216,10 @@ public struct ArchiveLoader {
 
     private func loadDockerArchive(_ data: Data, sourceName: String, lookup: (String, Int) throws -> Staged?,
                                    newBlobs: inout Set<Digest>) throws -> [LoadedImage] {
+        if case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data), fields["schemaVersion"] != nil {
+            // skopeo's `dir:` transport (manifest.json is the image manifest, blobs named by hex), tarred.
+            throw TransferError(.invalidInput, "\(sourceName) is a tarred dir: layout (skopeo's directory transport), not an image archive; unpack it and load it with 'skopeo copy dir:DIR oci-archive:FILE' first")
+        }
         let entries = try decode([DockerManifestEntry].self, data, what: "\(sourceName): manifest.json")
         guard !entries.isEmpty else { throw TransferError.bad("\(sourceName): manifest.json lists no images") }
         var result: [LoadedImage] = []
@@ -235,8 +256,8 @@ public struct ArchiveLoader {
             let tags = try (entry.RepoTags ?? []).map { tag in
                 do { return try Reference(parsing: tag) } catch { throw TransferError.bad("\(what) names an invalid tag '\(tag)'") }
             }
-            if tags.isEmpty { result.append(LoadedImage(reference: nil, descriptor: descriptor)) }
-            for tag in tags { result.append(LoadedImage(reference: tag, descriptor: descriptor)) }
+            if tags.isEmpty { result.append(LoadedImage(reference: nil, descriptor: descriptor, id: config.digest)) }
+            for tag in tags { result.append(LoadedImage(reference: tag, descriptor: descriptor, id: config.digest)) }
         }
         try store.setTags(result.map { ($0.reference, $0.descriptor) })
         return result

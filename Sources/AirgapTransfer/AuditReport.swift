@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapContent
 import AirgapOCI
 import AirgapRegistry
 import AirgapStore
@@ -105,16 +106,13 @@ public struct AuditReport: Codable, Sendable {
                     findings.append(Finding(entry: destination.description, problem: served == nil ? "not in the registry" : "the tag points at \(served!.digest), not \(entry.digest)"))
                 }
             }
-            var pending = [entry]
-            while let d = pending.popLast() {
-                guard let data = read.documents[d.digest] else { continue }
-                if d.mediaType.isIndex { pending += (try? ImageIndex.decode(data))?.manifests ?? [] }
-                else if d.mediaType.isImageManifest {
-                    let served = try? await client.fetchManifest(destination, selector: d.digest.description)
-                    results[d.digest.description] = served?.digest == d.digest ? "ok" : "missing-in-registry"
-                    for blob in (try? ImageManifest.decode(data))?.blobs ?? [] where results[blob.digest.description] != "ok" {
-                        results[blob.digest.description] = try await client.blobMatches(destination, blob) ? "ok" : "missing-in-registry"
-                    }
+            // The one graph walk, over the documents the verified bundle holds.
+            guard let graph = try? GraphWalk.run(GraphWalk(root: entry, subject: destination.familiarDescription, allowAbsent: true), load: { read.documents[$0.digest] }) else { continue }
+            for image in graph.images {
+                let served = try? await client.fetchManifest(destination, selector: image.descriptor.digest.description)
+                results[image.descriptor.digest.description] = served?.digest == image.descriptor.digest ? "ok" : "missing-in-registry"
+                for blob in image.manifest.blobs where results[blob.digest.description] != "ok" {
+                    results[blob.digest.description] = try await client.blobMatches(destination, blob) ? "ok" : "missing-in-registry"
                 }
             }
         }

@@ -66,18 +66,15 @@ public enum RegistryReceipt {
             let base = Reference(registry: target.registry, repository: repository, tag: nil, digest: nil)
             for tag in try await client.listTags(base) {
                 let reference = base.withTag(tag)
-                let top = try await client.fetchManifest(reference)
+                let source = RegistrySource(client: client)
+                let (top, data) = try await source.resolve(reference)
                 images.append(.init(reference: reference.description, digest: top.digest))
-                blobs.insert(top.digest)
-                var manifests: [Data] = [top.data]
-                if top.mediaType.isIndex {
-                    for child in try ImageIndex.decode(top.data).manifests {
-                        guard let fetched = try? await client.fetchManifest(reference, selector: child.digest.description) else { continue }
-                        blobs.insert(fetched.digest)
-                        manifests.append(fetched.data)
-                    }
+                let walk = GraphWalk(root: top, subject: reference.familiarDescription, allowAbsent: true)
+                let graph = try await GraphWalk.run(walk) { d in
+                    d.digest == top.digest ? data : try? await source.document(d, in: reference)
                 }
-                for data in manifests { if let m = try? ImageManifest.decode(data) { for b in m.blobs { blobs.insert(b.digest) } } }
+                blobs.formUnion(graph.manifests.map(\.digest))
+                blobs.formUnion(graph.blobs.map(\.digest))
             }
         }
         return Receipt(tool: "airgap \(BundleMetadata.toolVersion)", describes: .init(store: nil, registry: target.description),
