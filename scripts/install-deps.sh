@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(
   # C libraries the Swift targets link against
   libarchive-dev libzstd-dev libssl-dev pkg-config
-  # image tooling used to build fixtures and cross-check our output
-  skopeo umoci podman zstd curl
+  # image tooling used to build fixtures and cross-check our output (oci-image-tool validates the
+  # store as a layout; containers/image's test fixtures come from its -dev package)
+  skopeo umoci podman buildah oci-image-tool golang-github-containers-image-dev zstd curl
   # engines the tests load bundles into (dockerd runs with vfs storage and no iptables)
   docker.io containerd
   # real registries for integration tests (CNCF distribution 2.8)

@@ -125,7 +125,8 @@ public struct GraphWalk {
     static func documentType(_ descriptor: Descriptor, _ data: Data, subject: String) throws -> MediaType {
         var type = descriptor.mediaType
         if !type.isManifest, let declared = detectManifestMediaType(data) { type = declared }
-        if type.isSchema1 || (!type.isManifest && Self.schemaVersion(data) == 1) {
+        // Whatever type it was given as, a schemaVersion 1 document is schema 1.
+        if type.isSchema1 || Self.schemaVersion(data) == 1 {
             throw ContentError(.unsupported, "\(subject) is a Docker schema 1 image (deprecated since 2017, not supported); rebuild or re-push it with a current engine, or convert it with 'skopeo copy --format v2s2', then export it again")
         }
         guard type.isManifest else {

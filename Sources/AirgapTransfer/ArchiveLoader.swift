@@ -137,11 +137,12 @@ public struct ArchiveLoader {
                 names.append(r)
             } else if let refName = entry.refName, refName.contains("/") || refName.contains(":"), let r = try? Reference(parsing: refName) {
                 names.append(r)
-            } else if let given = entry.annotations?[Descriptor.containerdNameAnnotation] ?? entry.refName, given.contains("/") || given.contains(":") {
-                warn("\(sourceName): index.json entry \(position + 1) is named '\(EscapedText.escape(given))', which is not a valid image reference; it is loaded without that name")
             }
             let id = try? configDigest(of: entry)
             if names.isEmpty, let id { names = dockerTags[id] ?? [] }
+            if names.isEmpty, let given = entry.annotations?[Descriptor.containerdNameAnnotation] ?? entry.refName {
+                warn("\(sourceName): index.json entry \(position + 1) is named '\(EscapedText.escape(given))', which is not a full image reference (REPOSITORY:TAG); it is loaded without a name (tag it with 'image tag')")
+            }
             if names.isEmpty { result.append(LoadedImage(reference: nil, descriptor: entry, id: id)) }
             for name in names { result.append(LoadedImage(reference: name, descriptor: entry, id: id)) }
         }
@@ -218,7 +219,7 @@ public struct ArchiveLoader {
                                    newBlobs: inout Set<Digest>) throws -> [LoadedImage] {
         if case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data), fields["schemaVersion"] != nil {
             // skopeo's `dir:` transport (manifest.json is the image manifest, blobs named by hex), tarred.
-            throw TransferError(.invalidInput, "\(sourceName) is a tarred dir: layout (skopeo's directory transport), not an image archive; unpack it and load it with 'skopeo copy dir:DIR oci-archive:FILE' first")
+            throw TransferError(.invalidInput, "\(sourceName) is a tarred dir: layout (skopeo's directory transport), not an image archive; unpack it, convert it with 'skopeo copy dir:DIR oci-archive:FILE' and load FILE")
         }
         let entries = try decode([DockerManifestEntry].self, data, what: "\(sourceName): manifest.json")
         guard !entries.isEmpty else { throw TransferError.bad("\(sourceName): manifest.json lists no images") }
