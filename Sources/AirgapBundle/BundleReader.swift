@@ -138,6 +138,51 @@ public struct EntryData {
     public static func memory(_ data: Data) -> EntryData { EntryData { body in try data.withUnsafeBytes { try body($0) } } }
 }
 
+/// Hashes blobs on a second core: the reader copies each chunk into one of a bounded set of 1 MiB
+/// buffers (it waits when all are in use, so memory stays bounded) and goes on reading.
+final class BackgroundHasher: @unchecked Sendable {
+    final class Result: @unchecked Sendable {
+        var hasher = DigestHasher()
+        var digest: Digest?
+    }
+    private let queue = DispatchQueue(label: "airgap.verify.hash")
+    private let slots = DispatchSemaphore(value: BackgroundHasher.buffers)
+    private let lock = NSLock()
+    private var queuedBlobs = 0
+    static let buffers = 32
+
+    /// Nothing waits to be hashed: a new blob is better given here than hashed inline.
+    var isIdle: Bool { lock.withLock { queuedBlobs == 0 } }
+
+    func begin() -> Result {
+        lock.withLock { queuedBlobs += 1 }
+        return Result()
+    }
+
+    func add(_ chunk: UnsafeRawBufferPointer, to result: Result) throws {
+        slots.wait()
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk.count, alignment: 64)
+        copy.copyMemory(from: chunk)
+        nonisolated(unsafe) let buffer = copy
+        queue.async {
+            result.hasher.update(UnsafeRawBufferPointer(buffer))
+            buffer.deallocate()
+            self.slots.signal()
+        }
+    }
+
+    func end(_ result: Result) {
+        queue.async {
+            result.digest = result.hasher.finalize()
+            self.lock.withLock { self.queuedBlobs -= 1 }
+        }
+    }
+
+    /// Every blob handed over has its digest.
+    func wait() { queue.sync {} }
+    func finish() { queue.sync {} }
+}
+
 /// Reads a bundle in one streaming pass, accepting only its canonical encoding (`CanonicalTar`):
 /// the metadata block and the signature of SHA256SUMS first, then exactly the entries SHA256SUMS
 /// lists, in its order, each header recomputed and compared byte for byte, each entry hashed, the
@@ -282,6 +327,29 @@ public final class BundleReader {
         }
         let blobIndex = Dictionary((result.metadata?.blobs ?? []).map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
         if let verifiedMetadata, let metadata = result.metadata { try verifiedMetadata(metadata, result.signature) }
+        // Verify alone (no handler, nothing handed on) hashes two blobs at once: one on a second
+        // core while this thread reads and hashes the next. A single SHA-256 stream cannot be split.
+        let background = blobHandler == nil && tee == nil ? BackgroundHasher() : nil
+        var deferred: [(entry: Int, name: String, want: Digest, start: Int64, size: Int64, result: BackgroundHasher.Result)] = []
+        func settle(_ item: (entry: Int, name: String, want: Digest, start: Int64, size: Int64, result: BackgroundHasher.Result)) {
+            let actual = item.result.digest!
+            result.entries[item.entry].sha256 = actual.encoded
+            result.entries[item.entry].ok = actual == item.want
+            if actual == item.want {
+                result.blobOffsets[item.want] = item.start
+            } else {
+                result.findings.append(Finding(entry: item.name, volume: damagedVolumes(item.start..<item.start + item.size, list: volumeList, sizes: fileSource.sizes),
+                                               problem: "content does not match SHA256SUMS (expected \(item.want.encoded), got \(actual.encoded))"))
+            }
+        }
+        defer { background?.finish() }
+        /// The result with every blob handed to the background hasher settled (also on an early return).
+        func settled() -> BundleReadResult {
+            background?.wait()
+            for item in deferred { settle(item) }
+            deferred = []
+            return result
+        }
 
         do {
             for (name, want) in entryNames {
@@ -291,17 +359,17 @@ public final class BundleReader {
                 if let blobDigest {
                     guard blobDigest == want else {
                         result.findings.append(Finding(entry: name, problem: "SHA256SUMS gives it \(want), which is not the digest its name claims"))
-                        return result
+                        return settled()
                     }
                     guard let blob = blobIndex[blobDigest] else {
                         result.findings.append(Finding(entry: name, problem: "listed in SHA256SUMS but not in bundle.json, so its size is unknown"))
-                        return result
+                        return settled()
                     }
                     exactSize = blob.size
                     limit = blob.size
                 } else if name.hasPrefix("airgap/") {
                     result.findings.append(Finding(entry: name, problem: "SHA256SUMS lists a second metadata entry"))
-                    return result
+                    return settled()
                 }
                 let header: (name: String, size: Int64)
                 if let pending = pendingHeader {
@@ -334,6 +402,15 @@ public final class BundleReader {
                             if (try? JSONSerialization.jsonObject(with: data)) == nil { result.findings.append(Finding(entry: name, problem: "not valid JSON")) }
                         }
                     }
+                } else if let background, background.isIdle, name != entryNames.last?.name {
+                    // Copied into the background hasher's buffers; its result is settled in order below.
+                    let offset = tar.position
+                    let pending = background.begin()
+                    try tar.readData(size: size, entry: name) { try background.add($0, to: pending) }
+                    background.end(pending)
+                    result.entries.append(ReadEntry(name: name, size: size, sha256: "", ok: false))
+                    deferred.append((result.entries.count - 1, name, want, offset, size, pending))
+                    continue
                 } else {
                     // Hashed once: by the handler (the store's ingest hashes what it writes), or here.
                     let offset = tar.position
@@ -345,13 +422,13 @@ public final class BundleReader {
                         }
                     }
                     if let blobHandler {
-                        do { actual = try blobHandler(blobDigest!, size, data, name) } catch StoreError.digestMismatch(_, let got, _) where consumed == size {
-                            actual = got // the store refused the bytes: the mismatch is the finding
+                        do { actual = try blobHandler(blobDigest!, size, data, name) } catch let error as ContentError where error.actual != nil && consumed == size {
+                            actual = error.actual! // the store refused the bytes: the mismatch is the finding
                         }
                     } else {
-                        var hasher = DigestHasher()
-                        try data.readData { hasher.update($0) }
-                        actual = hasher.finalize()
+                        var verifier = BlobVerifier(expected: nil, size: size, source: name)
+                        try data.readData { try verifier.update($0) }
+                        actual = try verifier.finish()
                     }
                     guard consumed == size else { throw CanonicalTarError(offset: tar.position, entry: name, problem: "\(name) was not read to its end") }
                     if actual == want { result.blobOffsets[blobDigest!] = offset }
@@ -364,7 +441,7 @@ public final class BundleReader {
                     if let tee {
                         // Bytes are being handed on: not one more of them, and no reading on that could release any.
                         tee.block()
-                        return result
+                        return settled()
                     }
                 }
             }
@@ -372,11 +449,12 @@ public final class BundleReader {
                 throw CanonicalTarError(offset: pendingHeaderStart, entry: pending.name, problem: "an entry where the archive must end")
             }
             try tar.readEnd()
-        } catch let error as StoreError where !error.isVerificationFailure {
+            _ = settled()
+        } catch let error as StoreError {
             throw error // the store, not the bundle, failed (disk full, permissions)
         } catch {
             structural(error)
-            return result
+            return settled()
         }
         if hashFiles { result.fileHashes = hashing.fileHashes }
         checkStructure(&result)
@@ -506,7 +584,8 @@ public final class BundleReader {
         for top in index.manifests {
             need(top, by: "index.json")
             let name = "blobs/sha256/\(top.digest.encoded)"
-            guard available[top.digest] != nil else { continue }
+            // A top manifest that failed its hash was reported as such; one too big to hold is walked (and refused).
+            guard available[top.digest] != nil, result.documents[top.digest] != nil || top.size > Self.documentLimit else { continue }
             let graph: ImageGraph
             do {
                 // Everything below a top entry that the bundle does not hold is a finding of `need`.

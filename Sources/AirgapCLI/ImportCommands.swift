@@ -23,6 +23,10 @@ struct BundleInput: ParsableArguments {
 
     /// Which signatures count: the key given, else the store's trusted signers.
     func trust(storeRoot: String) throws -> BundleTrust {
+        try Self.trust(key: key, allowUnsigned: allowUnsigned, storeRoot: storeRoot)
+    }
+
+    static func trust(key: String?, allowUnsigned: Bool, storeRoot: String) throws -> BundleTrust {
         if let key {
             return BundleTrust(keys: [try BundleKeys.loadPublicKey(path: key)], keyNamedByUser: true, allowUnsigned: allowUnsigned,
                                keySource: "the key \(key)")

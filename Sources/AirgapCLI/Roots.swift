@@ -12,7 +12,7 @@ public struct ExportRoot: AsyncParsableCommand {
         commandName: "airgap-export",
         abstract: "Gather container images into a signed, verifiable bundle for an air-gapped network.",
         version: AirgapVersion.current,
-        subcommands: [BundleCommand.self, Keygen.self, ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self, SampleData.self])
+        subcommands: [BundleCommand.self, Keygen.self, CopyCommand.self, ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self, SampleData.self])
     public init() {}
 }
 
@@ -23,7 +23,7 @@ public struct ImportRoot: AsyncParsableCommand {
         abstract: "Verify a bundle and load it into the local store, a Docker engine or the internal registry.",
         version: AirgapVersion.current,
         subcommands: [Verify.self, Load.self, BundlePush.self, Audit.self, ReceiptCommand.self, TrustGroup.self,
-                      ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self])
+                      CopyCommand.self, ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self])
     public init() {}
 }
 
@@ -53,7 +53,9 @@ struct SampleData: AsyncParsableCommand {
         options.multiArch = multiArch
         options.compress = !uncompressed
         let references = try SampleImages(store: store).generate(options)
-        let images = try references.map { try store.findOne($0.description) }
+        // Read the index once (a findOne per name would read all of it per name).
+        let byName = Dictionary(try store.images().compactMap { image in image.reference.map { ($0, image) } }, uniquingKeysWith: { a, _ in a })
+        let images = references.compactMap { byName[$0] }
         let fd = try FileIO.open(output, flags: O_WRONLY | O_CREAT | O_TRUNC)
         defer { close(fd) }
         _ = try await ArchiveSaver(store: store).save(images, format: .docker, to: AirgapTar.fileSink(fd: fd, path: output))

@@ -86,7 +86,7 @@ public enum CommandRunner {
         switch error {
         case let e as CommandError: return (e.status, "error: " + e.message)
         case let e as ContentError: return (e.isVerificationFailure ? .verificationFailed : .failure, "error: " + e.description)
-        case let e as StoreError: return (e.isVerificationFailure ? .verificationFailed : .failure, "error: " + e.description)
+        case let e as StoreError: return (.failure, "error: " + e.description)
         case let e as TransferError:
             return (e.kind == .verification ? .verificationFailed : .failure, "error: " + e.description)
         case let e as OCIError: return (.usage, "error: " + e.description)

@@ -13,12 +13,14 @@ public struct ContentError: Error, Sendable, CustomStringConvertible {
     }
     public let kind: Kind
     public let message: String
-    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    /// For a digest mismatch: what the bytes hashed to (a reader reports it as its finding).
+    public var actual: Digest?
+    public init(_ kind: Kind, _ message: String, actual: Digest? = nil) { self.kind = kind; self.message = message; self.actual = actual }
     public var description: String { message }
     public var isVerificationFailure: Bool { kind == .verification }
 
     public static func digestMismatch(expected: Digest, actual: Digest, source: String) -> ContentError {
-        ContentError(.verification, "\(source) does not match its digest: expected \(expected), got \(actual); the content is corrupt or was tampered with")
+        ContentError(.verification, "\(source) does not match its digest: expected \(expected), got \(actual); the content is corrupt or was tampered with", actual: actual)
     }
 
     public static func sizeMismatch(digest: Digest, expected: Int64, actual: Int64, source: String) -> ContentError {

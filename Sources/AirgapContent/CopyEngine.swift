@@ -58,8 +58,9 @@ public struct CopyEngine: Sendable {
                 holder = holder ?? name
                 continue
             }
-            if let holder, try await sink.mount(d, for: name, from: holder) {
-                events(.blobMounted(d.digest, size: d.size, from: holder.repository))
+            if let from = holder ?? source.mountOrigin(d, in: blob.source), try await sink.mount(d, for: name, from: from) {
+                events(.blobMounted(d.digest, size: d.size, from: from.repository))
+                holder = holder ?? name
                 continue
             }
             try await transfer(d, from: blob.source, to: name, plan)

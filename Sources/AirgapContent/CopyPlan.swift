@@ -102,6 +102,10 @@ public struct CopyPlanner: Sendable {
     public var held: Set<Digest> = []
     /// Index entries may be absent at the source (a store that holds a platform subset).
     public var allowAbsent = false
+    /// Bytes of configs (read while planning, for the platform) the plan keeps to write from
+    /// memory; past it they are read again when copied, so a plan of 10,000 images stays small.
+    public var configBudget: Int64 = 16 << 20
+    private let kept = ConfigBudget()
     public let events: TransferEvents
 
     public init(source: any ContentSource, held: Set<Digest> = [], allowAbsent: Bool = false, events: @escaping TransferEvents = { _ in }) {
@@ -222,7 +226,7 @@ public struct CopyPlanner: Sendable {
             if platform == nil, !held.contains(leaf.manifest.config.digest) {
                 // No index names the platform: the config says it (and then travels from memory).
                 if let data = try await source.document(leaf.manifest.config, in: reference) {
-                    documents[leaf.manifest.config.digest] = data
+                    if kept.take(Int64(data.count), limit: configBudget) { documents[leaf.manifest.config.digest] = data }
                     platform = (try? ImageConfig.decode(data))?.platform
                 }
             }
@@ -263,6 +267,19 @@ public struct CopyPlanner: Sendable {
     }
 }
 
+/// How many config bytes the requests planned at once have kept in memory.
+final class ConfigBudget: @unchecked Sendable {
+    private let lock = NSLock()
+    private var used: Int64 = 0
+    func take(_ bytes: Int64, limit: Int64) -> Bool {
+        lock.withLock {
+            guard used + bytes <= limit else { return false }
+            used += bytes
+            return true
+        }
+    }
+}
+
 /// The top index's candidates and the entries chosen from them, recorded by the walk's selection.
 final class ChosenChildren: @unchecked Sendable {
     private(set) var candidates: [Descriptor] = []
@@ -276,5 +293,5 @@ public protocol PrefixableError: Error {
 }
 
 extension ContentError: PrefixableError {
-    public func prefixed(_ prefix: String) -> any Error { ContentError(kind, "\(prefix): \(message)") }
+    public func prefixed(_ prefix: String) -> any Error { ContentError(kind, "\(prefix): \(message)", actual: actual) }
 }

@@ -21,11 +21,15 @@ public protocol ContentSource: Sendable {
     /// Throws the source's own sentence when it cannot give the blob at all (a bundle made with
     /// `--since` does not carry what the inside holds), before a sink opens anything for it.
     func checkCarries(_ descriptor: Descriptor, for name: Reference) throws
+    /// Where the blob lives as a registry repository, so a sink on the same registry can mount it
+    /// instead of receiving its bytes (registry → registry copies). Nil for other sources.
+    func mountOrigin(_ descriptor: Descriptor, in repository: Reference) -> Reference?
 }
 
 extension ContentSource {
     public func fileSegments(_ descriptor: Descriptor) -> FileSegments? { nil }
     public func checkCarries(_ descriptor: Descriptor, for name: Reference) throws {}
+    public func mountOrigin(_ descriptor: Descriptor, in repository: Reference) -> Reference? { nil }
 }
 
 /// A blob on its way into a sink. Every implementation passes the bytes through a

@@ -31,6 +31,8 @@ public struct RegistrySource: ContentSource {
                          progress: @escaping @Sendable (Int64) -> Void) async throws {
         try await client.copyBlob(repository, descriptor, into: writer, progress: progress)
     }
+
+    public func mountOrigin(_ descriptor: Descriptor, in repository: Reference) -> Reference? { repository }
 }
 
 /// A registry as a sink: blobs the repository lacks (HEAD first, then a mount from a repository

@@ -75,22 +75,24 @@ extension LocalStore {
     /// Finds images by name (`httpd`, `httpd:2.4`, full reference), by ID prefix (config digest),
     /// or by manifest digest. Names match exactly after normalisation.
     public func find(_ text: String) throws -> [StoredImage] {
-        let all = try images()
+        // By name, only the matching entries are read: `image save` of 10,000 names stays linear.
+        let entries = try entries()
         if let reference = try? Reference(parsing: text) {
-            let exact = all.filter { image in
-                guard let r = image.reference else { return false }
+            let exact = entries.filter { entry in
+                guard let r = entry.refName.flatMap({ try? Reference(parsing: $0) }) else { return false }
                 // `repo@digest` names an image by content: match the entry's digest under that name.
                 if let digest = reference.digest, reference.tag == nil {
-                    return r.name == reference.name && (image.entry.digest == digest || r.digest == digest)
+                    return r.name == reference.name && (entry.digest == digest || r.digest == digest)
                 }
                 return r == reference
             }
-            if !exact.isEmpty { return exact }
+            let resolved = exact.compactMap { try? resolve($0) }
+            if !resolved.isEmpty { return resolved }
         }
         let hex = text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text
         guard hex.count >= 4, hex.allSatisfy(\.isHexDigit) else { return [] }
         let lower = hex.lowercased()
-        return all.filter { $0.id.encoded.hasPrefix(lower) || $0.entry.digest.encoded.hasPrefix(lower) }
+        return try images().filter { $0.id.encoded.hasPrefix(lower) || $0.entry.digest.encoded.hasPrefix(lower) }
     }
 
     /// Exactly one image for `text`, or a clear error.

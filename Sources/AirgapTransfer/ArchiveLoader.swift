@@ -85,9 +85,12 @@ public struct ArchiveLoader {
                     let digest = try session.commit()
                     if session.addedNewBlob { newBlobs.insert(digest) }
                     files[name] = Staged(digest: digest, size: entry.size)
+                } catch let error as ContentError {
+                    session.abandon()
+                    throw TransferError.bad(error.description)
                 } catch let error as StoreError {
                     session.abandon()
-                    throw error.isVerificationFailure ? TransferError.bad(error.description) : error
+                    throw error
                 } catch {
                     session.abandon()
                     throw TransferError.bad("\(sourceName): entry '\(name)': \(error)")

@@ -177,6 +177,18 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         #expect(sink.writeOrder.count == 7) // 2 manifests, 2 configs, base, 2 app layers
     }
 
+    @Test func configsPastTheBudgetAreReadAgainWhenCopied() async throws {
+        let (source, refs) = try twoImages()
+        var planner = CopyPlanner(source: source)
+        planner.configBudget = 0
+        let plan = try await planner.plan(refs.map { CopyRequest(reference: $0) })
+        #expect(plan.images.allSatisfy { $0.platforms[0].platform == amd64 }, "the platform still comes from the config")
+        #expect(plan.images.allSatisfy { plan.documents[$0.platforms[0].config.digest] == nil }, "but its bytes are not kept")
+        let sink = MemorySink()
+        try await CopyEngine(source: source, sink: sink).run(plan)
+        #expect(sink.blobs.count == 5)
+    }
+
     @Test func heldBlobsAreSkippedAtTheSink() async throws {
         let (source, refs) = try twoImages()
         let plan = try await CopyPlanner(source: source).plan(refs.map { CopyRequest(reference: $0) })

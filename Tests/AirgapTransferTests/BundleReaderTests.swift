@@ -69,6 +69,29 @@ struct InProcessBundle {
         #expect(result.metadata?.created == "2026-01-01T00:00:00Z")
     }
 
+    /// Verify hashes two blobs at once (one on a second core): a damaged byte in any blob is still
+    /// its own finding, every entry gets its digest, and only good blobs get an offset to push from.
+    @Test func aDamagedBlobIsFoundWhicheverCoreHashedIt() async throws {
+        let b = try await InProcessBundle(count: 3)
+        let good = try b.reader().read()
+        #expect(good.ok && good.entries.allSatisfy { $0.sha256.count == 64 && $0.ok }, "\(good.findings)")
+        let blobHeaders = b.layout().headers.filter { String(decoding: b.bytes[$0..<$0 + 13], as: UTF8.self) == "blobs/sha256/" }
+        #expect(blobHeaders.count >= 8)
+        for header in blobHeaders {
+            let name = String(decoding: b.bytes[header..<header + 77], as: UTF8.self)
+            let size = Int(String(decoding: b.bytes[header + 124..<header + 135], as: UTF8.self), radix: 8)!
+            guard size > 0 else { continue }
+            var copy = b.bytes
+            copy[header + 512 + size / 2] ^= 0x01
+            let result = try b.reader(try b.write(copy, as: "damaged.tar")).read()
+            #expect(result.findings.map(\.entry) == [name], "\(name): \(result.findings)")
+            #expect(result.entries.allSatisfy { $0.sha256.count == 64 }, "an entry was left without its digest")
+            #expect(result.entries.filter { !$0.ok }.map(\.name) == [name])
+            let digest = try Digest(parsing: "sha256:" + name.dropFirst(13))
+            #expect(result.blobOffsets[digest] == nil)
+        }
+    }
+
     /// Every byte outside entry data is fixed by the encoding: changing any one of them is a finding.
     @Test func everyHeaderPaddingAndEndByteIsChecked() async throws {
         let b = try await InProcessBundle(count: 1)
@@ -178,6 +201,9 @@ struct InProcessBundle {
         let path = try other.write(damaged, as: "damaged.tar")
         let outcome = try BundleImporter(store: inside).load(other.reader(path))
         #expect(!outcome.result.ok)
+        // The store's ingest refused the bytes; the finding names the entry, as verify would.
+        #expect(outcome.result.findings.contains { $0.entry.hasPrefix("blobs/sha256/") && $0.problem.contains("does not match SHA256SUMS") },
+                "\(outcome.result.findings)")
         #expect(try snapshot(inside) == before, "a refused load changed blobs/ or index.json")
         // Nothing staged stays behind either.
         let ingest = try FileManager.default.contentsOfDirectory(atPath: inside.root + "/.airgap/ingest")

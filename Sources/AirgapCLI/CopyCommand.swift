@@ -1,0 +1,59 @@
+import AirgapBundle
+import AirgapContent
+import AirgapOCI
+import AirgapRegistry
+import AirgapStore
+import AirgapTransfer
+import ArgumentParser
+import Foundation
+
+/// `copy SRC DST`: skopeo's transports (and the store and bundles), one plan over the copy engine.
+struct CopyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "copy",
+        abstract: "Copy images between registries, OCI layouts, archives, bundles and the store.",
+        discussion: """
+        Transports: \(Transport.names).
+        A source without a reference (an archive, a layout, a bundle) gives every named image it holds;
+        a registry destination for several images is docker://HOST[:PORT][/PREFIX].
+
+        Examples:
+          copy docker://registry.example/team/app:1 oci-archive:app.tar
+          copy docker-archive:saved.tar docker://127.0.0.1:5000/mirror
+          copy bundle:site.tar --key site.pub oci:/srv/layout
+          copy store:httpd:2.4 docker://registry.internal/library/httpd:2.4
+        """)
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var registry: RegistryFlags
+    @Option(name: .customLong("platform"), help: ArgumentHelp("OS/ARCH[/VARIANT] to copy from a multi-platform image (repeatable; default: this machine's from a registry, everything from a local source).", valueName: "PLATFORM"))
+    var platforms: [String] = []
+    @Flag(name: [.customLong("all"), .customLong("all-platforms")], help: "Every platform of a multi-platform image.") var all = false
+    @Option(help: "Public key (PEM) a bundle: source must be signed with (default: the trusted signers).") var key: String?
+    @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned bundle: source.") var allowUnsigned = false
+    @Flag(name: .shortAndLong, help: "Print only the copied references.") var quiet = false
+    @Argument(help: "Where the images are.") var source: String
+    @Argument(help: "Where they go.") var destination: String
+
+    func validate() throws {
+        if all && !platforms.isEmpty { throw ValidationError("--platform and --all exclude each other") }
+    }
+
+    func run() async throws {
+        let from = try Transport(parsing: source), to = try Transport(parsing: destination)
+        var options = Copier.Options(storePath: globals.storeRoot)
+        options.platforms = try platforms.map { try Platform(parsing: $0) }
+        options.allPlatforms = all
+        if case .bundle = from {
+            options.trust = try BundleInput.trust(key: key, allowUnsigned: allowUnsigned, storeRoot: globals.storeRoot)
+        }
+        let progress = ProgressRenderer(verb: "Copy", quiet: quiet)
+        let copied = try await registry.withClient { client in
+            try await Copier(client: client, options: options, events: progress.handle).copy(from: from, to: to)
+        }
+        progress.finish()
+        for image in copied {
+            if !quiet { print("Digest: \(image.top.digest)") }
+            print(image.named ? image.name.description : image.top.digest.description)
+        }
+    }
+}

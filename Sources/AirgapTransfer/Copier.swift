@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AirgapBundle
+import AirgapContent
+import AirgapOCI
+import AirgapRegistry
+import AirgapStore
+import AirgapTar
+import Foundation
+
+/// One end of `copy SRC DST`, in skopeo's transport names (plus this tool's store and bundle).
+public enum Transport: Sendable, CustomStringConvertible {
+    /// `docker://REF`, or `docker://HOST[:PORT][/PREFIX]` as a destination for several images.
+    case docker(String)
+    /// `oci:DIR[:REF]`: an OCI image layout directory (the store's format).
+    case oci(directory: String, reference: String?)
+    case ociArchive(file: String, reference: String?)
+    case dockerArchive(file: String, reference: String?)
+    /// `bundle:FILE`: a signed bundle, verified before anything is read from it (sources only).
+    case bundle(file: String)
+    /// `store:[REF]`: the local store (`--store`, `AIRGAP_STORE`).
+    case store(reference: String?)
+
+    public static let names = "docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], bundle:FILE, store:[REF]"
+
+    public init(parsing text: String) throws {
+        func split(_ rest: Substring) -> (String, String?) {
+            // FILE:REF — the reference is what follows the first ':' after the path's last '/'.
+            let slash = rest.lastIndex(of: "/") ?? rest.startIndex
+            guard let colon = rest[slash...].firstIndex(of: ":") else { return (String(rest), nil) }
+            return (String(rest[..<colon]), String(rest[rest.index(after: colon)...]))
+        }
+        if text.hasPrefix("docker://") { self = .docker(String(text.dropFirst(9))); return }
+        guard let colon = text.firstIndex(of: ":") else {
+            throw OCIError.invalidReference(text, reason: "name a transport: \(Self.names)")
+        }
+        let scheme = text[..<colon], rest = text[text.index(after: colon)...]
+        switch scheme {
+        case "oci": let (d, r) = split(rest); self = .oci(directory: d, reference: r)
+        case "oci-archive": let (f, r) = split(rest); self = .ociArchive(file: f, reference: r)
+        case "docker-archive": let (f, r) = split(rest); self = .dockerArchive(file: f, reference: r)
+        case "bundle": self = .bundle(file: String(rest))
+        case "store": self = .store(reference: rest.isEmpty ? nil : String(rest))
+        default: throw OCIError.invalidReference(text, reason: "'\(scheme)' is not a transport this tool knows: \(Self.names)")
+        }
+        if case .oci(let d, _) = self, d.isEmpty { throw OCIError.invalidReference(text, reason: "give the layout directory: oci:DIR[:REF]") }
+    }
+
+    public var description: String {
+        switch self {
+        case .docker(let r): "docker://\(r)"
+        case .oci(let d, let r): "oci:\(d)\(r.map { ":\($0)" } ?? "")"
+        case .ociArchive(let f, let r): "oci-archive:\(f)\(r.map { ":\($0)" } ?? "")"
+        case .dockerArchive(let f, let r): "docker-archive:\(f)\(r.map { ":\($0)" } ?? "")"
+        case .bundle(let f): "bundle:\(f)"
+        case .store(let r): "store:\(r ?? "")"
+        }
+    }
+}
+
+/// `copy SRC DST`: any source to any sink, as one plan over the copy engine. Registries keep
+/// their digests (manifests travel byte for byte); the platform policy is the one pull and bundle
+/// use. Archives given as a source are read once, verified, into a temporary layout first.
+public struct Copier {
+    public struct Options {
+        public var platforms: [Platform] = []
+        public var allPlatforms = false
+        /// Where `store:` is.
+        public var storePath: String
+        /// Whom to trust for `bundle:` sources.
+        public var trust: BundleTrust?
+        public init(storePath: String) { self.storePath = storePath }
+    }
+
+    public let client: RegistryClient
+    public let options: Options
+    public let events: TransferEvents
+    public init(client: RegistryClient, options: Options, events: @escaping TransferEvents = { _ in }) {
+        self.client = client; self.options = options; self.events = events
+    }
+
+    /// A source and the requests it answers, with what to clean up afterwards.
+    struct Opened {
+        var source: any ContentSource
+        var requests: [CopyRequest]
+        var temporary: String?
+    }
+
+    public func copy(from source: Transport, to destination: Transport) async throws -> [CopyPlan.Image] {
+        let opened = try await open(source)
+        defer { if let temporary = opened.temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        guard !opened.requests.isEmpty else { throw TransferError(.invalidInput, "\(source) holds no named image to copy") }
+        let requests = try name(opened.requests, for: destination)
+        let isLocal = !(opened.source is RegistrySource)
+        let planner = CopyPlanner(source: opened.source, allowAbsent: isLocal, events: events)
+        let plan = try await planner.plan(requests)
+        try await run(plan, from: opened.source, to: destination)
+        return plan.images
+    }
+
+    // MARK: sources
+
+    func open(_ transport: Transport) async throws -> Opened {
+        let wantsAll = options.allPlatforms
+        switch transport {
+        case .docker(let text):
+            let reference = try Reference(parsing: text)
+            return Opened(source: RegistrySource(client: client),
+                          requests: [CopyRequest(reference: reference, platforms: options.platforms, allPlatforms: wantsAll)])
+        case .oci(let directory, let reference):
+            guard FileIO.exists(directory + "/index.json") else {
+                throw TransferError(.invalidInput, "\(directory) is not an OCI image layout (it has no index.json)")
+            }
+            return try layout(try LocalStore(path: directory), reference: reference, what: transport.description)
+        case .store(let reference):
+            return try layout(try LocalStore(path: options.storePath), reference: reference, what: "the store")
+        case .ociArchive(let file, let reference), .dockerArchive(let file, let reference):
+            let temporary = FileManager.default.temporaryDirectory.path + "/airgap-copy-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            do {
+                let store = try LocalStore(path: temporary)
+                _ = try ArchiveLoader(store: store).load(source: try FileSequenceSource(path: file, regularOnly: false), sourceName: file)
+                var opened = try layout(store, reference: reference, what: file)
+                opened.temporary = temporary
+                return opened
+            } catch {
+                try? FileManager.default.removeItem(atPath: temporary)
+                throw error
+            }
+        case .bundle(let file):
+            guard let trust = options.trust else { throw TransferError(.invalidInput, "give --key NAME.pub (or --allow-unsigned) to copy from a bundle") }
+            let result = try BundleReader(files: try BundleFiles.resolve([file]), trust: trust).read()
+            guard let bundle = VerifiedBundle(result) else {
+                let first = result.findings.first.map { EscapedText.escape($0.description) } ?? "it failed verification"
+                throw TransferError.bad("\(file) failed verification (\(first)); nothing was copied (see 'airgap-import verify \(file)')")
+            }
+            return Opened(source: bundle, requests: bundle.requests())
+        }
+    }
+
+    /// A layout's images: the one named, or every named one. Local sources keep every platform
+    /// they hold unless `--platform` narrows it.
+    func layout(_ store: LocalStore, reference: String?, what: String) throws -> Opened {
+        let all = options.platforms.isEmpty || options.allPlatforms
+        let images: [StoredImage]
+        if let reference {
+            // Other tools name layout entries by a bare tag (skopeo's oci:DIR:TAG): that name first.
+            if let entry = try store.entries().last(where: { $0.refName == reference }), (try? Reference(parsing: reference)).map({ $0.description != reference }) ?? true {
+                images = [try store.resolve(entry)]
+            } else {
+                images = [try store.findOne(reference)]
+            }
+        } else {
+            images = try store.images().filter { $0.reference != nil }
+        }
+        let requests = images.map { image in
+            CopyRequest(reference: image.reference ?? Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil),
+                        platforms: options.platforms, allPlatforms: all, pinned: image.entry, unnamed: image.reference == nil)
+        }
+        return Opened(source: StoreSource(store: store), requests: requests)
+    }
+
+    // MARK: names and sinks
+
+    /// The destination names: a reference the destination gives, else the source's own names
+    /// (under `HOST/PREFIX` for a registry given without a repository).
+    func name(_ requests: [CopyRequest], for destination: Transport) throws -> [CopyRequest] {
+        let given: String?
+        switch destination {
+        case .docker(let text):
+            // Several images go under HOST[:PORT][/PREFIX], each keeping its path (as push --to does).
+            if requests.count > 1 {
+                let lastPart = text.split(separator: "/").last.map(String.init) ?? ""
+                guard !text.contains("@"), text.split(separator: "/").count == 1 || !lastPart.contains(":") else {
+                    throw TransferError(.invalidInput, "the source holds \(requests.count) images: give the destination as docker://HOST[:PORT][/PREFIX], without a tag or digest")
+                }
+                let target = try PushTarget(parsing: text)
+                return requests.map { r in var r = r; r.name = target.rewrite(r.destinationName); r.unnamed = false; return r }
+            }
+            given = text
+        case .oci(_, let r), .ociArchive(_, let r), .dockerArchive(_, let r), .store(let r): given = r
+        case .bundle: throw TransferError(.invalidInput, "a bundle is written by 'airgap-export bundle' (signed, with its metadata), not by copy")
+        }
+        guard let given else { return requests }
+        guard requests.count == 1 else {
+            throw TransferError(.invalidInput, "the source holds \(requests.count) images, so the destination cannot name one; leave the reference out of the destination")
+        }
+        var request = requests[0]
+        request.name = try Reference(parsing: given)
+        request.unnamed = false
+        return [request]
+    }
+
+    func run(_ plan: CopyPlan, from source: any ContentSource, to destination: Transport) async throws {
+        switch destination {
+        case .docker:
+            try await CopyEngine(source: source, sink: RegistrySink(client: client), events: events).run(plan)
+        case .oci(let directory, _):
+            try await CopyEngine(source: source, sink: StoreSink(store: try LocalStore(path: directory)), events: events).run(plan)
+        case .store:
+            try await CopyEngine(source: source, sink: StoreSink(store: try LocalStore(path: options.storePath)), events: events).run(plan)
+        case .ociArchive(let file, _), .dockerArchive(let file, _):
+            var dockerView = false
+            if case .dockerArchive = destination { dockerView = true }
+            // Written beside the target and renamed at the end: a failed copy leaves no half file.
+            let temp = "\(file).partial-\(getpid())"
+            let fd = try FileIO.open(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+            do {
+                let sink = BundleSink(archive: .init(sink: fileSink(fd: fd, path: file), dockerView: dockerView))
+                try await CopyEngine(source: source, sink: sink, events: events).run(plan)
+                try FileIO.fsync(fd, path: temp)
+                close(fd)
+                try FileIO.rename(temp, file)
+            } catch {
+                close(fd)
+                unlink(temp)
+                throw error
+            }
+        case .bundle:
+            throw TransferError(.invalidInput, "a bundle is written by 'airgap-export bundle', not by copy")
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import AirgapOCI
+import AirgapTestSupport
+import Foundation
+import Testing
+
+/// `copy SRC DST` between the real registry, skopeo's layouts and archives, bundles and the store.
+@Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
+struct CopyTests {
+    func skopeoDigest(_ f: BundleFixture, _ transport: String) throws -> String {
+        let raw = try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", transport], environment: ["REGISTRY_AUTH_FILE": "/nonexistent"])
+        #expect(raw.status == 0, "\(raw.stderr)")
+        return Digest.sha256(of: Data(raw.stdout.utf8)).description
+    }
+
+    @Test func registryToArchiveAndBackKeepsDigests() throws {
+        let f = try BundleFixture()
+        let ref = "\(f.source)/app-1:1.0"
+        let archive = f.dir.file("app.tar")
+        let out = try f.exporter(["copy", "docker://\(ref)", "oci-archive:\(archive)"])
+        try f.expectOK(out)
+        #expect(out.stdout.contains("Digest: \(try skopeoDigest(f, "docker://\(ref)"))"))
+        // skopeo reads what copy wrote, and finds the registry's bytes.
+        #expect(try skopeoDigest(f, "oci-archive:\(archive):\(ref)") == (try skopeoDigest(f, "docker://\(ref)")))
+        let back = "\(f.registries.plain)/\(TestRegistries.uniqueRepository("copy"))/app:2"
+        try f.expectOK(f.exporter(["copy", "oci-archive:\(archive)", "docker://\(back)"]))
+        #expect(try skopeoDigest(f, "docker://\(back)") == (try skopeoDigest(f, "docker://\(ref)")))
+        // Registry to registry: the blobs are mounted from the source repository, not sent again.
+        let mirror = "\(f.registries.plain)/\(TestRegistries.uniqueRepository("copy"))/app:3"
+        let mounted = try f.exporter(["copy", "docker://\(ref)", "docker://\(mirror)"])
+        try f.expectOK(mounted)
+        #expect(mounted.stderr.contains("mounted from \(f.repo)/app-1"), "\(mounted.stderr)")
+        #expect(try skopeoDigest(f, "docker://\(mirror)") == (try skopeoDigest(f, "docker://\(ref)")))
+    }
+
+    @Test func severalImagesGoUnderAPrefix() throws {
+        let f = try BundleFixture()
+        let store = f.dir.file("s")
+        for name in ["app-1", "app-2"] { try f.expectOK(f.exporter(["image", "pull", "\(f.source)/\(name):1.0"], store: store)) }
+        let saved = f.dir.file("saved.tar")
+        try f.expectOK(f.exporter(["image", "save", "-o", saved, "\(f.source)/app-1:1.0", "\(f.source)/app-2:1.0"], store: store))
+        let prefix = TestRegistries.uniqueRepository("mirror")
+        try f.expectOK(f.exporter(["copy", "docker-archive:\(saved)", "docker://\(f.registries.plain)/\(prefix)"]))
+        for name in ["app-1", "app-2"] {
+            #expect(try skopeoDigest(f, "docker://\(f.registries.plain)/\(prefix)/\(f.repo)/\(name):1.0") == (try skopeoDigest(f, "docker://\(f.source)/\(name):1.0")))
+        }
+        let tagged = try f.exporter(["copy", "docker-archive:\(saved)", "docker://\(f.registries.plain)/\(prefix)/x:1"])
+        #expect(tagged.status == 1 && tagged.stderr.contains("holds 2 images"))
+    }
+
+    @Test func aVerifiedBundleCopiesIntoALayoutAndATamperedOneChangesNothing() throws {
+        let f = try BundleFixture()
+        try f.expectOK(f.makeBundle())
+        let layout = f.dir.file("layout")
+        let copied = try f.importer(["copy", "bundle:\(f.bundle)", "--key", f.pub, "oci:\(layout)"], store: f.dir.file("unused"))
+        try f.expectOK(copied)
+        let multi = "\(f.source)/app-multi:1.0"
+        #expect(try skopeoDigest(f, "oci:\(layout):\(multi)") == (try skopeoDigest(f, "docker://\(multi)")), "every platform: the index byte for byte")
+        let tampered = try tamperedCopy(f, "manifest.json", label: "copy") { $0[$0.startIndex + 3] ^= 0x20 }
+        let target = f.dir.file("layout2")
+        let refused = try f.importer(["copy", "bundle:\(tampered)", "--key", f.pub, "oci:\(target)"], store: f.dir.file("unused"))
+        #expect(refused.status == 3 && refused.stderr.contains("failed verification"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: target))
+    }
+
+    @Test func aSkopeoLayoutNamedByABareTagIsASource() throws {
+        let f = try BundleFixture()
+        let layout = f.dir.file("skopeo-layout")
+        let made = try runProcess("skopeo", ["copy", "--src-tls-verify=false", "docker://\(f.source)/app-2:1.0", "oci:\(layout):v2"],
+                                  environment: ["REGISTRY_AUTH_FILE": "/nonexistent"])
+        try #require(made.status == 0, "\(made.stderr)")
+        let store = f.dir.file("store")
+        try f.expectOK(f.exporter(["copy", "oci:\(layout):v2", "store:team/app:2"], store: store))
+        let listed = try f.exporter(["image", "ls"], store: store)
+        #expect(listed.stdout.contains("team/app") && listed.stdout.contains(" 2 "), "\(listed.stdout)")
+        let bad = try f.exporter(["copy", "ftp://x", "store:"], store: store)
+        #expect(bad.status == 2 && bad.stderr.contains("docker://REF"))
+    }
+}
