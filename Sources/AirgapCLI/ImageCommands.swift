@@ -211,18 +211,8 @@ struct ImageSave: AsyncParsableCommand {
             _ = try await saver.save(selected, format: format, to: fileSink(fd: 1, path: "standard output"))
             return
         }
-        // Written beside the target and renamed at the end: a failed save leaves no half file.
-        let temp = "\(output).partial-\(getpid())"
-        let fd = try FileIO.open(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-        do {
+        try await FileIO.writeThroughTemporary(output) { fd in
             _ = try await saver.save(selected, format: format, to: fileSink(fd: fd, path: output))
-            try FileIO.fsync(fd, path: temp)
-            close(fd)
-            try FileIO.rename(temp, output)
-        } catch {
-            close(fd)
-            unlink(temp)
-            throw error
         }
     }
 }

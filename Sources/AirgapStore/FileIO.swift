@@ -72,6 +72,23 @@ public enum FileIO {
 
     /// Writes a small file atomically: temp file, fsync, rename, fsync directory.
     /// `sync: false` for files that are only a cache (a lost one is rebuilt).
+    /// Streams a file through `body` beside `path` and renames it into place once it is complete
+    /// and fsynced: a failure leaves no half file under the name.
+    public static func writeThroughTemporary(_ path: String, _ body: (Int32) async throws -> Void) async throws {
+        let temp = "\(path).partial-\(getpid())"
+        let fd = try open(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        do {
+            try await body(fd)
+            try fsync(fd, path: temp)
+            close(fd)
+            try rename(temp, path)
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+    }
+
     public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644, sync: Bool = true) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

@@ -202,19 +202,9 @@ public struct Copier {
         case .ociArchive(let file, _), .dockerArchive(let file, _):
             var dockerView = false
             if case .dockerArchive = destination { dockerView = true }
-            // Written beside the target and renamed at the end: a failed copy leaves no half file.
-            let temp = "\(file).partial-\(getpid())"
-            let fd = try FileIO.open(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-            do {
+            try await FileIO.writeThroughTemporary(file) { fd in
                 let sink = BundleSink(archive: .init(sink: fileSink(fd: fd, path: file), dockerView: dockerView))
                 try await CopyEngine(source: source, sink: sink, events: events).run(plan)
-                try FileIO.fsync(fd, path: temp)
-                close(fd)
-                try FileIO.rename(temp, file)
-            } catch {
-                close(fd)
-                unlink(temp)
-                throw error
             }
         case .bundle:
             throw TransferError(.invalidInput, "a bundle is written by 'airgap-export bundle', not by copy")
