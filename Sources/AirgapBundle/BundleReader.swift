@@ -575,7 +575,8 @@ public final class BundleReader {
             }
             if size != d.size { result.findings.append(Finding(entry: by, problem: "gives \(d.digest) \(d.size) bytes but the bundle lists \(size)")) }
         }
-        for image in metadata.images where !index.manifests.contains(where: { $0.digest == image.digest }) {
+        let listed = Set(index.manifests.map(\.digest))
+        for image in metadata.images where !listed.contains(image.digest) {
             result.findings.append(Finding(entry: "index.json", problem: "does not list \(image.reference) (\(image.digest)) that bundle.json promises"))
         }
         var limits = GraphLimits()
@@ -589,7 +590,7 @@ public final class BundleReader {
             let graph: ImageGraph
             do {
                 // Everything below a top entry that the bundle does not hold is a finding of `need`.
-                graph = try GraphWalk.run(GraphWalk(root: top, subject: name, limits: limits, allowAbsent: true)) { d in result.documents[d.digest] }
+                graph = try GraphWalk.run(GraphWalk(root: top, subject: "the image \(top.refName.map(EscapedText.quote) ?? "")", limits: limits, allowAbsent: true)) { d in result.documents[d.digest] }
             } catch {
                 result.findings.append(Finding(entry: name, problem: "\(error)"))
                 continue

@@ -10,12 +10,13 @@ extension BundlePlan {
     /// references) and the Docker view (RepoTags), all named by `Naming`.
     public init(copy plan: CopyPlan, manifest source: BundleMetadata.SourceManifest?, since: String?, created: String?) throws {
         var indexEntries: [Descriptor] = []
+        var listed = Set<Descriptor>()
         var dockerEntries: [JSONValue] = []
         var images: [BundleMetadata.Image] = []
         for image in plan.images {
             var entry = Descriptor(mediaType: image.top.mediaType, digest: image.top.digest, size: image.top.size, platform: image.top.platform)
             if image.named { entry.annotations = Naming.indexAnnotations(image.name) }
-            if !indexEntries.contains(entry) { indexEntries.append(entry) }
+            if listed.insert(entry).inserted { indexEntries.append(entry) }
             images.append(.init(reference: image.name.description, source: image.request.reference.description, digest: image.top.digest,
                                 mediaType: image.top.mediaType, size: image.top.size, originalIndexDigest: image.originalIndexDigest,
                                 platforms: image.platforms.map { .init(platform: $0.platform.description, manifest: $0.manifest.digest, config: $0.config.digest) }))

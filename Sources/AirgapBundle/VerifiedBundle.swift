@@ -81,7 +81,7 @@ public struct VerifiedBundle: ContentSource {
     func notCarried(_ descriptor: Descriptor, for name: Reference) -> ContentError {
         leftOut.contains(descriptor.digest)
             ? ContentError(.missing, "\(name.familiarDescription) needs \(descriptor.digest), which the bundle left out (--since) and the destination does not hold; push the earlier bundle first")
-            : ContentError(.verification, "the bundle does not carry \(descriptor.digest)")
+            : ContentError(.verification, "the bundle does not carry \(descriptor.digest), which \(name.familiarDescription) needs; the bundle is incomplete: export it again")
     }
 
     /// Where a blob lies in the bundle files: an offset in the concatenated stream, mapped onto volumes.

@@ -30,6 +30,7 @@ struct CopyCommand: AsyncParsableCommand {
     @Flag(name: [.customLong("all"), .customLong("all-platforms")], help: "Every platform of a multi-platform image.") var all = false
     @Option(help: "Public key (PEM) a bundle: source must be signed with (default: the trusted signers).") var key: String?
     @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned bundle: source.") var allowUnsigned = false
+    @Flag(name: .customLong("allow-rollback"), help: "Let a bundle: source older than the one that set a tag move that tag back.") var allowRollback = false
     @Flag(name: .shortAndLong, help: "Print only the copied references.") var quiet = false
     @Argument(help: "Where the images are.") var source: String
     @Argument(help: "Where they go.") var destination: String
@@ -45,6 +46,16 @@ struct CopyCommand: AsyncParsableCommand {
         options.allPlatforms = all
         if case .bundle = from {
             options.trust = try BundleInput.trust(key: key, allowUnsigned: allowUnsigned, storeRoot: globals.storeRoot)
+            // The same rollback rule and tag history as load and push.
+            let history = TagHistory(storeRoot: globals.storeRoot)
+            let allowRollback = self.allowRollback
+            options.admitBundle = { result, destination, tags in
+                guard let metadata = result.metadata else { return }
+                try BundleInput.checkRollback(metadata, result.signature, history: history, destination: destination, tags: tags, allowRollback: allowRollback)
+            }
+            options.recordBundle = { result, destination, tags in
+                try BundleInput.recordTags(result, history: history, destination: destination, tags: tags)
+            }
         }
         let progress = ProgressRenderer(verb: "Copy", quiet: quiet)
         let copied = try await registry.withClient { client in

@@ -47,6 +47,11 @@ struct BundleInput: ParsableArguments {
     /// Refuses a bundle that would move a tag back to what an older bundle of the same signer set.
     func checkRollback(_ metadata: BundleMetadata, _ signature: SignatureStatus, history: TagHistory, destination: String,
                        tags: [(String, Digest)]) throws {
+        try Self.checkRollback(metadata, signature, history: history, destination: destination, tags: tags, allowRollback: allowRollback)
+    }
+
+    static func checkRollback(_ metadata: BundleMetadata, _ signature: SignatureStatus, history: TagHistory, destination: String,
+                              tags: [(String, Digest)], allowRollback: Bool) throws {
         guard case .valid(let signer) = signature, !allowRollback else { return }
         let rollbacks = try history.rollbacks(destination: destination, signer: signer, created: metadata.createdForHistory, tags: tags)
         guard let first = rollbacks.first else { return }
@@ -55,6 +60,10 @@ struct BundleInput: ParsableArguments {
 
     /// Remembers which bundle set these tags (signed bundles only: an unsigned one proves nothing).
     func recordTags(_ result: BundleReadResult, history: TagHistory, destination: String, tags: [(String, Digest)]) throws {
+        try Self.recordTags(result, history: history, destination: destination, tags: tags)
+    }
+
+    static func recordTags(_ result: BundleReadResult, history: TagHistory, destination: String, tags: [(String, Digest)]) throws {
         guard case .valid(let signer) = result.signature, let metadata = result.metadata, let id = result.bundleID else { return }
         try history.record(destination: destination, signer: signer, created: metadata.createdForHistory, bundle: id, tags: tags)
     }

@@ -15,6 +15,8 @@ public struct ContentError: Error, Sendable, CustomStringConvertible {
     public let message: String
     /// For a digest mismatch: what the bytes hashed to (a reader reports it as its finding).
     public var actual: Digest?
+    /// For `missing`: the document or blob that is not there.
+    public var missingDigest: Digest?
     public init(_ kind: Kind, _ message: String, actual: Digest? = nil) { self.kind = kind; self.message = message; self.actual = actual }
     public var description: String { message }
     public var isVerificationFailure: Bool { kind == .verification }
@@ -24,6 +26,6 @@ public struct ContentError: Error, Sendable, CustomStringConvertible {
     }
 
     public static func sizeMismatch(digest: Digest, expected: Int64, actual: Int64, source: String) -> ContentError {
-        ContentError(.verification, "\(source) for \(digest) has \(actual) bytes where \(expected) were expected; the content is truncated or corrupt")
+        ContentError(.verification, "\(source) has \(actual) bytes where \(expected) were expected (\(digest.shortID)); the content is truncated or corrupt")
     }
 }

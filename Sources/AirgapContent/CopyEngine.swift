@@ -122,8 +122,17 @@ public struct CopyEngine: Sendable {
         let fallbackName = plan.images.first?.name ?? Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
         var ahead: [Digest: Task<Data, any Error>] = [:]
         var nextAhead = 0
-        defer { for task in ahead.values { task.cancel() } }
         let source = self.source
+        do {
+            try await writeInOrder()
+        } catch {
+            // Nothing may still read the source or write anywhere once the sink is aborted.
+            for task in ahead.values { task.cancel() }
+            for task in ahead.values { _ = try? await task.value }
+            throw error
+        }
+
+        func writeInOrder() async throws {
 
         for d in order {
             // Keep up to `prefetch` small blobs in flight beyond this one.
@@ -149,6 +158,7 @@ public struct CopyEngine: Sendable {
             } else {
                 try await transfer(d, from: sources[d.digest]?.source ?? name, to: name, plan)
             }
+        }
         }
     }
 }

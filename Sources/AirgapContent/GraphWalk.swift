@@ -12,6 +12,8 @@ public struct GraphLimits: Sendable {
     public var entries = 4096
     /// Documents read in one walk.
     public var documents = 65_536
+    /// Bytes of documents held in one walk (a registry cannot make a plan hold gigabytes).
+    public var documentBytes: Int64 = 64 << 20
     public init() {}
 }
 
@@ -53,13 +55,35 @@ public struct GraphWalk {
     private var pending: [(descriptor: Descriptor, depth: Int)]
     private var seenBlobs = Set<Digest>()
     private var seenDocuments = Set<Digest>()
-    private var order: [Descriptor] = []
+    /// Named by an index already: fetched once, however many indexes name it.
+    private var queued = Set<Digest>()
+    private var heldBytes: Int64 = 0
+    private var walked: [Digest: Descriptor] = [:]
+    private var children: [Digest: [Digest]] = [:]
     private var building: ImageGraph
     /// What the walk reached so far (everything, once `next()` returns nil).
     public var graph: ImageGraph {
         var graph = building
-        graph.manifests = order.reversed()
+        graph.manifests = postOrder()
         return graph
+    }
+
+    /// Every document after all it names (an index after its children, however they are shared):
+    /// the order a registry accepts them in.
+    private func postOrder() -> [Descriptor] {
+        var done = Set<Digest>(), result: [Descriptor] = []
+        var stack: [(Digest, expanded: Bool)] = [(building.root.digest, false)]
+        while let (digest, expanded) = stack.popLast() {
+            guard let descriptor = walked[digest], !done.contains(digest) else { continue }
+            if expanded {
+                done.insert(digest)
+                result.append(descriptor)
+            } else {
+                stack.append((digest, true))
+                for child in (children[digest] ?? []).reversed() where !done.contains(child) { stack.append((child, false)) }
+            }
+        }
+        return result
     }
 
     public init(root: Descriptor, subject: String, limits: GraphLimits = GraphLimits(), allowAbsent: Bool = false,
@@ -69,6 +93,7 @@ public struct GraphWalk {
         self.subject = subject
         self.select = select
         pending = [(root, 0)]
+        queued = [root.digest]
         building = ImageGraph(root: root)
     }
 
@@ -90,7 +115,9 @@ public struct GraphWalk {
         let (descriptor, depth) = pending.removeLast()
         guard let data else {
             guard allowAbsent && depth > 0 else {
-                throw ContentError(.missing, "\(subject): the manifest \(descriptor.digest) is not at the source")
+                var error = ContentError(.missing, "\(subject): the manifest \(descriptor.digest) is not at the source")
+                error.missingDigest = descriptor.digest
+                throw error
             }
             building.absent.append(descriptor)
             return
@@ -99,16 +126,21 @@ public struct GraphWalk {
         guard seenDocuments.count <= limits.documents else {
             throw ContentError(.verification, "\(subject) reaches more than \(limits.documents) manifests; refusing the graph")
         }
+        heldBytes += Int64(data.count)
+        guard heldBytes <= limits.documentBytes else {
+            throw ContentError(.verification, "\(subject): its manifests add up to more than \(limits.documentBytes >> 20) MiB; refusing the graph")
+        }
         let mediaType = try Self.documentType(descriptor, data, subject: subject)
-        order.append(descriptor)
+        walked[descriptor.digest] = descriptor
         building.documents[descriptor.digest] = data
         if mediaType.isIndex {
             let index = try Self.decode(ImageIndex.self, data, what: "\(subject): index \(descriptor.digest)")
             guard index.manifests.count <= limits.entries else {
                 throw ContentError(.verification, "\(subject): the index \(descriptor.digest) lists \(index.manifests.count) entries, more than \(limits.entries); refusing it")
             }
-            let chosen = try select(descriptor, index, depth)
-            for child in chosen.reversed() where child.mediaType.isManifest || child.mediaType.isSchema1 {
+            let chosen = try select(descriptor, index, depth).filter { $0.mediaType.isManifest || $0.mediaType.isSchema1 }
+            children[descriptor.digest] = chosen.map(\.digest)
+            for child in chosen.reversed() where queued.insert(child.digest).inserted {
                 pending.append((child, depth + 1))
             }
         } else {

@@ -65,12 +65,18 @@ public final class IngestSession: BlobWriter, @unchecked Sendable {
             existing = Int64(st.st_size)
             if let expectedSize, existing > expectedSize { existing = 0 }
         }
-        resumedFrom = existing
         if existing > 0 {
-            try Self.rehash(fd: fd, length: existing, into: &verifier, path: tempPath)
-        } else {
+            do { try Self.rehash(fd: fd, length: existing, into: &verifier, path: tempPath) } catch is ContentError {
+                // A partial that does not hash to what it should (a torn write at power loss): start over.
+                verifier.reset()
+                existing = 0
+                guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
+            }
+        }
+        if existing == 0 {
             guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
         }
+        resumedFrom = existing
         _ = lseek(fd, off_t(existing), SEEK_SET)
     }
 

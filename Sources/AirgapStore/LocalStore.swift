@@ -246,7 +246,7 @@ extension LocalStore {
         do {
             graph = try GraphWalk.run(walk) { d in hasBlob(d.digest) ? try readBlob(d.digest) : nil }
         } catch let error as ContentError where error.kind == .missing {
-            throw StoreError.blobMissing(descriptor.digest, needed: descriptor.refName ?? "an image in the store")
+            throw StoreError.blobMissing(error.missingDigest ?? descriptor.digest, needed: descriptor.refName ?? "an image in the store")
         }
         closure.required.formUnion(graph.manifests.map(\.digest))
         closure.required.formUnion(graph.blobs.map(\.digest))

@@ -26,9 +26,8 @@ public enum Transport: Sendable, CustomStringConvertible {
 
     public init(parsing text: String) throws {
         func split(_ rest: Substring) -> (String, String?) {
-            // FILE:REF — the reference is what follows the first ':' after the path's last '/'.
-            let slash = rest.lastIndex(of: "/") ?? rest.startIndex
-            guard let colon = rest[slash...].firstIndex(of: ":") else { return (String(rest), nil) }
+            // FILE:REF — as skopeo reads it: the path ends at the first ':'.
+            guard let colon = rest.firstIndex(of: ":") else { return (String(rest), nil) }
             return (String(rest[..<colon]), String(rest[rest.index(after: colon)...]))
         }
         if text.hasPrefix("docker://") { self = .docker(String(text.dropFirst(9))); return }
@@ -70,8 +69,14 @@ public struct Copier {
         public var storePath: String
         /// Whom to trust for `bundle:` sources.
         public var trust: BundleTrust?
+        /// For a bundle source: sees the verified bundle, the destination as the tag history names
+        /// it and the tags the copy would set, before a byte is copied (the rollback check)…
+        public var admitBundle: BundleGate?
+        /// … and after the copy (to record them).
+        public var recordBundle: BundleGate?
         public init(storePath: String) { self.storePath = storePath }
     }
+    public typealias BundleGate = (_ result: BundleReadResult, _ destination: String, _ tags: [(String, Digest)]) throws -> Void
 
     public let client: RegistryClient
     public let options: Options
@@ -85,6 +90,7 @@ public struct Copier {
         var source: any ContentSource
         var requests: [CopyRequest]
         var temporary: String?
+        var bundle: BundleReadResult?
     }
 
     public func copy(from source: Transport, to destination: Transport) async throws -> [CopyPlan.Image] {
@@ -95,7 +101,14 @@ public struct Copier {
         let isLocal = !(opened.source is RegistrySource)
         let planner = CopyPlanner(source: opened.source, allowAbsent: isLocal, events: events)
         let plan = try await planner.plan(requests)
+        let tags = plan.images.filter(\.named).map { ($0.name.description, $0.top.digest) }
+        let label = historyLabel(destination, plan)
+        if let bundle = opened.bundle, let verified = opened.source as? VerifiedBundle {
+            if let label { try options.admitBundle?(bundle, label, tags) }
+            try checkRequiredOnInside(verified, destination)
+        }
         try await run(plan, from: opened.source, to: destination)
+        if let bundle = opened.bundle, let label { try options.recordBundle?(bundle, label, tags) }
         return plan.images
     }
 
@@ -134,7 +147,42 @@ public struct Copier {
                 let first = result.findings.first.map { EscapedText.escape($0.description) } ?? "it failed verification"
                 throw TransferError.bad("\(file) failed verification (\(first)); nothing was copied (see 'airgap-import verify \(file)')")
             }
-            return Opened(source: bundle, requests: bundle.requests())
+            let requests = bundle.requests().map { request in
+                var request = request
+                if !options.platforms.isEmpty { request.platforms = options.platforms; request.allPlatforms = options.allPlatforms }
+                return request
+            }
+            return Opened(source: bundle, requests: requests, bundle: result)
+        }
+    }
+
+    /// Where the tag history records what a bundle set: the names `load` and `push` use.
+    func historyLabel(_ destination: Transport, _ plan: CopyPlan) -> String? {
+        switch destination {
+        case .store: return "store"
+        case .oci(let directory, _): return "oci \((directory as NSString).standardizingPath)"
+        case .docker(let text):
+            if plan.images.count > 1, let target = try? PushTarget(parsing: text) { return "registry \(target)" }
+            return plan.images.first.map { "registry \($0.name.registry)" }
+        case .ociArchive, .dockerArchive, .bundle: return nil // a new file each time: no tag to move back
+        }
+    }
+
+    /// A bundle made with `--since` relies on the destination holding what it left out: a store
+    /// is checked before anything is written (a registry is checked blob by blob, before any tag).
+    func checkRequiredOnInside(_ bundle: VerifiedBundle, _ destination: Transport) throws {
+        let path: String
+        switch destination {
+        case .store: path = options.storePath
+        case .oci(let directory, _): path = directory
+        default: return
+        }
+        let required = bundle.metadata.requiredOnInside
+        guard !required.isEmpty else { return }
+        let store = FileIO.exists(path + "/oci-layout") ? try LocalStore(path: path) : nil
+        let missing = required.filter { blob in !(store.map { $0.hasBlob(blob.digest, size: blob.size) && $0.confirmBlob(blob.digest, size: blob.size) } ?? false) }
+        if let first = missing.first {
+            throw TransferError(.invalidInput, "the bundle was made with --since and needs \(missing.count) blob\(missing.count == 1 ? "" : "s") the destination does not hold (\(first.digest) first); load the earlier bundle there first. Nothing was copied")
         }
     }
 
@@ -168,8 +216,9 @@ public struct Copier {
         let given: String?
         switch destination {
         case .docker(let text):
-            // Several images go under HOST[:PORT][/PREFIX], each keeping its path (as push --to does).
-            if requests.count > 1 {
+            // Several images go under HOST[:PORT][/PREFIX], each keeping its path (as push --to does);
+            // so does one, given a bare host (never docker.io/library/HOST by accident).
+            if requests.count > 1 || !text.contains("/") {
                 let lastPart = text.split(separator: "/").last.map(String.init) ?? ""
                 guard !text.contains("@"), text.split(separator: "/").count == 1 || !lastPart.contains(":") else {
                     throw TransferError(.invalidInput, "the source holds \(requests.count) images: give the destination as docker://HOST[:PORT][/PREFIX], without a tag or digest")
@@ -182,6 +231,9 @@ public struct Copier {
         case .bundle: throw TransferError(.invalidInput, "a bundle is written by 'airgap-export bundle' (signed, with its metadata), not by copy")
         }
         guard let given else { return requests }
+        if case .docker = destination {} else if case .store = destination {} else if !given.contains("/") && !given.contains(":") {
+            throw TransferError(.invalidInput, "'\(given)' is a bare tag; name the image in full (NAME:TAG) for \(destination): this tool writes full references into layouts (skopeo's bare tags are read, not written)")
+        }
         guard requests.count == 1 else {
             throw TransferError(.invalidInput, "the source holds \(requests.count) images, so the destination cannot name one; leave the reference out of the destination")
         }

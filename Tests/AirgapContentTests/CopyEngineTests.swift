@@ -102,6 +102,44 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         catch let error as ContentError { #expect(error.message.contains("schema 1") && !error.message.contains("offers )")) }
     }
 
+    @Test func sharedChildrenComeBeforeEveryIndexThatNamesThem() async throws {
+        let source = FakeSource()
+        let x = try source.image(amd64, layers: ["x"]), y = try source.image(arm64, layers: ["y"])
+        let a = try source.index([(x, amd64)]), b = try source.index([(x, amd64), (y, arm64)])
+        let root = try source.index([(a, amd64), (b, arm64)])
+        let graph = try GraphWalk.run(GraphWalk(root: root, subject: "r")) { source.documents[$0.digest] }
+        let order = graph.manifests.map(\.digest)
+        func at(_ d: Descriptor) -> Int { order.firstIndex(of: d.digest)! }
+        #expect(order.count == 5 && order.last == root.digest)
+        #expect(at(x) < at(a) && at(x) < at(b) && at(y) < at(b))
+    }
+
+    @Test func anIndexNamingOneManifestManyTimesIsReadOnce() async throws {
+        let source = FakeSource()
+        let image = try source.image(amd64, layers: ["x"])
+        let index = try source.index(Array(repeating: (image, amd64), count: 4000))
+        var reads = 0
+        let graph = try GraphWalk.run(GraphWalk(root: index, subject: "dup")) { d in reads += 1; return source.documents[d.digest] }
+        #expect(reads == 2 && graph.images.count == 1)
+        var limits = GraphLimits()
+        limits.documentBytes = 1 << 10
+        #expect(throws: ContentError.self) { try GraphWalk.run(GraphWalk(root: index, subject: "big", limits: limits)) { source.documents[$0.digest] } }
+    }
+
+    @Test func anIndexWithEntriesThatAreNotPlatformImagesIsFilteredNotKeptWhole() async throws {
+        let source = FakeSource()
+        let images = try [amd64, arm64].map { try source.image($0, layers: [$0.architecture]) }
+        let nested = try source.index([(images[0], amd64)])
+        var entries = try ImageIndex.decode(source.documents[try source.index(Array(zip(images, [amd64, arm64]))).digest]!).manifests
+        entries.append(Descriptor(mediaType: .ociIndex, digest: nested.digest, size: nested.size))
+        let top = source.document(try CanonicalJSON.encode(ImageIndex(mediaType: .ociIndex, manifests: entries)), .ociIndex)
+        let ref = try source.tag("reg.example/mixed:1", top)
+        let plan = try await CopyPlanner(source: source).plan([CopyRequest(reference: ref, allPlatforms: true)])
+        #expect(plan.images[0].top.digest != top.digest, "an entry that was not walked would be missing at the destination")
+        let written = try ImageIndex.decode(try #require(plan.documents[plan.images[0].top.digest]))
+        #expect(written.manifests.map(\.digest) == images.map(\.digest))
+    }
+
     @Test func nestingAndSizeLimitsHold() async throws {
         let source = FakeSource()
         var top = try source.image(amd64, layers: ["x"])

@@ -44,6 +44,21 @@ import Testing
         #expect(try store.allBlobs().isEmpty)
     }
 
+    @Test func aFullLengthButTornPartialStartsOver() throws {
+        let dir = TempDirectory("store")
+        let store = try LocalStore(path: dir.path)
+        let data = Data(repeating: 7, count: 4096)
+        let digest = Digest.sha256(of: data)
+        // What a power loss can leave: the right length, a zero-filled tail.
+        var torn = data
+        torn.replaceSubrange(2048..<4096, with: Data(count: 2048))
+        try torn.write(to: URL(fileURLWithPath: "\(dir.path)/.airgap/ingest/sha256-\(digest.encoded).partial"))
+        let session = try store.beginIngest(expected: digest, size: 4096, resume: true, source: "torn")
+        #expect(session.resumedFrom == 0)
+        try session.write(data)
+        #expect(try session.commit() == digest)
+    }
+
     @Test func tooManyBytesFailEarly() throws {
         let dir = TempDirectory("store")
         let store = try LocalStore(path: dir.path)

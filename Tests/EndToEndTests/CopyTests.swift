@@ -45,6 +45,17 @@ struct CopyTests {
         }
         let tagged = try f.exporter(["copy", "docker-archive:\(saved)", "docker://\(f.registries.plain)/\(prefix)/x:1"])
         #expect(tagged.status == 1 && tagged.stderr.contains("holds 2 images"))
+        // One image to a bare host lands under that host with its own path, never on Docker Hub.
+        let one = f.dir.file("one.tar")
+        try f.expectOK(f.exporter(["image", "save", "-o", one, "\(f.source)/app-1:1.0"], store: store))
+        let host = try f.exporter(["copy", "-q", "docker-archive:\(one)", "docker://\(f.registries.plain)"])
+        try f.expectOK(host)
+        #expect(host.stdout == "\(f.source)/app-1:1.0\n", "\(host.stdout)")
+        // skopeo's FILE:REF form, the path ending at the first ':'; a bare tag is not written into a layout.
+        let pinned = try f.exporter(["copy", "docker-archive:\(one):\(f.source)/app-1:1.0", "oci:\(f.dir.file("l")):\(f.source)/x:1"])
+        try f.expectOK(pinned)
+        let bare = try f.exporter(["copy", "docker-archive:\(one)", "oci:\(f.dir.file("l2")):v1"])
+        #expect(bare.status == 1 && bare.stderr.contains("bare tag"), "\(bare.stderr)")
     }
 
     @Test func aVerifiedBundleCopiesIntoALayoutAndATamperedOneChangesNothing() throws {

@@ -61,5 +61,14 @@ struct TrustTests {
         let pushBack = try f.importer(["push", f.dir.file("old.tar"), "--key", f.pub, "--to", target], store: pushStore)
         #expect(pushBack.status == 3 && pushBack.stderr.contains("rollback"), "\(pushBack.stderr)")
         #expect(try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(target)/\(f.repo)/app-1:1.0"]).stdout == digestBefore)
+
+        // And for copy, which reads bundles too: the same history, the same refusal.
+        let copyStore = f.dir.file("copier")
+        try f.expectOK(try f.importer(["copy", "bundle:\(f.dir.file("new.tar"))", "--key", f.pub, "store:"], store: copyStore))
+        let listed = try storeListing(f, copyStore)
+        let copyBack = try f.importer(["copy", "bundle:\(f.dir.file("old.tar"))", "--key", f.pub, "store:"], store: copyStore)
+        #expect(copyBack.status == 3 && copyBack.stderr.contains("rollback"), "\(copyBack.stderr)")
+        #expect(try storeListing(f, copyStore) == listed)
+        try f.expectOK(try f.importer(["copy", "bundle:\(f.dir.file("old.tar"))", "--key", f.pub, "--allow-rollback", "store:"], store: copyStore))
     }
 }
