@@ -12,7 +12,8 @@ let package = Package(
     targets: [
         .executableTarget(name: "FuzzReference", dependencies: [.product(name: "AirgapOCI", package: "airgap")],
                           swiftSettings: swiftSettings),
-        .executableTarget(name: "FuzzManifest", dependencies: [.product(name: "AirgapOCI", package: "airgap")],
+        .executableTarget(name: "FuzzManifest", dependencies: [.product(name: "AirgapOCI", package: "airgap"),
+                                                               .product(name: "AirgapContent", package: "airgap")],
                           swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzImageSet", dependencies: [.product(name: "AirgapImageSet", package: "airgap"),
                                                                .product(name: "AirgapOCI", package: "airgap")],

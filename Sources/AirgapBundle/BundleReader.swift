@@ -146,10 +146,26 @@ final class BackgroundHasher: @unchecked Sendable {
         var digest: Digest?
     }
     private let queue = DispatchQueue(label: "airgap.verify.hash")
-    private let slots = DispatchSemaphore(value: BackgroundHasher.buffers)
+    private let slots: DispatchSemaphore
     private let lock = NSLock()
     private var queuedBlobs = 0
-    static let buffers = 32
+    /// A fixed pool, allocated once: fresh buffers per chunk would fault their pages in every
+    /// time and leave the allocator's arenas fragmented.
+    private var free: [UnsafeMutableRawBufferPointer]
+    private let all: [UnsafeMutableRawBufferPointer]
+    static let buffers = 16
+    static let bufferSize = 1 << 20
+
+    init() {
+        all = (0..<Self.buffers).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 4096) }
+        free = all
+        slots = DispatchSemaphore(value: Self.buffers)
+    }
+
+    deinit {
+        queue.sync {}
+        for buffer in all { buffer.deallocate() }
+    }
 
     /// Nothing waits to be hashed: a new blob is better given here than hashed inline.
     var isIdle: Bool { lock.withLock { queuedBlobs == 0 } }
@@ -160,14 +176,20 @@ final class BackgroundHasher: @unchecked Sendable {
     }
 
     func add(_ chunk: UnsafeRawBufferPointer, to result: Result) throws {
-        slots.wait()
-        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk.count, alignment: 64)
-        copy.copyMemory(from: chunk)
-        nonisolated(unsafe) let buffer = copy
-        queue.async {
-            result.hasher.update(UnsafeRawBufferPointer(buffer))
-            buffer.deallocate()
-            self.slots.signal()
+        var rest = chunk
+        while !rest.isEmpty {
+            slots.wait()
+            let buffer = lock.withLock { free.removeLast() }
+            let n = min(rest.count, buffer.count)
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[..<n]))
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            nonisolated(unsafe) let filled = UnsafeRawBufferPointer(rebasing: buffer[..<n])
+            nonisolated(unsafe) let owned = buffer
+            queue.async {
+                result.hasher.update(filled)
+                self.lock.withLock { self.free.append(owned) }
+                self.slots.signal()
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import Foundation
 
@@ -16,5 +17,14 @@ public func fuzzManifest(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     }
     _ = try? ImageConfig.decode(data)
     _ = try? JSONSerialization.jsonObject(with: data)
+    // The one graph walk over the same bytes as a top document (its children absent): a graph or a
+    // ContentError, never a trap, and its output holds to its own promises.
+    for type in [MediaType.ociManifest, .ociIndex, .dockerSchema1Signed] {
+        let root = Descriptor(mediaType: type, digest: Digest.sha256(of: data), size: Int64(data.count))
+        if let graph = try? GraphWalk.run(GraphWalk(root: root, subject: "fuzz", allowAbsent: true), load: { $0.digest == root.digest ? data : nil }) {
+            precondition(graph.manifests.last?.digest == root.digest, "the root is not last")
+            precondition(Set(graph.blobs.map(\.digest)).count == graph.blobs.count, "a blob listed twice")
+        }
+    }
     return 0
 }
