@@ -138,69 +138,59 @@ public struct EntryData {
     public static func memory(_ data: Data) -> EntryData { EntryData { body in try data.withUnsafeBytes { try body($0) } } }
 }
 
-/// Hashes blobs on a second core: the reader copies each chunk into one of a bounded set of 1 MiB
-/// buffers (it waits when all are in use, so memory stays bounded) and goes on reading.
+/// Hashes blobs on a second core, reading them itself from their byte ranges in the bundle files
+/// (one 1 MiB buffer), while the reader thread reads on through the stream, checks the encoding and
+/// hashes other blobs. What it hashes is what a later consumer re-reads by offset and hashes again.
 final class BackgroundHasher: @unchecked Sendable {
     final class Result: @unchecked Sendable {
-        var hasher = DigestHasher()
         var digest: Digest?
+        var error: (any Error)?
     }
     private let queue = DispatchQueue(label: "airgap.verify.hash")
-    private let slots: DispatchSemaphore
     private let lock = NSLock()
-    private var queuedBlobs = 0
-    /// A fixed pool, allocated once: fresh buffers per chunk would fault their pages in every
-    /// time and leave the allocator's arenas fragmented.
-    private var free: [UnsafeMutableRawBufferPointer]
-    private let all: [UnsafeMutableRawBufferPointer]
-    static let buffers = 16
-    static let bufferSize = 1 << 20
-
-    init() {
-        all = (0..<Self.buffers).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 4096) }
-        free = all
-        slots = DispatchSemaphore(value: Self.buffers)
-    }
+    private var pendingBytes: Int64 = 0
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
 
     deinit {
         queue.sync {}
-        for buffer in all { buffer.deallocate() }
+        buffer.deallocate()
     }
 
-    /// Nothing waits to be hashed: a new blob is better given here than hashed inline.
-    var isIdle: Bool { lock.withLock { queuedBlobs == 0 } }
+    /// Takes a blob when what it still has to hash is less than the blob: the reader then finishes
+    /// the blobs after it inline while this one works.
+    func wants(_ size: Int64) -> Bool { lock.withLock { pendingBytes < size } }
 
-    func begin() -> Result {
-        lock.withLock { queuedBlobs += 1 }
-        return Result()
-    }
-
-    func add(_ chunk: UnsafeRawBufferPointer, to result: Result) throws {
-        var rest = chunk
-        while !rest.isEmpty {
-            slots.wait()
-            let buffer = lock.withLock { free.removeLast() }
-            let n = min(rest.count, buffer.count)
-            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[..<n]))
-            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
-            nonisolated(unsafe) let filled = UnsafeRawBufferPointer(rebasing: buffer[..<n])
-            nonisolated(unsafe) let owned = buffer
-            queue.async {
-                result.hasher.update(filled)
-                self.lock.withLock { self.free.append(owned) }
-                self.slots.signal()
-            }
-        }
-    }
-
-    func end(_ result: Result) {
+    func hash(_ segments: [(path: String, offset: Int64, length: Int64)]) -> Result {
+        let result = Result()
+        let total = segments.reduce(0) { $0 + $1.length }
+        lock.withLock { pendingBytes += total }
+        nonisolated(unsafe) let buffer = self.buffer
         queue.async {
-            result.digest = result.hasher.finalize()
-            self.lock.withLock { self.queuedBlobs -= 1 }
+            var hasher = DigestHasher()
+            do {
+                for segment in segments {
+                    let file = try FileSequenceSource.openRegularFile(segment.path)
+                    defer { close(file.fd) }
+                    var position = segment.offset
+                    let end = segment.offset + segment.length
+                    while position < end {
+                        let n = pread(file.fd, buffer.baseAddress!, Int(min(Int64(buffer.count), end - position)), off_t(position))
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else { throw TarError("\(segment.path) ended before byte \(end)") }
+                        hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                        position += Int64(n)
+                    }
+                }
+                result.digest = hasher.finalize()
+            } catch {
+                result.error = error
+            }
+            self.lock.withLock { self.pendingBytes -= total }
         }
+        return result
     }
 
-    /// Every blob handed over has its digest.
+    /// Every blob handed over has its digest (or its error).
     func wait() { queue.sync {} }
     func finish() { queue.sync {} }
 }
@@ -354,7 +344,10 @@ public final class BundleReader {
         let background = blobHandler == nil && tee == nil ? BackgroundHasher() : nil
         var deferred: [(entry: Int, name: String, want: Digest, start: Int64, size: Int64, result: BackgroundHasher.Result)] = []
         func settle(_ item: (entry: Int, name: String, want: Digest, start: Int64, size: Int64, result: BackgroundHasher.Result)) {
-            let actual = item.result.digest!
+            guard let actual = item.result.digest else {
+                result.findings.append(Finding(entry: item.name, problem: "could not be read again to hash it: \(item.result.error.map { "\($0)" } ?? "unknown error")"))
+                return
+            }
             result.entries[item.entry].sha256 = actual.encoded
             result.entries[item.entry].ok = actual == item.want
             if actual == item.want {
@@ -424,12 +417,12 @@ public final class BundleReader {
                             if (try? JSONSerialization.jsonObject(with: data)) == nil { result.findings.append(Finding(entry: name, problem: "not valid JSON")) }
                         }
                     }
-                } else if let background, background.isIdle, name != entryNames.last?.name {
-                    // Copied into the background hasher's buffers; its result is settled in order below.
+                } else if let background, name != entryNames.last?.name, background.wants(size) {
+                    // Hashed on the other core from the files; the stream here is only read past
+                    // (its padding and what follows are still checked). Settled in order below.
                     let offset = tar.position
-                    let pending = background.begin()
-                    try tar.readData(size: size, entry: name) { try background.add($0, to: pending) }
-                    background.end(pending)
+                    let pending = background.hash(Self.segments(offset: offset, length: size, paths: files.paths, sizes: fileSource.sizes))
+                    try tar.readData(size: size, entry: name) { _ in }
                     result.entries.append(ReadEntry(name: name, size: size, sha256: "", ok: false))
                     deferred.append((result.entries.count - 1, name, want, offset, size, pending))
                     continue
@@ -624,6 +617,20 @@ public final class BundleReader {
                 }
             }
         }
+    }
+
+    /// Where `length` bytes at `offset` of the concatenated bundle lie in its volume files.
+    static func segments(offset: Int64, length: Int64, paths: [String], sizes: [Int64]) -> [(path: String, offset: Int64, length: Int64)] {
+        var result: [(path: String, offset: Int64, length: Int64)] = []
+        var start = offset, remaining = length
+        for (path, size) in zip(paths, sizes) where remaining > 0 {
+            if start >= size { start -= size; continue }
+            let take = min(size - start, remaining)
+            result.append((path, start, take))
+            remaining -= take
+            start = 0
+        }
+        return result
     }
 
     /// Index → index → manifest is as deep as real images go; a little room beyond that.

@@ -87,15 +87,7 @@ public struct VerifiedBundle: ContentSource {
     /// Where a blob lies in the bundle files: an offset in the concatenated stream, mapped onto volumes.
     public func fileSegments(_ descriptor: Descriptor) -> FileSegments? {
         guard let offset = offsets[descriptor.digest] else { return nil }
-        var result: [FileSegments.Segment] = []
-        var start = offset, remaining = descriptor.size
-        for (path, size) in zip(paths, sizes) where remaining > 0 {
-            if start >= size { start -= size; continue }
-            let take = min(size - start, remaining)
-            result.append(.init(path: path, offset: start, length: take))
-            remaining -= take
-            start = 0
-        }
-        return FileSegments(result)
+        return FileSegments(BundleReader.segments(offset: offset, length: descriptor.size, paths: paths, sizes: sizes)
+            .map { .init(path: $0.path, offset: $0.offset, length: $0.length) })
     }
 }
