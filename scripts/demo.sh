@@ -75,6 +75,11 @@ for name in app-1 app-multi; do
   [ "$a" = "$b" ] || { echo "demo: digests differ for $name" >&2; exit 1; }
 done
 
+step "inside: copy one image out of the verified bundle into an OCI archive any tool reads (the copy engine)"
+"$IMPORT" --store "$WORK/inside-store" copy -q "bundle:$WORK/bundle.tar" --key "$WORK/site.pub" --platform linux/arm64/v8 "oci:$WORK/layout"
+"$IMPORT" copy -q "oci:$WORK/layout:$OUTSIDE/sample/app-1:1.0" "oci-archive:$WORK/app-1.tar:$OUTSIDE/sample/app-1:1.0" >/dev/null
+skopeo inspect --raw "oci-archive:$WORK/app-1.tar:$OUTSIDE/sample/app-1:1.0" | sha256sum | sed 's/^/app-1 in the archive: sha256:/; s/  -$//'
+
 step "inside: the checksum audit report for the auditors"
 "$IMPORT" audit "$WORK/bundle.tar" --key "$WORK/site.pub" --format text | head -12
 
