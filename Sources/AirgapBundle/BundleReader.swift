@@ -139,7 +139,7 @@ public struct EntryData {
 }
 
 /// Hashes blobs on a second core, reading them itself from their byte ranges in the bundle files
-/// (one 1 MiB buffer), while the reader thread reads on through the stream, checks the encoding and
+/// while the reader thread reads on through the stream, checks the encoding and
 /// hashes other blobs. What it hashes is what a later consumer re-reads by offset and hashes again.
 final class BackgroundHasher: @unchecked Sendable {
     final class Result: @unchecked Sendable {
@@ -149,38 +149,21 @@ final class BackgroundHasher: @unchecked Sendable {
     private let queue = DispatchQueue(label: "airgap.verify.hash")
     private let lock = NSLock()
     private var pendingBytes: Int64 = 0
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
 
-    deinit {
-        queue.sync {}
-        buffer.deallocate()
-    }
+    deinit { queue.sync {} }
 
     /// Takes a blob when what it still has to hash is less than the blob: the reader then finishes
     /// the blobs after it inline while this one works.
     func wants(_ size: Int64) -> Bool { lock.withLock { pendingBytes < size } }
 
-    func hash(_ segments: [(path: String, offset: Int64, length: Int64)]) -> Result {
+    func hash(_ segments: FileSegments) -> Result {
         let result = Result()
-        let total = segments.reduce(0) { $0 + $1.length }
+        let total = segments.length
         lock.withLock { pendingBytes += total }
-        nonisolated(unsafe) let buffer = self.buffer
         queue.async {
             var hasher = DigestHasher()
             do {
-                for segment in segments {
-                    let file = try FileSequenceSource.openRegularFile(segment.path)
-                    defer { close(file.fd) }
-                    var position = segment.offset
-                    let end = segment.offset + segment.length
-                    while position < end {
-                        let n = pread(file.fd, buffer.baseAddress!, Int(min(Int64(buffer.count), end - position)), off_t(position))
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { throw TarError("\(segment.path) ended before byte \(end)") }
-                        hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-                        position += Int64(n)
-                    }
-                }
+                try segments.read { hasher.update($0) }
                 result.digest = hasher.finalize()
             } catch {
                 result.error = error
@@ -421,7 +404,7 @@ public final class BundleReader {
                     // Hashed on the other core from the files; the stream here is only read past
                     // (its padding and what follows are still checked). Settled in order below.
                     let offset = tar.position
-                    let pending = background.hash(Self.segments(offset: offset, length: size, paths: files.paths, sizes: fileSource.sizes))
+                    let pending = background.hash(.spanning(offset: offset, length: size, paths: files.paths, sizes: fileSource.sizes))
                     try tar.readData(size: size, entry: name) { _ in }
                     result.entries.append(ReadEntry(name: name, size: size, sha256: "", ok: false))
                     deferred.append((result.entries.count - 1, name, want, offset, size, pending))
@@ -617,20 +600,6 @@ public final class BundleReader {
                 }
             }
         }
-    }
-
-    /// Where `length` bytes at `offset` of the concatenated bundle lie in its volume files.
-    static func segments(offset: Int64, length: Int64, paths: [String], sizes: [Int64]) -> [(path: String, offset: Int64, length: Int64)] {
-        var result: [(path: String, offset: Int64, length: Int64)] = []
-        var start = offset, remaining = length
-        for (path, size) in zip(paths, sizes) where remaining > 0 {
-            if start >= size { start -= size; continue }
-            let take = min(size - start, remaining)
-            result.append((path, start, take))
-            remaining -= take
-            start = 0
-        }
-        return result
     }
 
     /// Index → index → manifest is as deep as real images go; a little room beyond that.

@@ -52,24 +52,9 @@ public struct VerifiedBundle: ContentSource {
     public func copyBlob(_ descriptor: Descriptor, in repository: Reference, into writer: any BlobWriter,
                          progress: @escaping @Sendable (Int64) -> Void) async throws {
         guard let segments = fileSegments(descriptor) else { throw notCarried(descriptor, for: repository) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        var skip = writer.offset
-        for segment in segments.segments {
-            if skip >= segment.length { skip -= segment.length; continue }
-            let file = try FileSequenceSource.openRegularFile(segment.path)
-            defer { close(file.fd) }
-            var position = segment.offset + skip
-            let end = segment.offset + segment.length
-            skip = 0
-            while position < end {
-                let n = pread(file.fd, buffer.baseAddress!, Int(min(Int64(buffer.count), end - position)), off_t(position))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw ContentError(.verification, "\(segment.path) is shorter than when it was verified") }
-                try writer.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-                progress(Int64(n))
-                position += Int64(n)
-            }
+        try segments.read(from: writer.offset) { chunk in
+            try writer.write(chunk)
+            progress(Int64(chunk.count))
         }
     }
 
@@ -87,7 +72,6 @@ public struct VerifiedBundle: ContentSource {
     /// Where a blob lies in the bundle files: an offset in the concatenated stream, mapped onto volumes.
     public func fileSegments(_ descriptor: Descriptor) -> FileSegments? {
         guard let offset = offsets[descriptor.digest] else { return nil }
-        return FileSegments(BundleReader.segments(offset: offset, length: descriptor.size, paths: paths, sizes: sizes)
-            .map { .init(path: $0.path, offset: $0.offset, length: $0.length) })
+        return FileSegments.spanning(offset: offset, length: descriptor.size, paths: paths, sizes: sizes)
     }
 }

@@ -197,7 +197,9 @@ public struct CopyPlanner: Sendable {
             guard !present.isEmpty else {
                 throw ContentError(.missing, "\(subject): none of the images its index names is in \(source.description)")
             }
-            let everyEntry = (try? ImageIndex.decode(topData))?.manifests.allSatisfy { graph.documents[$0.digest] != nil } ?? false
+            // The walk decoded it already (it is a valid index, or the walk had thrown).
+            let index = try ImageIndex.decode(topData)
+            let everyEntry = index.manifests.allSatisfy { graph.documents[$0.digest] != nil }
             if everyEntry {
                 // Every entry is here: the index byte for byte.
             } else if present.count == 1 {
@@ -207,7 +209,7 @@ public struct CopyPlanner: Sendable {
                 manifests.removeAll { $0.digest == top.digest }
                 leaves = leaves.filter { $0.descriptor.digest == present[0].digest || present[0].mediaType.isIndex }
             } else {
-                var filtered = try ImageIndex.decode(topData)
+                var filtered = index
                 let keep = Set(present.map(\.digest))
                 filtered.manifests = filtered.manifests.filter { keep.contains($0.digest) }
                 var annotations = filtered.annotations ?? [:]

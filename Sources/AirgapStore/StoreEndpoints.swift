@@ -21,8 +21,11 @@ public struct StoreSource: ContentSource {
 
     public func document(_ descriptor: Descriptor, in repository: Reference) async throws -> Data? {
         guard store.hasBlob(descriptor.digest) else { return nil }
+        // readBlob hashed it against the digest; the size is what is left to check.
         let data = try store.readBlob(descriptor.digest, limit: Int(max(descriptor.size, 0)) + 1)
-        try BlobVerifier.check(data, against: descriptor, source: "store blob \(store.blobPath(descriptor.digest))")
+        guard Int64(data.count) == descriptor.size else {
+            throw ContentError.sizeMismatch(digest: descriptor.digest, expected: descriptor.size, actual: Int64(data.count), source: "store blob \(store.blobPath(descriptor.digest))")
+        }
         return data
     }
 
@@ -91,22 +94,7 @@ extension LocalStore {
     public func readBlob(_ descriptor: Descriptor, needed: String, from offset: Int64 = 0,
                          _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard hasBlob(descriptor.digest) else { throw StoreError.blobMissing(descriptor.digest, needed: needed) }
-        let path = blobPath(descriptor.digest)
-        let fd = try FileIO.open(path, flags: O_RDONLY)
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        var position = offset
-        while position < descriptor.size {
-            let want = Int(min(Int64(buffer.count), descriptor.size - position))
-            let n = pread(fd, buffer.baseAddress!, want, off_t(position))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw ContentError.sizeMismatch(digest: descriptor.digest, expected: descriptor.size, actual: position, source: "store blob \(path)")
-            }
-            try body(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-            position += Int64(n)
-        }
+        try FileSegments.whole(blobPath(descriptor.digest), size: descriptor.size).read(from: offset, body)
     }
 
     /// Re-hashes a stored blob against its descriptor (audits, repairs).

@@ -127,13 +127,15 @@ struct CachedSource: ContentSource {
     }
 }
 
-/// Writes every byte to two writers (a bundle entry and the cache); each verifies on its own.
+/// Writes every byte to two writers (a bundle entry and the cache); each verifies on its own, as
+/// each is a destination. Whoever handed over `first` commits it (the engine); `CachedSource`
+/// commits `second`, so `commit` and `abandon` here concern `first` only.
 final class TeeBlobWriter: BlobWriter, @unchecked Sendable {
     let first: any BlobWriter, second: any BlobWriter
     init(_ first: any BlobWriter, _ second: any BlobWriter) { self.first = first; self.second = second }
     var offset: Int64 { first.offset }
     func write(_ bytes: UnsafeRawBufferPointer) throws { try first.write(bytes); try second.write(bytes) }
     func restart() throws { try first.restart(); try second.restart() }
-    func commit() async throws -> Digest { try await second.commit(); return try await first.commit() }
-    func abandon(keepForResume: Bool) async { await first.abandon(keepForResume: keepForResume); await second.abandon(keepForResume: false) }
+    func commit() async throws -> Digest { try await first.commit() }
+    func abandon(keepForResume: Bool) async { await first.abandon(keepForResume: keepForResume) }
 }

@@ -92,6 +92,33 @@ struct InProcessBundle {
         }
     }
 
+    /// Between verify and use (push, copy) the media may change: what is re-read is hashed again,
+    /// and a file swapped for a device is not read at all.
+    @Test func aBundleChangedAfterItsCheckIsCaughtWhenItIsUsed() async throws {
+        let b = try await InProcessBundle(count: 1)
+        let bundle = try #require(VerifiedBundle(try b.reader().read()))
+        let layer = try #require(bundle.metadata.blobs.max { $0.size < $1.size })
+        let descriptor = Descriptor(mediaType: layer.mediaType, digest: layer.digest, size: layer.size)
+        let segments = try #require(bundle.fileSegments(descriptor))
+        let name = try Reference(parsing: "example.com/x:1")
+        // One byte of the blob changes on the media after verification.
+        var bytes = b.bytes
+        bytes[Int(segments.segments[0].offset + layer.size / 2)] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: b.path))
+        let writer = MemoryBlobWriter(descriptor, source: "blob")
+        await #expect(throws: ContentError.self) {
+            try await bundle.copyBlob(descriptor, in: name, into: writer, progress: { _ in })
+            try await writer.commit()
+        }
+        #expect(writer.data.count < Int(layer.size), "the whole changed blob was handed on")
+        // The file is replaced by a link to a device: refused, not read.
+        unlink(b.path)
+        symlink("/dev/zero", b.path)
+        await #expect(throws: ContentError.self) {
+            try await bundle.copyBlob(descriptor, in: name, into: MemoryBlobWriter(descriptor, source: "blob"), progress: { _ in })
+        }
+    }
+
     /// Every byte outside entry data is fixed by the encoding: changing any one of them is a finding.
     @Test func everyHeaderPaddingAndEndByteIsChecked() async throws {
         let b = try await InProcessBundle(count: 1)
