@@ -129,6 +129,9 @@ public struct Copier {
         case .store(let reference):
             return try layout(try LocalStore(path: options.storePath), reference: reference, what: "the store")
         case .ociArchive(let file, let reference), .dockerArchive(let file, let reference):
+            guard FileIO.exists(file) else {
+                throw TransferError(.invalidInput, "the archive \(file) does not exist; check the path in \(transport)")
+            }
             let temporary = FileManager.default.temporaryDirectory.path + "/airgap-copy-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             do {
                 let store = try LocalStore(path: temporary)

@@ -85,5 +85,7 @@ struct CopyTests {
         #expect(listed.stdout.contains("team/app") && listed.stdout.contains(" 2 "), "\(listed.stdout)")
         let bad = try f.exporter(["copy", "ftp://x", "store:"], store: store)
         #expect(bad.status == 2 && bad.stderr.contains("docker://REF"))
+        let missing = try f.exporter(["copy", "oci-archive:\(f.dir.file("nope.tar"))", "store:"], store: store)
+        #expect(missing.status == 1 && missing.stderr.contains("does not exist; check the path"), "\(missing.status) \(missing.stderr)")
     }
 }
