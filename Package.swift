@@ -65,6 +65,14 @@ let package = Package(
                 dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTar", "CShims",
                                .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
+        // `serve`: the read side of the distribution API over a verified bundle or the store.
+        .target(name: "AirgapServe",
+                dependencies: ["AirgapOCI", "AirgapContent",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "NIOHTTP1", package: "swift-nio"),
+                               .product(name: "NIOSSL", package: "swift-nio-ssl")],
+                swiftSettings: swiftSettings),
         // The export manifest reader (YAML ImageSet or a plain list): no I/O beyond reading the file.
         .target(name: "AirgapImageSet",
                 dependencies: ["AirgapOCI", .product(name: "Yams", package: "Yams")],
@@ -75,7 +83,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         // Commands shared by both executables.
         .target(name: "AirgapCLI",
-                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle", "AirgapImageSet",
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle", "AirgapImageSet", "AirgapServe",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "airgap-export", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
@@ -85,6 +93,7 @@ let package = Package(
         .target(name: "AirgapTestSupport", dependencies: ["AirgapTar", "AirgapOCI"], path: "Tests/AirgapTestSupport",
                 swiftSettings: swiftSettings),
         .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapServeTests", dependencies: ["AirgapServe", "AirgapContent", "AirgapOCI", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapContentTests", dependencies: ["AirgapContent", "AirgapOCI"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapContent", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapTransferTests",
