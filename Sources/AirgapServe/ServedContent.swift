@@ -16,8 +16,8 @@ public final class ServedContent: Sendable {
         public var blobs: [Digest: Descriptor] = [:]
         /// Subject digest → manifests that name it as their `subject` (the referrers API).
         public var referrers: [Digest: [Descriptor]] = [:]
-        /// The original repository (`docker.io/library/httpd`) served under this name.
-        public var origin: String = ""
+        /// The original repositories (`docker.io/library/httpd`) served under this name.
+        public var origins: Set<String> = []
     }
 
     public struct Image: Sendable {
@@ -53,10 +53,13 @@ public final class ServedContent: Sendable {
         var sizes: [Digest: Int64] = [:]
         for (original, top) in names {
             let served = Naming.rewrite(original, registry: host, prefix: prefix)
-            var repository = repositories[served.repository] ?? Repository(origin: original.name)
-            guard repository.origin == original.name else {
-                throw ContentError(.unsupported, "\(repository.origin) and \(original.name) would both be served as \(served.repository); serve them from separate bundles, or give one of them another name when exporting (a manifest entry's tag:)")
+            var repository = repositories[served.repository] ?? Repository()
+            // Two registries' repositories may share a served name; one tag cannot name two things.
+            if let tag = original.tag, let taken = repository.tags[tag], taken.digest != top.digest {
+                let other = repository.origins.sorted().first { $0 != original.name } ?? original.name
+                throw ContentError(.unsupported, "\(other):\(tag) and \(original.familiarDescription) are different images that would both be served as \(served.repository):\(tag); serve them from separate bundles or stores, or serve with another --prefix for one of them")
             }
+            repository.origins.insert(original.name)
             let walk = GraphWalk(root: top, subject: original.familiarDescription, allowAbsent: true)
             let graph = try await GraphWalk.run(walk) { descriptor in try await source.document(descriptor, in: original) }
             if !graph.absent.isEmpty {

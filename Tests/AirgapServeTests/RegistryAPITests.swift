@@ -237,14 +237,21 @@ struct ServeFixture {
         }
     }
 
-    @Test func twoRegistriesWithOneServedNameAreRefused() async throws {
+    @Test func oneServedTagNamingTwoImagesIsRefused() async throws {
         let source = FileBackedSource()
         let (a, _) = try source.image("a")
+        let (b, _) = try source.image("b")
         await #expect(throws: ContentError.self) {
             _ = try await ServedContent.build(source: source, names: [(try Reference(parsing: "docker.io/team/x:1"), a),
-                                                                      (try Reference(parsing: "quay.io/team/x:1"), a)],
+                                                                      (try Reference(parsing: "quay.io/team/x:1"), b)],
                                               prefix: "", host: "h")
         }
+        // The same image under both names, or other tags: one served repository.
+        let merged = try await ServedContent.build(source: source, names: [(try Reference(parsing: "docker.io/team/x:1"), a),
+                                                                           (try Reference(parsing: "quay.io/team/x:1"), a),
+                                                                           (try Reference(parsing: "quay.io/team/x:2"), b)],
+                                                   prefix: "", host: "h")
+        #expect(merged.repositories["team/x"]?.tags.count == 2 && merged.repositories["team/x"]?.origins.count == 2)
         let prefixed = try await ServedContent.build(source: source, names: [(try Reference(parsing: "docker.io/team/x:1"), a)], prefix: "mirror/site", host: "h")
         #expect(prefixed.repositories.keys.sorted() == ["mirror/site/team/x"])
     }

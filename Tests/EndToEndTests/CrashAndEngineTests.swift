@@ -131,11 +131,12 @@ final class DockerEngine: @unchecked Sendable {
     let process = Process()
     var socket: String { dir.file("docker.sock") }
 
-    init?() {
+    /// `extra`: more dockerd flags (`--config-file`, `--insecure-registry`).
+    init?(_ extra: [String] = []) {
         guard toolAvailable("dockerd") else { return nil }
         process.executableURL = URL(fileURLWithPath: try! which("dockerd"))
         process.arguments = ["--data-root", dir.file("data"), "--exec-root", dir.file("exec"), "--host", "unix://\(socket)",
-                             "--pidfile", dir.file("pid"), "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none"]
+                             "--pidfile", dir.file("pid"), "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none"] + extra
         let log = dir.file("log")
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: log)
@@ -223,23 +224,43 @@ struct EngineTests {
             platforms: [linux/amd64, linux/arm64/v8]
         """.utf8).write(to: URL(fileURLWithPath: f.manifest))
         try f.expectOK(try f.makeBundle())
-        let dir = f.dir
-        let containerd = Process()
-        containerd.executableURL = URL(fileURLWithPath: try which("containerd"))
-        let address = dir.file("containerd.sock")
-        try Data("version = 2\n".utf8).write(to: URL(fileURLWithPath: dir.file("config.toml")))
-        containerd.arguments = ["--config", dir.file("config.toml"), "--root", dir.file("c-root"), "--state", dir.file("c-state"), "--address", address]
-        containerd.standardOutput = FileHandle.nullDevice
-        containerd.standardError = FileHandle.nullDevice
-        try containerd.run()
-        defer { kill(containerd.processIdentifier, SIGKILL); containerd.waitUntilExit() }
-        for _ in 0..<40 where !FileManager.default.fileExists(atPath: address) { Thread.sleep(forTimeInterval: 0.25) }
+        let containerd = try Containerd()
+        let address = containerd.address
         let imported = try runProcess("ctr", ["-a", address, "images", "import", "--all-platforms", f.bundle])
         #expect(imported.status == 0, "\(imported.stdout)\(imported.stderr)")
         let listed = try runProcess("ctr", ["-a", address, "images", "ls", "-q"])
         #expect(listed.stdout.contains("\(f.source)/app-multi:1.0"), "\(listed.stdout)")
         // And the filtered index pushes to distribution.
         let prefix = TestRegistries.uniqueRepository("subset")
-        try f.expectOK(try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(f.registries.plain)/\(prefix)"], store: dir.file("in")))
+        try f.expectOK(try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(f.registries.plain)/\(prefix)"], store: f.dir.file("in")))
+    }
+}
+
+/// A real containerd with its own root, state and socket, started and stopped here.
+final class Containerd: @unchecked Sendable {
+    let dir = TempDirectory("containerd")
+    let process = Process()
+    var address: String { dir.file("containerd.sock") }
+
+    init() throws {
+        process.executableURL = URL(fileURLWithPath: try which("containerd"))
+        try Data("version = 2\n".utf8).write(to: URL(fileURLWithPath: dir.file("config.toml")))
+        process.arguments = ["--config", dir.file("config.toml"), "--root", dir.file("root"), "--state", dir.file("state"), "--address", address]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<40 where !FileManager.default.fileExists(atPath: address) { Thread.sleep(forTimeInterval: 0.25) }
+    }
+
+    func ctr(_ args: [String], environment: [String: String] = [:]) throws -> ProcessResult {
+        try runProcess("ctr", ["-a", address] + args, environment: environment)
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<20 where process.isRunning { Thread.sleep(forTimeInterval: 0.25) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        _ = try? runProcess("/bin/sh", ["-c", "umount -R '\(dir.path)' 2>/dev/null; true"])
     }
 }

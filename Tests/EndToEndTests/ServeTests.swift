@@ -1,0 +1,234 @@
+import AirgapOCI
+import AirgapTestSupport
+import Foundation
+import Testing
+
+/// `airgap-import serve` running as its own process on 127.0.0.1, any free port.
+final class ServeProcess: @unchecked Sendable {
+    let dir = TempDirectory("serve")
+    let process = Process()
+    private(set) var address = ""
+    var out: String { (try? String(contentsOfFile: dir.file("out"), encoding: .utf8)) ?? "" }
+    var err: String { (try? String(contentsOfFile: dir.file("err"), encoding: .utf8)) ?? "" }
+
+    /// Starts it and waits for "Listening on"; nil (with the output kept) when it exits first.
+    init(_ arguments: [String], store: String, environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: builtBinary("airgap-import"))
+        process.arguments = ["--store", store, "serve", "--listen", "127.0.0.1:0"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
+        _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: dir.file("out"))
+        process.standardError = FileHandle(forWritingAtPath: dir.file("err"))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<600 {
+            if let line = out.split(separator: "\n").first(where: { $0.hasPrefix("Listening on ") }) {
+                address = String(line.split(separator: "/").last ?? "")
+                return
+            }
+            if !process.isRunning { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    var listening: Bool { !address.isEmpty }
+
+    /// SIGTERM, then the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        for _ in 0..<100 where process.isRunning { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { stop() }
+}
+
+func curl(_ args: [String]) throws -> ProcessResult { try runProcess("curl", ["-sS", "--max-time", "30"] + args) }
+
+func rawDigest(_ reference: String) throws -> String {
+    let raw = try runProcess("/bin/sh", ["-c", "skopeo inspect --raw --tls-verify=false 'docker://\(reference)' | sha256sum"])
+    return String(raw.stdout.prefix(64))
+}
+
+@Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
+struct ServeTests {
+    /// skopeo, podman, buildah and containerd pull from a served bundle, by the served name and,
+    /// through the written mirror configuration, by the original name.
+    @Test func realClientsPullFromAServedBundle() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        let mirror = f.dir.file("mirror")
+        let serve = try ServeProcess([f.bundle, "--key", f.pub, "--mirror-config", mirror, "--log", f.dir.file("access.log")], store: f.dir.file("in"))
+        #expect(serve.listening, "\(serve.out)\(serve.err)")
+        guard serve.listening else { return }
+        let served = "\(serve.address)/\(f.repo)"
+
+        // skopeo copy --all: the same digests as the source registry, every platform.
+        for name in ["app-1", "app-multi"] {
+            let copy = try runProcess("skopeo", ["copy", "--all", "--src-tls-verify=false", "docker://\(served)/\(name):1.0", "oci:\(f.dir.file("sk-\(name)")):x"])
+            #expect(copy.status == 0, "\(copy.stderr)")
+            #expect(try rawDigest("\(served)/\(name):1.0") == rawDigest("\(f.source)/\(name):1.0"))
+        }
+        // The whole HTTP path: Range over the socket, pagination with Link, writes refused.
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: f.dir.file("sk-app-1/index.json")))) as! [String: Any]
+        let top = (index["manifests"] as! [[String: Any]])[0]["digest"] as! String
+        let ranged = try curl(["-i", "-H", "Range: bytes=5-14", "http://\(serve.address)/v2/\(f.repo)/app-1/blobs/\(top)"])
+        #expect(ranged.stdout.hasPrefix("HTTP/1.1 206") && ranged.stdout.contains("Content-Range: bytes 5-14/"), "\(ranged.stdout)")
+        let page = try curl(["-i", "http://\(serve.address)/v2/_catalog?n=2"])
+        #expect(page.stdout.contains("Link: </v2/_catalog?n=2&last="), "\(page.stdout)")
+        let put = try curl(["-i", "-X", "PUT", "--data", "x", "http://\(serve.address)/v2/\(f.repo)/app-1/manifests/evil"])
+        #expect(put.stdout.hasPrefix("HTTP/1.1 405") && put.stdout.contains("UNSUPPORTED"))
+
+        if toolAvailable("podman") {
+            let pulled = try podman(f.dir.file("podman"), ["pull", "--tls-verify=false", "\(served)/app-multi:1.0"])
+            #expect(pulled.status == 0, "\(pulled.stderr)")
+            // By the original name, through the written registries.conf.
+            let before = try String(contentsOfFile: f.dir.file("access.log"), encoding: .utf8).count
+            let original = try runProcess("podman", ["--root", f.dir.file("podman2/storage"), "--runroot", f.dir.file("podman2/run"), "--storage-driver", "vfs",
+                                                      "--events-backend", "none", "--cgroup-manager", "cgroupfs", "pull", "\(f.source)/app-2:1.0"],
+                                          environment: ["CONTAINERS_REGISTRIES_CONF": mirror + "/containers/registries.conf"])
+            #expect(original.status == 0, "\(original.stderr)")
+            let log = try String(contentsOfFile: f.dir.file("access.log"), encoding: .utf8).dropFirst(before)
+            #expect(log.contains("GET /v2/\(f.repo)/app-2/manifests/1.0 200"), "the pull did not come from the mirror: \(log)")
+        }
+        if toolAvailable("buildah") {
+            let root = f.dir.file("buildah")
+            let from = try runProcess("buildah", ["--root", root + "/storage", "--runroot", root + "/run", "--storage-driver", "vfs",
+                                                  "from", "--tls-verify=false", "docker://\(served)/app-1:1.0"])
+            #expect(from.status == 0, "\(from.stderr)")
+        }
+        if toolAvailable("containerd") && toolAvailable("ctr") {
+            let containerd = try Containerd()
+            let plain = try containerd.ctr(["images", "pull", "--plain-http", "\(served)/app-multi:1.0"])
+            #expect(plain.status == 0, "\(plain.stdout)\(plain.stderr)")
+            let before = try String(contentsOfFile: f.dir.file("access.log"), encoding: .utf8).count
+            let mirrored = try containerd.ctr(["images", "pull", "--hosts-dir", mirror + "/containerd/certs.d", "\(f.source)/app-1:1.0"])
+            #expect(mirrored.status == 0, "\(mirrored.stdout)\(mirrored.stderr)")
+            let log = try String(contentsOfFile: f.dir.file("access.log"), encoding: .utf8).dropFirst(before)
+            #expect(log.contains("/v2/\(f.repo)/app-1/manifests/1.0"), "the pull did not come from the mirror: \(log)")
+            let listed = try containerd.ctr(["images", "ls", "-q"])
+            #expect(listed.stdout.contains("\(f.source)/app-1:1.0"))
+        }
+        #expect(serve.stop() == 0, "\(serve.err)")
+        #expect(serve.err.contains("Stopped serving"))
+    }
+
+    /// dockerd 20.10 pulls from `serve --store` both as an insecure registry and as its Docker Hub
+    /// mirror, configured by the daemon.json serve wrote.
+    @Test(.enabled(if: toolAvailable("dockerd"))) func dockerPullsFromTheServedStore() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        let store = f.dir.file("in")
+        try f.expectOK(try f.importer(["load", f.bundle, "--key", f.pub], store: store))
+        // A Docker Hub name for the image: what a mirror serves.
+        let hubName = "docker.io/\(f.repo)/app-1:1.0"
+        try f.expectOK(try f.importer(["image", "tag", "\(f.source)/app-1:1.0", hubName], store: store))
+        let mirror = f.dir.file("mirror")
+        let serve = try ServeProcess(["--mirror-config", mirror], store: store)
+        #expect(serve.listening, "\(serve.out)\(serve.err)")
+        guard serve.listening else { return }
+        let daemonJSON = mirror + "/docker/daemon.json"
+        #expect(FileManager.default.fileExists(atPath: daemonJSON))
+        guard let engine = DockerEngine(["--config-file", daemonJSON]) else {
+            print("skipped: dockerd cannot start on this machine; serve is untested with docker here")
+            return
+        }
+        let docker = { (args: [String]) in try runProcess("docker", ["-H", "unix://\(engine.socket)"] + args) }
+        let insecure = try docker(["pull", "\(serve.address)/\(f.repo)/app-1:1.0"])
+        #expect(insecure.status == 0, "\(insecure.stderr)")
+        let viaMirror = try docker(["pull", "\(f.repo)/app-1:1.0"])
+        #expect(viaMirror.status == 0, "\(viaMirror.stderr)")
+        let images = try docker(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        #expect(images.stdout.contains("\(f.repo)/app-1:1.0"), "\(images.stdout)")
+        #expect(serve.stop() == 0)
+    }
+
+    /// Split volumes on a read-only mount: served in place; a tampered bundle never opens a port.
+    @Test func splitVolumesOnReadOnlyMediaAndATamperedBundle() throws {
+        let f = try BundleFixture()
+        try FileManager.default.createDirectory(atPath: f.dir.file("media"), withIntermediateDirectories: true)
+        try f.expectOK(try f.makeBundle(["--split-size", "100K"], output: f.dir.file("media/split.tar")))
+        let readOnly = f.dir.file("usb")
+        try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
+        let mounted = try runProcess("/bin/sh", ["-c", "mount --bind '\(f.dir.file("media"))' '\(readOnly)' && mount -o remount,ro,bind '\(readOnly)'"]).status == 0
+        defer { if mounted { _ = try? runProcess("umount", [readOnly]) } }
+        let media = mounted ? readOnly : f.dir.file("media")
+        let volumes = try FileManager.default.contentsOfDirectory(atPath: media).filter { $0.hasPrefix("split.tar.0") }
+        #expect(volumes.count > 1)
+        let serve = try ServeProcess([media + "/split.tar.001", "--key", f.pub], store: f.dir.file("in"))
+        #expect(serve.listening, "\(serve.out)\(serve.err)")
+        if serve.listening {
+            let copy = try runProcess("skopeo", ["copy", "--all", "--src-tls-verify=false", "docker://\(serve.address)/\(f.repo)/app-multi:1.0", "oci:\(f.dir.file("sk")):x"])
+            #expect(copy.status == 0, "\(copy.stderr)")
+            #expect(try rawDigest("\(serve.address)/\(f.repo)/app-multi:1.0") == rawDigest("\(f.source)/app-multi:1.0"))
+            #expect(serve.stop() == 0)
+        }
+
+        try f.expectOK(try f.makeBundle())
+        var data = try Data(contentsOf: URL(fileURLWithPath: f.bundle))
+        data[data.count - 20_000] ^= 0x01
+        try data.write(to: URL(fileURLWithPath: f.dir.file("tampered.tar")))
+        let refused = try ServeProcess([f.dir.file("tampered.tar"), "--key", f.pub], store: f.dir.file("in"))
+        #expect(!refused.listening)
+        #expect(refused.stop() == 3, "\(refused.err)")
+        #expect(refused.err.contains("nothing is served"), "\(refused.err)")
+        // Unsigned, or signed by another key: refused too.
+        try f.expectOK(try f.exporter(["keygen", "--output-prefix", f.dir.file("other")]))
+        let otherKey = try ServeProcess([f.bundle, "--key", f.dir.file("other.pub")], store: f.dir.file("in"))
+        #expect(!otherKey.listening && otherKey.stop() == 3)
+    }
+
+    /// The media change under a running server: the affected response is cut short and logged, a
+    /// client never completes a download of the changed blob, and the rest keeps being served.
+    @Test func mediaChangedWhileServing() throws {
+        let f = try BundleFixture(baseBytes: 4 << 20, uncompressed: true)
+        try f.expectOK(try f.makeBundle())
+        let serve = try ServeProcess([f.bundle, "--key", f.pub], store: f.dir.file("in"))
+        #expect(serve.listening, "\(serve.out)\(serve.err)")
+        guard serve.listening else { return }
+        // The biggest blob (the shared base layer) and where it lies in the bundle.
+        let entries = try runProcess("/bin/sh", ["-c", "tar tvf '\(f.bundle)' | sort -k3 -n | tail -1"]).stdout
+        let fields = entries.split(separator: " ", omittingEmptySubsequences: true)
+        let name = String(fields.last!.trimmingCharacters(in: .whitespacesAndNewlines))
+        let size = Int(fields[2])!
+        let digest = "sha256:" + name.split(separator: "/").last!
+        let url = "http://\(serve.address)/v2/\(f.repo)/app-1/blobs/\(digest)"
+        let good = try runProcess("/bin/sh", ["-c", "curl -sS --fail '\(url)' | sha256sum"])
+        #expect(good.stdout.hasPrefix(digest.dropFirst(7)), "\(good.stderr)")
+
+        // One byte of that layer changes in place on the media.
+        let offset = try bundleOffset(of: name, in: f.bundle) + 3_000_000
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: f.bundle))
+        try handle.seek(toOffset: UInt64(offset))
+        let byte = try handle.read(upToCount: 1)!
+        try handle.seek(toOffset: UInt64(offset))
+        try handle.write(contentsOf: Data([byte[0] ^ 0xff]))
+        try handle.close()
+        let cut = try runProcess("/bin/sh", ["-c", "curl -sS --fail -o '\(f.dir.file("got"))' '\(url)'; echo \"curl=$?\""])
+        #expect(!cut.stdout.contains("curl=0"), "a changed blob was delivered whole")
+        let got = (try? Data(contentsOf: URL(fileURLWithPath: f.dir.file("got")))) ?? Data()
+        #expect(got.count < size)
+        // A range near the start is not delivered either: the server hashes the rest first.
+        let ranged = try runProcess("/bin/sh", ["-c", "curl -sS --fail -H 'Range: bytes=0-99' -o '\(f.dir.file("range"))' '\(url)'; echo \"curl=$?\""])
+        #expect(!ranged.stdout.contains("curl=0"))
+        let skopeo = try runProcess("skopeo", ["copy", "--src-tls-verify=false", "docker://\(serve.address)/\(f.repo)/app-1:1.0", "oci:\(f.dir.file("sk")):x"])
+        #expect(skopeo.status != 0)
+        #expect(serve.err.contains("ALARM") && serve.err.contains(digest), "\(serve.err)")
+        // The manifests still come (verified in memory), and the server is still up.
+        #expect(try curl(["--fail", "-o", "/dev/null", "http://\(serve.address)/v2/\(f.repo)/app-1/manifests/1.0"]).status == 0)
+        #expect(serve.stop() == 0)
+    }
+
+    /// Where an entry's bytes start in a tar (GNU tar's block numbers, 512 bytes each).
+    func bundleOffset(of entry: String, in tar: String) throws -> Int {
+        let listing = try runProcess("tar", ["-R", "-tvf", tar]).stdout
+        let line = listing.split(separator: "\n").first { $0.hasSuffix(entry) }!
+        let block = Int(line.split(separator: " ")[1].dropLast())!
+        // The listing's block is the entry's header; a pax header before it would be listed apart.
+        return (block + 1) * 512
+    }
+}
