@@ -151,13 +151,7 @@ final class DockerEngine: @unchecked Sendable {
         return nil
     }
 
-    deinit {
-        kill(process.processIdentifier, SIGTERM)
-        for _ in 0..<40 where process.isRunning { Thread.sleep(forTimeInterval: 0.25) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        _ = try? runProcess("/bin/sh", ["-c", "umount -R '\(dir.path)' 2>/dev/null; true"])
-    }
+    deinit { stopEngine(process, mountsUnder: dir.path) }
 }
 
 @Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
@@ -256,11 +250,14 @@ final class Containerd: @unchecked Sendable {
         try runProcess("ctr", ["-a", address] + args, environment: environment)
     }
 
-    deinit {
-        kill(process.processIdentifier, SIGTERM)
-        for _ in 0..<20 where process.isRunning { Thread.sleep(forTimeInterval: 0.25) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        _ = try? runProcess("/bin/sh", ["-c", "umount -R '\(dir.path)' 2>/dev/null; true"])
-    }
+    deinit { stopEngine(process, mountsUnder: dir.path) }
+}
+
+/// SIGTERM, ten seconds' grace, SIGKILL; then what the engine left mounted under its directory.
+func stopEngine(_ process: Process, mountsUnder path: String) {
+    kill(process.processIdentifier, SIGTERM)
+    for _ in 0..<40 where process.isRunning { Thread.sleep(forTimeInterval: 0.25) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    _ = try? runProcess("/bin/sh", ["-c", "umount -R '\(path)' 2>/dev/null; true"])
 }
