@@ -71,7 +71,8 @@ struct Serve: AsyncParsableCommand {
         let api = RegistryAPI(content: content, alarm: { accessLog.alarm($0) })
         let server = try RegistryServer(api: api, log: accessLog, tlsCertificate: tlsCert, tlsKey: tlsKey)
         let scheme = server.scheme
-        let mirror = mirrorConfig, mirrorAddress = self.mirrorAddress, prefix = self.prefix, certificate = tlsCert.map(Self.absolute)
+        let mirror = mirrorConfig, mirrorAddress = self.mirrorAddress, prefix = self.prefix
+        let certificatePEM = try tlsCert.map { try String(contentsOfFile: $0, encoding: .utf8) }
 
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -84,7 +85,7 @@ struct Serve: AsyncParsableCommand {
                     print("Pull with: docker pull \(reachable)/\(first.served.repository)\(first.served.tag.map { ":\($0)" } ?? "@\(first.descriptor.digest)")")
                 }
                 if let mirror {
-                    let config = MirrorConfig(address: reachable, scheme: scheme, prefix: prefix, registries: content.originalRegistries, certificate: certificate)
+                    let config = MirrorConfig(address: reachable, scheme: scheme, prefix: prefix, registries: content.originalRegistries, certificatePEM: certificatePEM)
                     do {
                         let written = try config.write(to: mirror)
                         print("Mirror configuration: \(written.count) files in \(mirror) (see \(mirror)/README.txt)")
@@ -111,10 +112,6 @@ struct Serve: AsyncParsableCommand {
         } catch where serving.isCancelled {
         }
         printErr("Stopped serving \(what).")
-    }
-
-    static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// The verified bundle, or the store, with the names to serve.

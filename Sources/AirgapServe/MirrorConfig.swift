@@ -2,7 +2,8 @@ import AirgapOCI
 import Foundation
 
 /// Client configuration that sends pulls by the images' original names to a served bundle:
-/// containerd `hosts.toml` (certs.d layout), containers `registries.conf`, Docker `daemon.json`.
+/// containerd `hosts.toml` (certs.d layout), containers `registries.conf`, Docker `daemon.json`,
+/// and over TLS the server's certificate where each client looks for it.
 public struct MirrorConfig: Sendable {
     /// `HOST:PORT` clients reach the server at.
     public var address: String
@@ -10,15 +11,15 @@ public struct MirrorConfig: Sendable {
     public var prefix: String
     /// The original registries (`docker.io`, `quay.io`, `myreg:5000`).
     public var registries: [String]
-    /// The server's certificate, for clients to trust (a self-signed one is its own CA).
-    public var certificate: String?
+    /// The server's certificate (PEM) for clients to trust; a self-signed one is its own CA.
+    public var certificatePEM: String?
 
-    public init(address: String, scheme: String, prefix: String, registries: [String], certificate: String?) {
+    public init(address: String, scheme: String, prefix: String, registries: [String], certificatePEM: String?) {
         self.address = address
         self.scheme = scheme
         self.prefix = prefix
         self.registries = registries
-        self.certificate = certificate
+        self.certificatePEM = certificatePEM
     }
 
     /// Relative path → contents.
@@ -26,8 +27,14 @@ public struct MirrorConfig: Sendable {
         var files: [(String, String)] = []
         for registry in registries {
             files.append(("containerd/certs.d/\(registry)/hosts.toml", hostsToml(registry)))
+            if let certificatePEM { files.append(("containerd/certs.d/\(registry)/ca.crt", certificatePEM)) }
         }
         files.append(("containers/registries.conf", registriesConf))
+        if let certificatePEM {
+            // containers/image and dockerd look up a registry's CA by HOST:PORT in certs.d.
+            files.append(("containers/certs.d/\(address)/ca.crt", certificatePEM))
+            files.append(("docker/certs.d/\(address)/ca.crt", certificatePEM))
+        }
         if let daemon = daemonJSON { files.append(("docker/daemon.json", daemon)) }
         files.append(("README.txt", readme))
         return files
@@ -37,20 +44,24 @@ public struct MirrorConfig: Sendable {
         "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
+    var root: String { "\(scheme)://\(address)" }
+
     func hostsToml(_ registry: String) -> String {
-        let upstream = registry == Reference.dockerHub ? "https://registry-1.docker.io" : "https://\(registry)"
         // containerd appends /v2/NAME/...; with a prefix the host URL carries /v2/PREFIX and override_path.
-        let host = prefix.isEmpty ? "\(scheme)://\(address)" : "\(scheme)://\(address)/v2/\(prefix)"
+        let host = prefix.isEmpty ? root : "\(root)/v2/\(prefix)"
+        // `server` is the fallback after the hosts: the mirror again, so that a node inside never
+        // reaches for the original registry (a DNS lookup and a timeout at best, a leak at worst).
         var text = """
         # Written by airgap-import serve: pulls of \(registry)/… are answered by the served bundle at \(address).
-        server = \(Self.quoted(upstream))
+        server = \(Self.quoted(root))
 
         [host.\(Self.quoted(host))]
           capabilities = ["pull", "resolve"]
 
         """
         if !prefix.isEmpty { text += "  override_path = true\n" }
-        if let certificate { text += "  ca = \(Self.quoted(certificate))\n" }
+        // Relative to this file's directory, so the directory can be copied to /etc/containerd/certs.d.
+        if certificatePEM != nil { text += "  ca = \"ca.crt\"\n" }
         return text
     }
 
@@ -58,7 +69,8 @@ public struct MirrorConfig: Sendable {
         let location = prefix.isEmpty ? address : "\(address)/\(prefix)"
         var text = """
         # Written by airgap-import serve: podman, buildah and skopeo pull these registries' images from \(location).
-        # Use it with CONTAINERS_REGISTRIES_CONF=THIS_FILE, or merge it into /etc/containers/registries.conf.
+        # podman/buildah: CONTAINERS_REGISTRIES_CONF=THIS_FILE; skopeo: --registries-conf THIS_FILE;
+        # or merge it into /etc/containers/registries.conf.
 
         """
         for registry in registries {
@@ -72,7 +84,7 @@ public struct MirrorConfig: Sendable {
             location = \(Self.quoted(location))
 
             """
-            if scheme == "http" || certificate != nil { text += "insecure = true\n" }
+            if scheme == "http" { text += "insecure = true\n" }
         }
         return text
     }
@@ -81,23 +93,29 @@ public struct MirrorConfig: Sendable {
     var daemonJSON: String? {
         guard registries.contains(Reference.dockerHub), prefix.isEmpty else { return nil }
         let insecure = scheme == "http" ? ",\n  \"insecure-registries\": [\(Self.quoted(address))]" : ""
-        return "{\n  \"registry-mirrors\": [\(Self.quoted("\(scheme)://\(address)"))]\(insecure)\n}\n"
+        return "{\n  \"registry-mirrors\": [\(Self.quoted(root))]\(insecure)\n}\n"
     }
 
     var readme: String {
+        let tls = certificatePEM != nil
         var text = """
-        Client configuration for the registry airgap-import serve runs at \(scheme)://\(address)\(prefix.isEmpty ? "" : "/" + prefix).
+        Client configuration for the registry airgap-import serve runs at \(root)\(prefix.isEmpty ? "" : "/" + prefix).
         Images are pulled by their original names (\(registries.joined(separator: ", "))).
 
         containerd / ctr / nerdctl / Kubernetes nodes:
           ctr images pull --hosts-dir DIR/containerd/certs.d NAME
           or copy containerd/certs.d/* to /etc/containerd/certs.d/ (config_path = "/etc/containerd/certs.d" in config.toml)
-        podman / buildah / skopeo:
-          CONTAINERS_REGISTRIES_CONF=DIR/containers/registries.conf podman pull NAME
+        podman / buildah:
+          CONTAINERS_REGISTRIES_CONF=DIR/containers/registries.conf podman pull\(tls ? " --cert-dir DIR/containers/certs.d/\(address)" : "") NAME
+        skopeo:
+          skopeo --registries-conf DIR/containers/registries.conf copy\(tls ? " --src-cert-dir DIR/containers/certs.d/\(address)" : "") docker://NAME …
 
         """
+        if tls {
+            text += "  (or copy containers/certs.d/\(address) to /etc/containers/certs.d/ for every client on the host)\n"
+        }
         if daemonJSON != nil {
-            text += "Docker: merge docker/daemon.json into /etc/docker/daemon.json and restart dockerd; docker pull NAME (Docker Hub images only)\n"
+            text += "Docker: merge docker/daemon.json into /etc/docker/daemon.json\(tls ? ", copy docker/certs.d/\(address) to /etc/docker/certs.d/" : "") and restart dockerd; docker pull NAME (Docker Hub images only)\n"
         } else if registries.contains(Reference.dockerHub) {
             text += "Docker: a Docker mirror must be served at the root; serve without --prefix to get docker/daemon.json\n"
         } else {

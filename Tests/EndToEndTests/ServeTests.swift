@@ -117,6 +117,59 @@ struct ServeTests {
         #expect(serve.err.contains("Stopped serving"))
     }
 
+    /// HTTPS with a self-signed certificate and a --prefix: skopeo, podman and containerd pull by the
+    /// original names through the written configuration, trusting the certificate it put beside it.
+    @Test func tlsAndPrefixThroughTheMirrorConfig() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        let cert = f.dir.file("cert.pem"), key = f.dir.file("key.pem")
+        let made = try runProcess("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                              "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        try #require(made.status == 0, "\(made.stderr)")
+        let mirror = f.dir.file("mirror"), log = f.dir.file("access.log")
+        let serve = try ServeProcess([f.bundle, "--key", f.pub, "--tls-cert", cert, "--tls-key", key, "--prefix", "site/mirror",
+                                      "--mirror-config", mirror, "--log", log], store: f.dir.file("in"))
+        #expect(serve.listening && serve.out.contains("Listening on https://"), "\(serve.out)\(serve.err)")
+        guard serve.listening else { return }
+        let served = "\(serve.address)/site/mirror/\(f.repo)"
+        // Untrusted without the certificate; trusted with it; names only under the prefix.
+        #expect(try curl(["-o", "/dev/null", "https://\(serve.address)/v2/"]).status != 0)
+        let trusted = try curl(["--cacert", cert, "-o", "/dev/null", "-w", "%{http_code}", "https://\(serve.address)/v2/\(f.repo)/app-1/manifests/1.0"])
+        #expect(trusted.stdout == "404", "\(trusted.stdout)\(trusted.stderr)")
+        let certDir = "\(mirror)/containers/certs.d/\(serve.address)"
+        #expect(FileManager.default.fileExists(atPath: certDir + "/ca.crt"))
+        func fromMirror(_ manifest: String, since before: Int) throws -> Bool {
+            let text = try String(contentsOfFile: log, encoding: .utf8)
+            // GET or HEAD (containerd resolves with HEAD), with or without containerd's ?ns= query.
+            return text.dropFirst(before).split(separator: "\n").contains {
+                $0.contains(" /v2/site/mirror/\(f.repo)/\(manifest)") && $0.contains(" 200 ")
+            }
+        }
+        var before = 0
+        let copy = try runProcess("skopeo", ["--registries-conf", mirror + "/containers/registries.conf", "copy", "--src-cert-dir", certDir,
+                                             "--src-tls-verify=false", "docker://\(f.source)/app-multi:1.0", "oci:\(f.dir.file("sk")):x"])
+        #expect(copy.status == 0, "\(copy.stderr)")
+        #expect(try fromMirror("app-multi/manifests/1.0", since: before), "skopeo did not pull from the mirror")
+        #expect(try rawDigest("\(f.source)/app-multi:1.0") == String(runProcess("/bin/sh", ["-c",
+            "skopeo inspect --raw --cert-dir '\(certDir)' 'docker://\(served)/app-multi:1.0' | sha256sum"]).stdout.prefix(64)))
+        if toolAvailable("podman") {
+            before = try String(contentsOfFile: log, encoding: .utf8).count
+            let pulled = try runProcess("podman", ["--root", f.dir.file("podman/storage"), "--runroot", f.dir.file("podman/run"), "--storage-driver", "vfs",
+                                                   "--events-backend", "none", "--cgroup-manager", "cgroupfs", "pull", "--cert-dir", certDir, "\(f.source)/app-2:1.0"],
+                                        environment: ["CONTAINERS_REGISTRIES_CONF": mirror + "/containers/registries.conf"])
+            #expect(pulled.status == 0, "\(pulled.stderr)")
+            #expect(try fromMirror("app-2/manifests/1.0", since: before), "podman did not pull from the mirror")
+        }
+        if toolAvailable("containerd") && toolAvailable("ctr") {
+            let containerd = try Containerd()
+            before = try String(contentsOfFile: log, encoding: .utf8).count
+            let pulled = try containerd.ctr(["images", "pull", "--hosts-dir", mirror + "/containerd/certs.d", "\(f.source)/app-1:1.0"])
+            #expect(pulled.status == 0, "\(pulled.stdout)\(pulled.stderr)")
+            #expect(try fromMirror("app-1/manifests/1.0", since: before), "containerd did not pull from the mirror")
+        }
+        #expect(serve.stop() == 0, "\(serve.err)")
+    }
+
     /// dockerd 20.10 pulls from `serve --store` both as an insecure registry and as its Docker Hub
     /// mirror, configured by the daemon.json serve wrote.
     @Test(.enabled(if: toolAvailable("dockerd"))) func dockerPullsFromTheServedStore() throws {
