@@ -111,27 +111,45 @@ public final class RegistryServer: Sendable {
     }
 
     func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
-        let client = connection.channel.remoteAddress?.ipAddress ?? "?"
         try? await connection.executeThenClose { inbound, outbound in
-            var pending: HTTPRequestHead?
-            for try await part in inbound {
-                switch part {
-                case .head(let head):
-                    // A write is refused at once: its body is never read.
-                    if head.method != .GET && head.method != .HEAD {
-                        _ = try await respond(head, client: client, outbound, allocator: connection.channel.allocator, closing: true)
-                        return
-                    }
-                    pending = head
-                case .body:
-                    continue
-                case .end:
-                    guard let head = pending else { continue }
-                    pending = nil
-                    guard try await respond(head, client: client, outbound, allocator: connection.channel.allocator, closing: !head.isKeepAlive) else { return }
+            try? await self.answer(inbound, outbound, on: connection.channel)
+            // executeThenClose closes at once, dropping what the socket has not taken yet: the
+            // tail of a body sent with `Connection: close` (skopeo asks for that on every blob).
+            await Self.drain(connection.channel)
+        }
+    }
+
+    func answer(_ inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>, _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+                on channel: any Channel) async throws {
+        let client = channel.remoteAddress?.ipAddress ?? "?"
+        var pending: HTTPRequestHead?
+        for try await part in inbound {
+            switch part {
+            case .head(let head):
+                // A write is refused at once: its body is never read.
+                if head.method != .GET && head.method != .HEAD {
+                    _ = try await respond(head, client: client, outbound, allocator: channel.allocator, closing: true)
+                    return
                 }
+                pending = head
+            case .body:
+                continue
+            case .end:
+                guard let head = pending else { continue }
+                pending = nil
+                guard try await respond(head, client: client, outbound, allocator: channel.allocator, closing: !head.isKeepAlive) else { return }
             }
         }
+    }
+
+    /// Half-closes once every pending write has reached the socket; a client that stops reading
+    /// gets 30 s before the connection is dropped anyway.
+    static func drain(_ channel: any Channel) async {
+        let drained = channel.eventLoop.makePromise(of: Void.self)
+        channel.close(mode: .output, promise: drained)
+        let deadline = channel.eventLoop.scheduleTask(in: .seconds(30)) { channel.close(promise: nil) }
+        try? await drained.futureResult.get()
+        deadline.cancel()
     }
 
     /// Answers one request; false when the connection must close (asked for, or a response cut short).

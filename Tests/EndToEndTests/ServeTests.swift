@@ -276,6 +276,24 @@ struct ServeTests {
         #expect(serve.stop() == 0)
     }
 
+    /// A slow reader asking for `Connection: close` (skopeo does, for every blob) gets the whole
+    /// body: the server closes only after the socket took every byte, not when it wrote the last.
+    @Test func aSlowReaderClosingAfterTheBodyGetsAllOfIt() throws {
+        let f = try BundleFixture(baseBytes: 24 << 20, uncompressed: true)
+        try f.expectOK(try f.makeBundle())
+        let serve = try ServeProcess([f.bundle, "--key", f.pub], store: f.dir.file("in"))
+        #expect(serve.listening, "\(serve.out)\(serve.err)")
+        guard serve.listening else { return }
+        let biggest = try runProcess("/bin/sh", ["-c", "tar tvf '\(f.bundle)' | sort -k3 -n | tail -1"]).stdout
+        let hex = String(biggest.split(separator: "/").last!.trimmingCharacters(in: .whitespacesAndNewlines))
+        let url = "http://\(serve.address)/v2/\(f.repo)/app-1/blobs/sha256:\(hex)"
+        for _ in 0..<2 {
+            let slow = try runProcess("/bin/sh", ["-c", "curl -sS --fail -H 'Connection: close' --limit-rate 40M '\(url)' | sha256sum"])
+            #expect(slow.stdout.hasPrefix(hex), "the tail of a Connection: close response was lost: \(slow.stderr)")
+        }
+        #expect(serve.stop() == 0)
+    }
+
     /// Where an entry's bytes start in a tar (GNU tar's block numbers, 512 bytes each).
     func bundleOffset(of entry: String, in tar: String) throws -> Int {
         let listing = try runProcess("tar", ["-R", "-tvf", tar]).stdout
