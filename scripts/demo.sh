@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on a fresh machine, everything throwaway and on 127.0.0.1:
-#   a local registry with sample images → signed bundle → verify → load → push to an "internal" registry.
+#   a local registry with sample images → signed bundle → verify → load → push to an "internal" registry
+#   → the bundle served in place as a read-only registry, pulled by podman by the original name.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,7 +13,12 @@ EXPORT="$BIN/airgap-export"
 IMPORT="$BIN/airgap-import"
 
 WORK=$(mktemp -d /tmp/airgap-demo.XXXXXX)
-cleanup() { scripts/registries.sh stop "$WORK/registries" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+SERVE_PID=''
+cleanup() {
+  [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null || true
+  scripts/registries.sh stop "$WORK/registries" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 
@@ -79,6 +85,24 @@ step "inside: copy one image out of the verified bundle into an OCI archive any 
 "$IMPORT" --store "$WORK/inside-store" copy -q "bundle:$WORK/bundle.tar" --key "$WORK/site.pub" --platform linux/arm64/v8 "oci:$WORK/layout"
 "$IMPORT" copy -q "oci:$WORK/layout:$OUTSIDE/sample/app-1:1.0" "oci-archive:$WORK/app-1.tar:$OUTSIDE/sample/app-1:1.0" >/dev/null
 skopeo inspect --raw "oci-archive:$WORK/app-1.tar:$OUTSIDE/sample/app-1:1.0" | sha256sum | sed 's/^/app-1 in the archive: sha256:/; s/  -$//'
+
+step "inside, no registry at hand: serve the verified bundle in place as a read-only registry"
+"$IMPORT" --store "$WORK/inside-store" serve "$WORK/bundle.tar" --listen 127.0.0.1:0 \
+  --mirror-config "$WORK/mirror" --log "$WORK/access.log" >"$WORK/serve.out" &
+SERVE_PID=$!
+for _ in $(seq 100); do grep -q '^Listening on' "$WORK/serve.out" && break; sleep 0.1; done
+cat "$WORK/serve.out"
+SERVED=$(sed -n 's|^Listening on http://||p' "$WORK/serve.out")
+[ -n "$SERVED" ] || { echo "demo: serve did not start" >&2; exit 1; }
+a=$(skopeo inspect --raw --tls-verify=false "docker://$OUTSIDE/sample/app-multi:1.0" | sha256sum | cut -d' ' -f1)
+b=$(skopeo inspect --raw --tls-verify=false "docker://$SERVED/sample/app-multi:1.0" | sha256sum | cut -d' ' -f1)
+echo "app-multi: outside sha256:$a served sha256:$b"
+[ "$a" = "$b" ] || { echo "demo: the served digest differs" >&2; exit 1; }
+echo "podman pulls the image by its original name, answered by the mirror (registries.conf written by serve):"
+CONTAINERS_REGISTRIES_CONF="$WORK/mirror/containers/registries.conf" podman --root "$WORK/podman/storage" --runroot "$WORK/podman/run" \
+  --storage-driver vfs --events-backend none --cgroup-manager cgroupfs pull -q "$OUTSIDE/sample/app-2:1.0"
+grep "/sample/app-2/manifests/1.0" "$WORK/access.log" | tail -1
+kill -TERM "$SERVE_PID" && wait "$SERVE_PID" && SERVE_PID=''
 
 step "inside: the checksum audit report for the auditors"
 "$IMPORT" audit "$WORK/bundle.tar" --key "$WORK/site.pub" --format text | head -12

@@ -192,7 +192,12 @@ public final class RegistryServer: Sendable {
             }
             var sent: Int64 = 0
             do {
-                while let buffer = try await Self.nextChunk(chunks, allocator) {
+                // One chunk is read and hashed ahead while the last one is written: the disk, the
+                // hash and the socket overlap (one read in flight at a time; `Chunks` is sequential).
+                var ahead = Task { try await Self.nextChunk(chunks, allocator) }
+                defer { ahead.cancel() }
+                while let buffer = try await ahead.value {
+                    ahead = Task { try await Self.nextChunk(chunks, allocator) }
                     sent += Int64(buffer.readableBytes)
                     try await outbound.write(.body(.byteBuffer(buffer)))
                 }
