@@ -73,17 +73,21 @@ let package = Package(
                                .product(name: "NIOHTTP1", package: "swift-nio"),
                                .product(name: "NIOSSL", package: "swift-nio-ssl")],
                 swiftSettings: swiftSettings),
+        // Image signatures: cosign key-based signatures checked over any content source.
+        .target(name: "AirgapSignatures",
+                dependencies: ["AirgapOCI", "AirgapContent", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: swiftSettings),
         // The export manifest reader (YAML ImageSet or a plain list): no I/O beyond reading the file.
         .target(name: "AirgapImageSet",
                 dependencies: ["AirgapOCI", .product(name: "Yams", package: "Yams")],
                 swiftSettings: swiftSettings),
         // The commands' transfers: each a plan over the copy engine between two endpoints.
         .target(name: "AirgapTransfer",
-                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle", "AirgapImageSet"],
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle", "AirgapImageSet", "AirgapSignatures"],
                 swiftSettings: swiftSettings),
         // Commands shared by both executables.
         .target(name: "AirgapCLI",
-                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle", "AirgapImageSet", "AirgapServe",
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTransfer", "AirgapRegistry", "AirgapBundle", "AirgapImageSet", "AirgapServe", "AirgapSignatures",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "airgap-export", dependencies: ["AirgapCLI"], swiftSettings: swiftSettings),
@@ -95,6 +99,8 @@ let package = Package(
         .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapServeTests", dependencies: ["AirgapServe", "AirgapContent", "AirgapOCI", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapContentTests", dependencies: ["AirgapContent", "AirgapOCI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapSignaturesTests", dependencies: ["AirgapSignatures", "AirgapContent", "AirgapOCI", .product(name: "Crypto", package: "swift-crypto")],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapContent", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapTransferTests",
                     dependencies: ["AirgapTransfer", "AirgapContent", "AirgapBundle", "AirgapImageSet", "AirgapStore", "AirgapOCI", "AirgapTar", "AirgapTestSupport"],

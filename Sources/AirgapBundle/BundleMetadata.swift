@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import Foundation
 
@@ -42,10 +43,30 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
         /// The registry's index digest when a platform subset was written as a new, filtered index.
         public var originalIndexDigest: Digest?
         public var platforms: [PlatformImage]
+        /// Signatures, attestations, SBOMs and referrers carried with this image (each is also an
+        /// image of its own in `images`, under its tag).
+        public var attachments: [Attachment]?
+        /// On an attachment's own entry: the image it is listed under.
+        public var attachedTo: String?
         public init(reference: String, source: String, digest: Digest, mediaType: MediaType, size: Int64,
                     originalIndexDigest: Digest?, platforms: [PlatformImage]) {
             self.reference = reference; self.source = source; self.digest = digest; self.mediaType = mediaType
             self.size = size; self.originalIndexDigest = originalIndexDigest; self.platforms = platforms
+        }
+    }
+
+    /// One attachment under its image.
+    public struct Attachment: Codable, Sendable, Equatable {
+        /// Its full reference inside (`REPO:sha256-<hex>.sig`).
+        public var reference: String
+        public var kind: AttachmentKind
+        /// The manifest (or index) it is attached to: the image's top or one of its platforms'
+        /// manifests, or another attachment (a signature of an SBOM).
+        public var subject: Digest
+        /// Its own top manifest or index.
+        public var digest: Digest
+        public init(reference: String, kind: AttachmentKind, subject: Digest, digest: Digest) {
+            self.reference = reference; self.kind = kind; self.subject = subject; self.digest = digest
         }
     }
 

@@ -17,11 +17,19 @@ extension BundlePlan {
             var entry = Descriptor(mediaType: image.top.mediaType, digest: image.top.digest, size: image.top.size, platform: image.top.platform)
             if image.named { entry.annotations = Naming.indexAnnotations(image.name) }
             if listed.insert(entry).inserted { indexEntries.append(entry) }
-            images.append(.init(reference: image.name.description, source: image.request.reference.description, digest: image.top.digest,
-                                mediaType: image.top.mediaType, size: image.top.size, originalIndexDigest: image.originalIndexDigest,
-                                platforms: image.platforms.map { .init(platform: $0.platform.description, manifest: $0.manifest.digest, config: $0.config.digest) }))
-            // The Docker archive view: one entry per image, for its first chosen platform.
-            guard let first = image.platforms.first else { continue }
+            var listedImage = BundleMetadata.Image(reference: image.name.description, source: image.request.reference.description, digest: image.top.digest,
+                                                   mediaType: image.top.mediaType, size: image.top.size, originalIndexDigest: image.originalIndexDigest,
+                                                   platforms: image.platforms.map { .init(platform: $0.platform.description, manifest: $0.manifest.digest, config: $0.config.digest) })
+            if let link = image.request.attachment {
+                listedImage.attachedTo = link.subjectName.description
+                if let i = images.firstIndex(where: { $0.reference == link.subjectName.description }) {
+                    images[i].attachments = (images[i].attachments ?? []) + [.init(reference: image.name.description, kind: link.kind, subject: link.subject, digest: image.top.digest)]
+                }
+            }
+            images.append(listedImage)
+            // The Docker archive view: one entry per image, for its first chosen platform. An
+            // attachment is no image an engine can load (its "layers" are JSON documents).
+            guard image.request.attachment == nil, let first = image.platforms.first else { continue }
             dockerEntries.append(.object([
                 "Config": .string(Naming.blobPath(first.config.digest)),
                 "Layers": .array(first.layers.map { .string(Naming.blobPath($0.digest)) }),

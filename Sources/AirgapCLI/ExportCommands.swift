@@ -2,6 +2,7 @@ import AirgapBundle
 import AirgapImageSet
 import AirgapOCI
 import AirgapRegistry
+import AirgapSignatures
 import AirgapStore
 import AirgapTransfer
 import ArgumentParser
@@ -40,6 +41,8 @@ struct BundleCommand: AsyncParsableCommand {
     @Option(name: .customLong("split-size"), help: "Split into volumes of SIZE bytes (K/M/G, or fat32).") var splitSize: String?
     @Flag(help: "Keep a copy of every blob fetched in the store (a store that exists is read from either way).") var cache = false
     @Flag(name: .shortAndLong, help: "Only the summary.") var quiet = false
+    @Option(name: .customLong("image-key"), help: ArgumentHelp("Carry only images signed with this cosign public key (repeatable; any one suffices); adds to the manifest's verify: keys.", valueName: "FILE"))
+    var imageKeys: [String] = []
 
     func validate() throws {
         if key == nil && !unsigned { throw ValidationError("give --key NAME.key to sign the bundle, or --unsigned") }
@@ -53,6 +56,7 @@ struct BundleCommand: AsyncParsableCommand {
         let signingKey = try key.map { try BundleKeys.loadPrivateKey(path: $0) }
         let receipt = try since.map { try Receipt.load(path: $0) }
         let split = try splitSize.map { try parseSplitSize($0) }
+        let keys = try imageKeys.map { try ImageKey.load(path: $0) }
         // The store is a cache, not a hop: read when it exists, written only with --cache.
         let storePath = globals.store ?? LocalStore.defaultPath()
         let store = cache || FileManager.default.fileExists(atPath: storePath + "/oci-layout") ? try LocalStore(path: storePath) : nil
@@ -63,7 +67,7 @@ struct BundleCommand: AsyncParsableCommand {
         let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
         let exporter = BundleExporter(store: store, cache: cache, events: progress.handle)
         let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in
-            try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split))
+            try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split, imageKeys: keys))
         }
         progress.finish()
         let seconds = Date().timeIntervalSince(started)

@@ -16,7 +16,8 @@ enum Format {
 
     /// go-units HumanDuration, used as "X ago".
     static func since(_ date: Date?, now: Date = Date()) -> String {
-        guard let date else { return "N/A" }
+        // Go's zero time (0001-01-01, what cosign and go-containerregistry write) is no date at all.
+        guard let date, date.timeIntervalSince1970 > 0 else { return "N/A" }
         let seconds = Int(now.timeIntervalSince(date))
         if seconds < 0 { return "Less than a second ago" }
         let text: String

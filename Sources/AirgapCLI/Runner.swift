@@ -3,6 +3,7 @@ import AirgapContent
 import AirgapImageSet
 import AirgapOCI
 import AirgapRegistry
+import AirgapSignatures
 import AirgapStore
 import AirgapTar
 import AirgapTransfer
@@ -94,6 +95,7 @@ public enum CommandRunner {
         case let e as BundleError:
             return (e.kind == .verification ? .verificationFailed : (e.kind == .format ? .usage : .failure), "error: " + e.description)
         case let e as ImageSet.ParseError: return (.usage, "error: " + e.description)
+        case let e as SignatureError: return (.failure, "error: " + e.description)
         case let e as RegistryError: return (e.isVerificationFailure ? .verificationFailed : .registryError, "error: " + e.description)
         default:
             let code = root.exitCode(for: error)

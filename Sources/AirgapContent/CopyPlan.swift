@@ -15,6 +15,10 @@ public struct CopyRequest: Sendable {
     public var origin: String?
     /// The image gets no name at the destination (an unnamed store entry saved by ID).
     public var unnamed = false
+    /// Look for its signatures, attestations, SBOMs and referrers (when the planner has a finder).
+    public var attachments = false
+    /// Set when this request is itself an attachment: to what, and of which kind.
+    public var attachment: AttachmentLink?
 
     public init(reference: Reference, platforms: [Platform] = [], allPlatforms: Bool = false, name: Reference? = nil,
                 pinned: Descriptor? = nil, origin: String? = nil, unnamed: Bool = false) {
@@ -107,6 +111,8 @@ public struct CopyPlanner: Sendable {
     public var configBudget: Int64 = 16 << 20
     private let kept = ConfigBudget()
     public let events: TransferEvents
+    /// Finds what is attached to the planned images (requests with `attachments`); nil: nothing is looked for.
+    public var attachments: AttachmentFinder?
 
     public init(source: any ContentSource, held: Set<Digest> = [], allowAbsent: Bool = false, events: @escaping TransferEvents = { _ in }) {
         self.source = source; self.held = held; self.allowAbsent = allowAbsent; self.events = events
@@ -116,10 +122,27 @@ public struct CopyPlanner: Sendable {
 
     public func plan(_ requests: [CopyRequest]) async throws -> CopyPlan {
         let started = ContinuousClock.now
-        let planned = try await mapConcurrently(requests, limit: concurrency) { request in
-            do { return try await self.planOne(request) } catch {
-                guard let origin = request.origin else { throw error }
-                throw Self.prefixed(error, origin)
+        func planAll(_ requests: [CopyRequest], synthesized: [Data?]) async throws -> [(CopyPlan.Image, [Digest: Data])] {
+            try await mapConcurrently(Array(zip(requests, synthesized)), limit: concurrency) { pair in
+                let (request, topData) = pair
+                do { return try await self.planOne(request, topData: topData) } catch {
+                    guard let origin = request.origin else { throw error }
+                    throw Self.prefixed(error, origin)
+                }
+            }
+        }
+        var planned = try await planAll(requests, synthesized: requests.map { _ in nil })
+        if let finder = attachments {
+            // Attachments of what was planned, then of those attachments (a signature of an SBOM).
+            var known = Set(requests.map { $0.destinationName.description })
+            let tags = TagCache()
+            var frontier = planned.map(\.0)
+            for _ in 0..<finder.depth {
+                let found = try await finder.find(for: frontier, known: &known, tagCache: tags, events: events)
+                guard !found.isEmpty else { break }
+                let more = try await planAll(found.map(\.request), synthesized: found.map(\.synthesized))
+                planned += more
+                frontier = more.map(\.0)
             }
         }
         var plan = CopyPlan()
@@ -157,11 +180,14 @@ public struct CopyPlanner: Sendable {
         return error
     }
 
-    func planOne(_ request: CopyRequest) async throws -> (CopyPlan.Image, [Digest: Data]) {
+    /// `topData`: the top document's bytes when no source holds them (a referrers index the API made).
+    func planOne(_ request: CopyRequest, topData given: Data? = nil) async throws -> (CopyPlan.Image, [Digest: Data]) {
         let reference = request.reference
         let subject = reference.familiarDescription
         let (top, topData): (Descriptor, Data)
-        if let pinned = request.pinned {
+        if let pinned = request.pinned, let given {
+            (top, topData) = (pinned, given)
+        } else if let pinned = request.pinned {
             guard let data = try await source.document(pinned, in: reference) else {
                 throw ContentError(.missing, "\(subject): its manifest \(pinned.digest) is not in \(source.description)")
             }

@@ -12,6 +12,11 @@ public struct ImageSet: Sendable {
         /// Name the image gets inside when pinned by digest.
         public var insideTag: String?
         public var line: Int
+        /// nil: the set's default (`referrers:` at the top, true unless set) applies.
+        public var referrers: Bool? = nil
+        /// Public keys the image must be signed with (`verify: {key: FILE}`, paths as written
+        /// relative to the manifest's directory); nil: the set's `verify:` applies.
+        public var verifyKeys: [String]? = nil
 
         /// The name the image has in the store and in the bundle: `NAME:TAG@DIGEST` is fetched by
         /// digest and named `NAME:TAG` (the same rule as `Naming.destinationName`).
@@ -25,6 +30,10 @@ public struct ImageSet: Sendable {
     public var data: Data
     public var platforms: [Platform]
     public var allPlatforms: Bool
+    /// Carry signatures, attestations, SBOMs and other referrers with every image (default true).
+    public var referrers = true
+    /// Public keys every image must be signed with (`verify:` at the top), resolved like an entry's.
+    public var verifyKeys: [String] = []
     public var images: [Entry]
     /// Per-registry settings from the manifest's `registries:` block; the command layer turns them into
     /// registry client options (this module knows nothing of the network).
@@ -206,7 +215,9 @@ public struct ImageSet: Sendable {
                 allPlatforms = all
             case "images": imagesNode = value
             case "registries": try parseRegistries(value)
-            default: throw fail(line, "unknown key '\(key)' (known: apiVersion, kind, platforms, images, registries)")
+            case "referrers": referrers = try boolean(value, key: "referrers")
+            case "verify": verifyKeys = try verifyBlock(value)
+            default: throw fail(line, "unknown key '\(key)' (known: apiVersion, kind, platforms, referrers, verify, images, registries)")
             }
         }
         guard let imagesNode, case .sequence(let sequence) = imagesNode, !sequence.isEmpty else {
@@ -222,6 +233,8 @@ public struct ImageSet: Sendable {
                 var platforms: [Platform]?
                 var all = false
                 var tag: String?
+                var referrers: Bool?
+                var keys: [String]?
                 for (k, v) in fields {
                     switch k.string ?? "" {
                     case "ref": ref = try reference(v.string ?? "", line: v.mark?.line ?? line)
@@ -234,15 +247,47 @@ public struct ImageSet: Sendable {
                             throw fail(v.mark?.line ?? line, "bad tag '\(v.string ?? "")' (up to 128 letters, digits, '_', '.', '-')")
                         }
                         tag = t
-                    default: throw fail(k.mark?.line ?? line, "unknown key '\(k.string ?? "")' in an image (known: ref, platforms, tag)")
+                    case "referrers": referrers = try boolean(v, key: "referrers")
+                    case "verify": keys = try verifyBlock(v)
+                    default: throw fail(k.mark?.line ?? line, "unknown key '\(k.string ?? "")' in an image (known: ref, platforms, tag, referrers, verify)")
                     }
                 }
                 guard let ref else { throw fail(line, "an image entry needs 'ref:'") }
                 if tag != nil && ref.digest == nil { throw fail(line, "'tag:' names a digest-pinned image inside; \(ref.familiarDescription) is not pinned by digest") }
-                try add(Entry(reference: ref, platforms: platforms, allPlatforms: all, insideTag: tag, line: line))
+                try add(Entry(reference: ref, platforms: platforms, allPlatforms: all, insideTag: tag, line: line, referrers: referrers, verifyKeys: keys))
             default:
                 throw fail(line, "an image must be a reference or a mapping with ref/platforms/tag")
             }
+        }
+    }
+
+    /// `verify: {key: FILE}` or `verify: {keys: [FILE, …]}`: key paths, relative ones to the manifest's directory.
+    func verifyBlock(_ node: Node) throws -> [String] {
+        guard case .mapping(let mapping) = node else { throw fail(node.mark?.line, "verify must be a mapping: verify: {key: cosign.pub}") }
+        var paths: [String] = []
+        for (k, v) in mapping {
+            switch k.string ?? "" {
+            case "key":
+                guard let path = v.string, !path.isEmpty else { throw fail(v.mark?.line, "verify.key must be the path of a public key file") }
+                paths.append(path)
+            case "keys":
+                guard case .sequence(let items) = v, !items.isEmpty, items.allSatisfy({ !($0.string ?? "").isEmpty }) else {
+                    throw fail(v.mark?.line, "verify.keys must be a list of public key files")
+                }
+                paths += items.compactMap(\.string)
+            default: throw fail(k.mark?.line, "unknown key '\(k.string ?? "")' in verify (known: key, keys)")
+            }
+        }
+        guard !paths.isEmpty else { throw fail(node.mark?.line, "verify needs a key: verify: {key: cosign.pub}") }
+        let base = (path as NSString).deletingLastPathComponent
+        return paths.map { $0.hasPrefix("/") || base.isEmpty ? $0 : (base as NSString).appendingPathComponent($0) }
+    }
+
+    func boolean(_ node: Node, key: String) throws -> Bool {
+        switch node.string {
+        case "true": return true
+        case "false": return false
+        default: throw fail(node.mark?.line, "\(key) must be true or false, not '\(node.string ?? "?")'")
         }
     }
 

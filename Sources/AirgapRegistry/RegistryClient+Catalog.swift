@@ -89,3 +89,31 @@ extension RegistryClient {
         return reply.results.prefix(limit).map { SearchResult(name: $0.name, description: $0.description ?? "", stars: $0.star_count ?? 0, official: $0.is_official ?? false) }
     }
 }
+
+extension RegistryClient {
+    /// The OCI 1.1 referrers API's index for `subject` (every page); nil when the registry has no
+    /// such API (distribution 2.8 answers 404; a registry with it answers 200 with an index, an
+    /// empty one when nothing refers to the subject).
+    public func referrers(_ reference: Reference, of subject: Digest) async throws -> Data? {
+        var path: String? = "/v2/\(reference.repository)/referrers/\(subject)"
+        var merged: ImageIndex?
+        var pages = 0
+        while let current = path, pages < 100 {
+            pages += 1
+            var headers = HTTPHeaders()
+            headers.add(name: "Accept", value: MediaType.ociIndex.rawValue)
+            let response = try await send(Call(registry: reference.registry, path: current, headers: headers, scope: Self.pullScope(reference.repository)))
+            let body = try await response.body.collect(upTo: 4 << 20)
+            let type = response.headers.first(name: "Content-Type")?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) }
+            // As go-containerregistry and oras decide: only an index with the index's type is the API.
+            guard response.status == .ok, type == MediaType.ociIndex.rawValue else { break }
+            let page: ImageIndex
+            do { page = try ImageIndex.decode(Data(buffer: body), what: "referrers index") } catch {
+                throw RegistryError(.protocolViolation, "\(reference.registry) answered the referrers of \(subject) with something that is not an image index: \(error)")
+            }
+            if merged == nil { merged = page } else { merged?.manifests += page.manifests }
+            path = response.headers.first(name: "Link").flatMap(Self.nextLink)
+        }
+        return try merged.map { try CanonicalJSON.encode($0) }
+    }
+}

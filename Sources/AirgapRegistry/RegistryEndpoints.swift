@@ -151,3 +151,16 @@ final class SpooledUpload: BlobWriter, @unchecked Sendable {
 
     deinit { finish() }
 }
+
+extension RegistrySource: AttachmentListing {
+    /// A repository whose tag list is refused has no attachments we can know of: the image is
+    /// still exported (the caller says so), as skopeo and crane export images without listing tags.
+    public func tags(in repository: Reference) async throws -> [String] {
+        do { return try await client.listTags(repository) } catch let error as RegistryError where [.notFound, .denied, .unauthorized].contains(error.kind) {
+            throw AttachmentListingRefused(message: error.message)
+        }
+    }
+    public func referrers(of subject: Digest, in repository: Reference) async throws -> Data? {
+        try await client.referrers(repository, of: subject)
+    }
+}

@@ -3,6 +3,7 @@ import AirgapContent
 import AirgapImageSet
 import AirgapOCI
 import AirgapRegistry
+import AirgapSignatures
 import AirgapStore
 import AirgapTar
 import enum Crypto.Curve25519
@@ -21,9 +22,12 @@ public struct BundleExporter {
         public var splitSize: Int64?
         /// The signed creation time; nil: now (or `SOURCE_DATE_EPOCH`).
         public var created: String?
+        /// Every image must be signed with one of these (`--image-key`), besides the manifest's `verify:` keys.
+        public var imageKeys: [ImageKey]
         public init(output: String, signingKey: Curve25519.Signing.PrivateKey?, receipt: (Receipt, sha256: String)? = nil, splitSize: Int64? = nil,
-                    created: String? = nil) {
+                    created: String? = nil, imageKeys: [ImageKey] = []) {
             self.output = output; self.signingKey = signingKey; self.receipt = receipt; self.splitSize = splitSize; self.created = created
+            self.imageKeys = imageKeys
         }
     }
 
@@ -48,19 +52,48 @@ public struct BundleExporter {
 
     public static func requests(_ set: ImageSet) -> [CopyRequest] {
         set.images.map { entry in
-            CopyRequest(reference: entry.reference,
-                        platforms: entry.platforms ?? set.platforms,
-                        allPlatforms: entry.platforms == nil ? set.allPlatforms : entry.allPlatforms,
-                        name: entry.insideName,
-                        origin: "\(set.path):\(entry.line)")
+            var request = CopyRequest(reference: entry.reference,
+                                      platforms: entry.platforms ?? set.platforms,
+                                      allPlatforms: entry.platforms == nil ? set.allPlatforms : entry.allPlatforms,
+                                      name: entry.insideName,
+                                      origin: "\(set.path):\(entry.line)")
+            request.attachments = entry.referrers ?? set.referrers
+            return request
         }
     }
 
     public func export(_ set: ImageSet, client: RegistryClient, options: Options) async throws -> Summary {
-        var source: any ContentSource = RegistrySource(client: client)
+        let registry = RegistrySource(client: client)
+        var source: any ContentSource = registry
         if let store { source = CachedSource(registry: source, cache: store, keep: cache) }
         let held = Set(options.receipt?.0.blobs ?? [])
-        let plan = try await CopyPlanner(source: source, held: held, events: events).plan(Self.requests(set))
+        var planner = CopyPlanner(source: source, held: held, events: events)
+        planner.attachments = AttachmentFinder(listing: registry)
+        // Keys each image must be signed with; an image to verify has its signatures looked for
+        // (and carried, so that the inside can check them again).
+        var keysOf: [String: [ImageKey]] = [:]
+        var loaded: [String: ImageKey] = [:]
+        var requests = Self.requests(set)
+        for (i, entry) in set.images.enumerated() {
+            var keys = options.imageKeys
+            for path in entry.verifyKeys ?? set.verifyKeys {
+                if loaded[path] == nil { loaded[path] = try ImageKey.load(path: path) }
+                keys.append(loaded[path]!)
+            }
+            guard !keys.isEmpty else { continue }
+            requests[i].attachments = true
+            keysOf[requests[i].destinationName.description] = keys
+        }
+        let plan = try await planner.plan(requests)
+        for image in plan.images where image.request.attachment == nil {
+            guard let keys = keysOf[image.name.description] else { continue }
+            let outcome = try await CosignVerifier(keys: keys).check(image, in: plan, source: source)
+            guard outcome.isVerified else {
+                let origin = image.request.origin.map { "\($0): " } ?? ""
+                throw ContentError(.verification, "\(origin)\(image.request.reference.familiarDescription) is not carried: \(outcome); nothing was written")
+            }
+            events(.note("\(image.request.reference.familiarDescription): \(outcome)"))
+        }
         let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
         return try await write(plan, from: source, options: options, manifest: manifest)
     }

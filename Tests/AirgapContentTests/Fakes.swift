@@ -11,6 +11,8 @@ final class FakeSource: ContentSource, @unchecked Sendable {
     var tags: [String: Descriptor] = [:]
     /// Blobs whose bytes are served with one byte flipped.
     var damaged: Set<Digest> = []
+    /// The referrers API's answers by subject; nil: the source has no referrers API.
+    var referrersAPI: [Digest: Data]?
     private(set) var blobReads: [Digest] = []
     private(set) var documentReads: [Digest] = []
     var description: String { "the fake registry" }
@@ -70,6 +72,16 @@ final class FakeSource: ContentSource, @unchecked Sendable {
         let reference = try Reference(parsing: name)
         tags[reference.description] = d
         return reference
+    }
+}
+
+extension FakeSource: AttachmentListing {
+    func tags(in repository: Reference) async throws -> [String] {
+        lock.withLock { tags.keys.compactMap { try? Reference(parsing: $0) }.filter { $0.name == repository.name }.compactMap(\.tag) }
+    }
+    func referrers(of subject: Digest, in repository: Reference) async throws -> Data? {
+        guard let api = referrersAPI else { return nil }
+        return api[subject] ?? Data(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#.utf8)
     }
 }
 

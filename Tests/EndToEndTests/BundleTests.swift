@@ -173,6 +173,8 @@ struct ExportTests {
             ("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - httpd\n  - docker.io/library/httpd:latest\n", ":5: duplicate image httpd:latest (first listed on line 4)"),
             ("httpd\n# comment\nnot a reference\n", ":3: expected one image reference"),
             ("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - ref: httpd\n    colour: blue\n", ":5: unknown key 'colour'"),
+            ("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - ref: httpd\n    referrers: maybe\n", ":5: referrers must be true or false, not 'maybe'"),
+            ("apiVersion: airgap/v1\nkind: ImageSet\nreferrers: no\nimages:\n  - httpd\n", ":3: referrers must be true or false, not 'no'"),
         ]
         for (text, expected) in cases {
             let path = f.dir.file("bad.yaml")

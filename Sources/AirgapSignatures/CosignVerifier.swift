@@ -1,0 +1,149 @@
+import AirgapContent
+import AirgapOCI
+import enum Crypto.P256
+import Foundation
+
+/// What the signature check of one image found.
+public enum SignatureOutcome: Sendable, Equatable, CustomStringConvertible {
+    /// A signature by this key over the image's digest and repository.
+    case verified(key: String, signature: Digest)
+    /// No signature is attached to the image.
+    case unsigned
+    /// Signatures are attached, but none verifies with the keys given.
+    case otherKey(count: Int)
+    /// A signature by a trusted key, but over another image.
+    case digestMismatch(claimed: String)
+    /// A signature by a trusted key over this digest, but for another repository.
+    case identityMismatch(claimed: String)
+    /// A signature by a trusted key whose payload is not a cosign simple-signing payload.
+    case malformed(String)
+
+    public var isVerified: Bool { if case .verified = self { return true } else { return false } }
+
+    public var description: String {
+        switch self {
+        case .verified(let key, _): return "signed by \(key)"
+        case .unsigned: return "unsigned (no signature is attached to it)"
+        case .otherKey(let count): return "signed, but not by a key given (\(count) signature\(count == 1 ? "" : "s") checked)"
+        case .digestMismatch(let claimed): return "a trusted signature names another image (\(claimed)): digest mismatch"
+        case .identityMismatch(let claimed): return "a trusted signature is for another repository (\(claimed)): identity mismatch"
+        case .malformed(let why): return "a trusted signature's payload is not a cosign payload (\(why))"
+        }
+    }
+
+    /// Which outcome to report when several signatures disagree: a trusted key over the wrong
+    /// thing says more than a key we do not know, which says more than nothing at all.
+    var rank: Int {
+        switch self {
+        case .verified: return 5
+        case .digestMismatch, .identityMismatch: return 4
+        case .malformed: return 3
+        case .otherKey: return 2
+        case .unsigned: return 1
+        }
+    }
+}
+
+/// Checks cosign key-based signatures (cosign's SIGNATURE_SPEC): each layer of a `sha256-<hex>.sig`
+/// manifest is a simple-signing payload, signed with ECDSA P-256 over its bytes (SHA-256, ASN.1 DER,
+/// base64 in the `dev.cosignproject.cosign/signature` annotation). A signature counts when it
+/// verifies with a key given, names the image's digest (`critical.image.docker-manifest-digest`)
+/// and its repository (`critical.identity.docker-reference`; cosign writes the repository without
+/// a tag, and Docker Hub as `index.docker.io`).
+public struct CosignVerifier: Sendable {
+    public static let payloadMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+    public static let signatureAnnotation = "dev.cosignproject.cosign/signature"
+    public static let payloadType = "cosign container image signature"
+    /// A payload is a few hundred bytes; a bigger one is not read.
+    static let payloadLimit: Int64 = 1 << 20
+
+    public let keys: [ImageKey]
+    public init(keys: [ImageKey]) { self.keys = keys }
+
+    /// One signature manifest, and where its payloads are read from.
+    public struct Signatures: Sendable {
+        public var manifest: Data
+        public var repository: Reference
+        public init(manifest: Data, repository: Reference) { self.manifest = manifest; self.repository = repository }
+    }
+
+    /// - Parameters:
+    ///   - subjects: the digests the image is known by (its top; the registry's index when one
+    ///     platform of it travels).
+    ///   - repository: where the image came from (the identity a signature must name).
+    ///   - read: the verified bytes of a payload blob.
+    public func check(subjects: [Digest], repository: Reference, signatures: [Signatures],
+                      read: (Descriptor, Reference) async throws -> Data?) async throws -> SignatureOutcome {
+        var best = SignatureOutcome.unsigned
+        var checked = 0
+        func consider(_ outcome: SignatureOutcome) { if outcome.rank > best.rank { best = outcome } }
+        for signatures in signatures {
+            let manifest: ImageManifest
+            do { manifest = try ImageManifest.decode(signatures.manifest, what: "signature manifest") } catch {
+                consider(.malformed("the signature manifest is not an image manifest"))
+                continue
+            }
+            for layer in manifest.layers where layer.mediaType.rawValue == Self.payloadMediaType {
+                checked += 1
+                guard let encoded = layer.annotations?[Self.signatureAnnotation], let raw = Data(base64Encoded: encoded),
+                      let signature = try? P256.Signing.ECDSASignature(derRepresentation: raw) else {
+                    consider(.otherKey(count: checked))
+                    continue
+                }
+                guard layer.size <= Self.payloadLimit, let payload = try await read(layer, signatures.repository) else {
+                    consider(.malformed("its payload \(layer.digest) is missing or larger than 1 MiB"))
+                    continue
+                }
+                guard let key = keys.first(where: { $0.key.isValidSignature(signature, for: payload) }) else {
+                    consider(.otherKey(count: checked))
+                    continue
+                }
+                consider(Self.claims(payload, subjects: subjects, repository: repository, key: key, signature: layer.digest))
+                if best.isVerified { return best }
+            }
+        }
+        if case .otherKey = best { return .otherKey(count: checked) }
+        return best
+    }
+
+    /// What a payload signed by a trusted key says, against what it must say.
+    static func claims(_ payload: Data, subjects: [Digest], repository: Reference, key: ImageKey, signature: Digest) -> SignatureOutcome {
+        guard let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
+              let critical = object["critical"] as? [String: Any] else { return .malformed("no 'critical' object") }
+        guard (critical["type"] as? String) == payloadType else { return .malformed("its type is not '\(payloadType)'") }
+        guard let claimed = (critical["image"] as? [String: Any])?["docker-manifest-digest"] as? String else {
+            return .malformed("no critical.image.docker-manifest-digest")
+        }
+        guard subjects.contains(where: { $0.description == claimed }) else { return .digestMismatch(claimed: claimed) }
+        guard let identity = (critical["identity"] as? [String: Any])?["docker-reference"] as? String else {
+            return .malformed("no critical.identity.docker-reference")
+        }
+        guard sameRepository(identity, repository) else { return .identityMismatch(claimed: identity) }
+        return .verified(key: key.fingerprint, signature: signature)
+    }
+
+    /// `index.docker.io/library/x` and `docker.io/library/x` are one repository; tags and digests do not count.
+    static func sameRepository(_ identity: String, _ repository: Reference) -> Bool {
+        guard let claimed = try? Reference(parsing: identity) else { return false }
+        func hub(_ registry: String) -> String {
+            ["index.docker.io", "registry-1.docker.io", Reference.dockerHub].contains(registry) ? Reference.dockerHub : registry
+        }
+        return hub(claimed.registry) == hub(repository.registry) && claimed.repository == repository.repository
+    }
+}
+
+extension CosignVerifier {
+    /// The signatures a plan carries for one of its images, checked with the source's bytes.
+    public func check(_ image: CopyPlan.Image, in plan: CopyPlan, source: any ContentSource) async throws -> SignatureOutcome {
+        let subjects = [image.top.digest, image.sourceTop.digest] + (image.originalIndexDigest.map { [$0] } ?? [])
+        let signatures = plan.images.compactMap { attached -> Signatures? in
+            guard let link = attached.request.attachment, link.kind == .signature, link.subjectName == image.name,
+                  subjects.contains(link.subject), let manifest = plan.documents[attached.top.digest] else { return nil }
+            return Signatures(manifest: manifest, repository: attached.request.reference)
+        }
+        let repository = image.request.reference
+        return try await check(subjects: subjects, repository: repository, signatures: signatures) { layer, repository in
+            try await source.document(layer, in: repository)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import AirgapOCI
+import AirgapTestSupport
+import Foundation
+import Testing
+
+/// Signatures, SBOMs and referrers travel with their images: cosign-format signatures and an OCI
+/// 1.1 SBOM referrer (with a signature of its own) written into distribution 2.8 by
+/// scripts/cosign-fixture.py, exported, loaded, pushed and served.
+@Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
+struct AttachmentTests {
+    struct Attached: Decodable { var subject: String; var signature: String; var sbom: String; var referrersIndex: String; var sbomSignature: String }
+
+    static func fixture(_ f: BundleFixture) throws -> Attached {
+        let script = packageRoot + "/scripts/cosign-fixture.py"
+        try f.expectOK(try runProcess("/usr/bin/python3", [script, "keygen", f.dir.path]))
+        let attached = try runProcess("/usr/bin/python3", [script, "attach", f.registries.plain, "\(f.repo)/app-1", "1.0", f.dir.file("cosign.key")])
+        try f.expectOK(attached)
+        return try JSONDecoder().decode(Attached.self, from: Data(attached.stdout.utf8))
+    }
+
+    static func tag(_ digest: String, _ suffix: String = "") -> String { digest.replacingOccurrences(of: ":", with: "-") + suffix }
+
+    @Test func signaturesAndReferrersAreCarriedLoadedPushedAndServed() throws {
+        let f = try BundleFixture()
+        let a = try Self.fixture(f)
+        try f.expectOK(try f.makeBundle())
+        try f.expectOK(try f.importer(["verify", f.bundle, "--key", f.pub], store: f.dir.file("in")))
+
+        // bundle.json lists them under their image; index.json names them by their tags.
+        let metadata = try runProcess("tar", ["xOf", f.bundle, "airgap/bundle.json"]).stdout
+        let object = try JSONSerialization.jsonObject(with: Data(metadata.utf8)) as! [String: Any]
+        let images = object["images"] as! [[String: Any]]
+        let app1 = images.first { ($0["reference"] as? String) == "\(f.source)/app-1:1.0" }!
+        let attachments = (app1["attachments"] as? [[String: Any]]) ?? []
+        let kinds = attachments.map { "\($0["kind"]!) \($0["subject"]!) \($0["digest"]!)" }.sorted()
+        #expect(kinds == ["referrers \(a.subject) \(a.referrersIndex)", "signature \(a.sbom) \(a.sbomSignature)", "signature \(a.subject) \(a.signature)"].sorted(),
+                "\(kinds)")
+        #expect(images.contains { ($0["reference"] as? String) == "\(f.source)/app-1:\(Self.tag(a.subject, ".sig"))" && ($0["attachedTo"] as? String) == "\(f.source)/app-1:1.0" })
+        // The Docker view lists images an engine can load, never the attachments.
+        let dockerView = try runProcess("tar", ["xOf", f.bundle, "manifest.json"]).stdout
+        #expect(!dockerView.contains(".sig") && dockerView.contains("app-1:1.0"))
+        let other = images.first { ($0["reference"] as? String) == "\(f.source)/app-2:1.0" }!
+        #expect(other["attachments"] == nil)
+
+        // load: the store holds them by tag, so they can be pushed and served from it too.
+        let store = f.dir.file("in")
+        try f.expectOK(try f.importer(["load", f.bundle, "--key", f.pub], store: store))
+        let listed = try f.importer(["image", "ls"], store: store).stdout
+        #expect(listed.contains(Self.tag(a.subject, ".sig")) && listed.contains(Self.tag(a.sbom, ".sig")), "\(listed)")
+
+        // push: the signature verifies there (an independent verifier: Python's cryptography),
+        // and the referrers tag lists the SBOM for clients of a registry without the API.
+        let inside = f.registries.plain
+        try f.expectOK(try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(inside)/inside"], store: store))
+        let pushedRepo = "inside/\(f.repo)/app-1"
+        let checked = try runProcess("/usr/bin/python3", [packageRoot + "/scripts/cosign-fixture.py", "verify", inside, pushedRepo, "1.0", f.dir.file("cosign.pub")])
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+        let fallback = try curl(["--fail", "-H", "Accept: application/vnd.oci.image.index.v1+json", "http://\(inside)/v2/\(pushedRepo)/manifests/\(Self.tag(a.subject))"])
+        #expect(fallback.stdout.contains(a.sbom), "\(fallback.stdout)\(fallback.stderr)")
+        #expect(try rawDigest("\(inside)/\(pushedRepo):\(Self.tag(a.sbom, ".sig"))") == String(a.sbomSignature.dropFirst(7)))
+
+        // load --into docker: the engine gets the images (the Docker view leaves attachments out).
+        if let engine = DockerEngine() {
+            let load = try runProcess(builtBinary("airgap-import"), ["load", f.bundle, "--key", f.pub, "--into", "docker"],
+                                      environment: ["DOCKER_HOST": "unix://\(engine.socket)"])
+            #expect(load.status == 0, "\(load.stderr)")
+            let images = try runProcess("docker", ["-H", "unix://\(engine.socket)", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout
+            #expect(images.contains("\(f.source)/app-1:1.0") && !images.contains(".sig"), "\(images)")
+        }
+
+        // serve: the tags, and the referrers API answered from the subjects the bundle holds.
+        let serve = try ServeProcess([f.bundle, "--key", f.pub], store: f.dir.file("serve-store"))
+        #expect(serve.listening, "\(serve.out)\(serve.err)")
+        guard serve.listening else { return }
+        let referrers = try curl(["--fail", "http://\(serve.address)/v2/\(f.repo)/app-1/referrers/\(a.subject)"])
+        #expect(referrers.stdout.contains(a.sbom) && referrers.stdout.contains("application/spdx+json"), "\(referrers.stdout)\(referrers.stderr)")
+        #expect(try rawDigest("\(serve.address)/\(f.repo)/app-1:\(Self.tag(a.subject, ".sig"))") == String(a.signature.dropFirst(7)))
+        #expect(serve.stop() == 0)
+    }
+
+    /// `referrers: false` leaves them out; an export from a registry with the referrers API (our
+    /// own serve) finds the referrers through it and carries them as the referrers tag's index.
+    @Test func referrersFalseLeavesThemOutAndTheAPIIsUsedWhereThereIsOne() throws {
+        let f = try BundleFixture()
+        let a = try Self.fixture(f)
+        try Data("""
+        apiVersion: airgap/v1
+        kind: ImageSet
+        referrers: false
+        images:
+          - \(f.source)/app-1:1.0
+        """.utf8).write(to: URL(fileURLWithPath: f.manifest))
+        try f.expectOK(try f.makeBundle())
+        #expect(!(try f.tarEntries(f.bundle)).isEmpty)
+        let without = try runProcess("tar", ["xOf", f.bundle, "airgap/bundle.json"]).stdout
+        #expect(!without.contains("attachments") && !without.contains(".sig"))
+
+        // A first bundle with everything, loaded into a store that is then served (serve has the
+        // referrers API). In the store (an OCI layout) the referrers tag's entry is replaced by a
+        // plain tag of the SBOM itself: only the API can tell what refers to the image.
+        try Data("""
+        apiVersion: airgap/v1
+        kind: ImageSet
+        images:
+          - \(f.source)/app-1:1.0
+        """.utf8).write(to: URL(fileURLWithPath: f.manifest))
+        try f.expectOK(try f.makeBundle())
+        let store = f.dir.file("in")
+        try f.expectOK(try f.importer(["load", f.bundle, "--key", f.pub], store: store))
+        let edit = """
+        import json, sys
+        path, tag, sbom = sys.argv[1:4]
+        index = json.load(open(path))
+        for entry in index["manifests"]:
+            name = entry.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
+            if name.endswith(":" + tag):
+                referrers = json.load(open(path.replace("index.json", "blobs/sha256/" + entry["digest"][7:])))
+                entry.update({k: v for k, v in referrers["manifests"][0].items() if k in ("mediaType", "digest", "size")})
+                entry["annotations"]["org.opencontainers.image.ref.name"] = name[: -len(tag)] + "sbom"
+        json.dump(index, open(path, "w"))
+        """
+        try f.expectOK(try runProcess("/usr/bin/python3", ["-c", edit, store + "/index.json", Self.tag(a.subject), a.sbom]))
+        let serve = try ServeProcess([], store: store)
+        #expect(serve.listening, "\(serve.out)\(serve.err)")
+        guard serve.listening else { return }
+        try Data("""
+        apiVersion: airgap/v1
+        kind: ImageSet
+        images:
+          - \(serve.address)/\(f.repo)/app-1:1.0
+        """.utf8).write(to: URL(fileURLWithPath: f.manifest))
+        let second = f.dir.file("second.tar")
+        try f.expectOK(try f.makeBundle(output: second))
+        let metadata = try runProcess("tar", ["xOf", second, "airgap/bundle.json"]).stdout
+        let images = (try JSONSerialization.jsonObject(with: Data(metadata.utf8)) as! [String: Any])["images"] as! [[String: Any]]
+        let kinds = images.flatMap { ($0["attachments"] as? [[String: Any]] ?? []).map { "\($0["kind"]!) \($0["reference"]!)" } }
+        #expect(kinds.contains("referrers \(serve.address)/\(f.repo)/app-1:\(Self.tag(a.subject))"), "\(kinds)")
+        #expect(try f.tarEntries(second).contains("blobs/sha256/\(a.sbom.dropFirst(7))"), "the SBOM the API named travels")
+        let listed = try runProcess("/bin/sh", ["-c", "tar xOf '\(second)' index.json"]).stdout
+        #expect(listed.contains("app-1:\(Self.tag(a.subject))"))
+        #expect(serve.stop() == 0)
+    }
+
+    /// `--image-key` and `verify: {key:}`: only images signed with the key are carried; what fails
+    /// is named with its reason (exit 3) and no bundle is written.
+    @Test func exportCarriesOnlyImagesSignedWithTheKey() throws {
+        let f = try BundleFixture()
+        let a = try Self.fixture(f)
+        let pub = f.dir.file("cosign.pub")
+        func bundle(_ yaml: String, _ extra: [String] = []) throws -> ProcessResult {
+            try Data("apiVersion: airgap/v1\nkind: ImageSet\n\(yaml)".utf8).write(to: URL(fileURLWithPath: f.manifest))
+            try? FileManager.default.removeItem(atPath: f.bundle)
+            return try f.makeBundle(extra)
+        }
+        let signed = try bundle("images:\n  - \(f.source)/app-1:1.0\n", ["--image-key", pub])
+        #expect(signed.status == 0, "\(signed.stderr)")
+        #expect(signed.stderr.contains("signed by sha256:"), "\(signed.stderr)")
+        let perImage = try bundle("images:\n  - ref: \(f.source)/app-1:1.0\n    verify: {key: cosign.pub}\n  - \(f.source)/app-2:1.0\n")
+        #expect(perImage.status == 0, "a key on one image leaves the others alone: \(perImage.stderr)")
+
+        let unsigned = try bundle("verify: {key: cosign.pub}\nimages:\n  - \(f.source)/app-1:1.0\n  - \(f.source)/app-2:1.0\n")
+        #expect(unsigned.status == 3 && unsigned.stderr.contains("images.yaml:6: \(f.source)/app-2:1.0 is not carried: unsigned"), "\(unsigned.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.bundle))
+
+        try FileManager.default.createDirectory(atPath: f.dir.file("other"), withIntermediateDirectories: true)
+        try f.expectOK(try runProcess("/usr/bin/python3", [packageRoot + "/scripts/cosign-fixture.py", "keygen", f.dir.file("other")]))
+        let otherKey = try bundle("images:\n  - \(f.source)/app-1:1.0\n", ["--image-key", f.dir.file("other/cosign.pub")])
+        #expect(otherKey.status == 3 && otherKey.stderr.contains("not by a key given"), "\(otherKey.stderr)")
+
+        // app-1's signature put up as app-2's: signed by the key, but over another digest.
+        let app2 = try runProcess("/bin/sh", ["-c", "skopeo inspect --raw --tls-verify=false docker://\(f.source)/app-2:1.0 | sha256sum"]).stdout.prefix(64)
+        try f.expectOK(try runProcess("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false",
+                                                 "docker://\(f.source)/app-1:\(Self.tag(a.subject, ".sig"))", "docker://\(f.source)/app-2:sha256-\(app2).sig"]))
+        let replayed = try bundle("images:\n  - \(f.source)/app-2:1.0\n", ["--image-key", pub])
+        #expect(replayed.status == 3 && replayed.stderr.contains("digest mismatch"), "\(replayed.stderr)")
+
+        // The image and its signature copied to another repository: the signature names the first.
+        for tag in ["1.0", Self.tag(a.subject, ".sig")] {
+            try f.expectOK(try runProcess("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false",
+                                                     "docker://\(f.source)/app-1:\(tag)", "docker://\(f.registries.plain)/\(f.repo)/moved:\(tag)"]))
+        }
+        let moved = try bundle("images:\n  - \(f.registries.plain)/\(f.repo)/moved:1.0\n", ["--image-key", pub])
+        #expect(moved.status == 3 && moved.stderr.contains("identity mismatch"), "\(moved.stderr)")
+    }
+}
