@@ -28,6 +28,7 @@ struct BundlePush: AsyncParsableCommand {
             try input.checkRollback(metadata, signature, history: history, destination: destination, tags: tags)
         })
         try reportFindings(result, quiet: quiet)
+        try input.checkImageSignatures(result, quiet: quiet || format == "json", action: "nothing was pushed")
         let progress = ProgressRenderer(verb: "Push", quiet: quiet || format == "json")
         let outcome = try await registry.withClient { client in
             try await BundlePusher(client: client, events: progress.handle).push(result, to: target)
@@ -53,6 +54,13 @@ struct BundlePush: AsyncParsableCommand {
 enum DockerEngineLoader {
     static func load(input: BundleInput, storeRoot: String, quiet: Bool) async throws {
         let engine = try DockerEngineClient()
+        // The engine takes the bytes as they are verified: image signatures are checked in a pass
+        // of their own first (the second pass is checked against the same signed checksums).
+        if !input.imageKeys.isEmpty {
+            let first = try input.reader(storeRoot: storeRoot).read()
+            try reportFindings(first, quiet: quiet)
+            try input.checkImageSignatures(first, quiet: quiet, action: "nothing was handed to the engine")
+        }
         // Used by the one thread that reads the bundle, and only after this function hands it over.
         nonisolated(unsafe) let reader = try input.reader(storeRoot: storeRoot)
         let history = TagHistory(storeRoot: storeRoot)

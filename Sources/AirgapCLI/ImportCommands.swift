@@ -1,6 +1,7 @@
 import AirgapBundle
 import AirgapOCI
 import AirgapRegistry
+import AirgapSignatures
 import AirgapStore
 import AirgapTar
 import AirgapTransfer
@@ -16,9 +17,29 @@ struct BundleInput: ParsableArguments {
     var allowUnsigned = false
     @Flag(name: .customLong("allow-rollback"), help: "Let a bundle older than the one that set a tag move that tag back.")
     var allowRollback = false
+    @Option(name: .customLong("image-key"), help: ArgumentHelp("Every image must carry a signature by this cosign public key (repeatable; any one suffices), checked from the bundle's bytes.", valueName: "FILE"))
+    var imageKeys: [String] = []
 
     func validate() throws {
         if bundle.isEmpty { throw ValidationError("give the bundle to read") }
+    }
+
+    /// With --image-key: every image's signature checked from the verified bytes; a failure is
+    /// exit 3 naming the images and why, and `action` names what did not happen.
+    func checkImageSignatures(_ result: BundleReadResult, quiet: Bool, action: String) throws {
+        try Self.checkImageSignatures(result, keyPaths: imageKeys, quiet: quiet, action: action)
+    }
+
+    static func checkImageSignatures(_ result: BundleReadResult, keyPaths: [String], quiet: Bool, action: String) throws {
+        guard !keyPaths.isEmpty, result.ok, let metadata = result.metadata else { return }
+        let keys = try keyPaths.map { try ImageKey.load(path: $0) }
+        let checked = BundleSignatures.check(metadata, documents: result.documents, keys: keys)
+        let failed = checked.filter { !$0.outcome.isVerified }
+        for item in checked where !quiet || !item.outcome.isVerified {
+            printErr("Image signature: \(EscapedText.escape(item.image)): \(item.outcome)")
+        }
+        guard let first = failed.first else { return }
+        throw CommandError(.verificationFailed, "\(failed.count) image\(failed.count == 1 ? "" : "s") fail the signature check (first: \(EscapedText.escape(first.image)): \(first.outcome)); \(action)")
     }
 
     /// Which signatures count: the key given, else the store's trusted signers.
@@ -111,6 +132,7 @@ struct Verify: AsyncParsableCommand {
             }
         }
         if result.ok {
+            try input.checkImageSignatures(result, quiet: quiet || format == "json", action: "the bundle's own checks passed")
             if format != "json" { print("Bundle verified: OK") }
             return
         }
@@ -143,6 +165,8 @@ struct Load: AsyncParsableCommand {
         let history = TagHistory(storeRoot: store.root)
         let outcome = try BundleImporter(store: store).load(reader, admit: { metadata, signature in
             try input.checkRollback(metadata, signature, history: history, destination: "store", tags: metadata.tags)
+        }, beforePublish: { result in
+            try input.checkImageSignatures(result, quiet: quiet || format == "json", action: "nothing was loaded")
         })
         try reportFindings(outcome.result, quiet: quiet)
         if let metadata = outcome.result.metadata {

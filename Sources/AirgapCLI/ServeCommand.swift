@@ -39,6 +39,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("mirror-address"), help: ArgumentHelp("The address clients reach this server at, for --mirror-config (default: the listen address).", valueName: "HOST:PORT"))
     var mirrorAddress: String?
     @Option(help: ArgumentHelp("Append the access log (one line per request) to FILE instead of standard error.", valueName: "FILE")) var log: String?
+    @Option(name: .customLong("image-key"), help: ArgumentHelp("Serve only if every image carries a signature by this cosign public key (repeatable).", valueName: "FILE"))
+    var imageKeys: [String] = []
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -117,6 +119,9 @@ struct Serve: AsyncParsableCommand {
     /// The verified bundle, or the store, with the names to serve.
     func openSource() throws -> (any ContentSource, [(Reference, Descriptor)], String) {
         if bundle.isEmpty {
+            guard imageKeys.isEmpty else {
+                throw CommandError(.usage, "--image-key checks a bundle's images before they are served; to serve only signed images from the store, load them with 'airgap-import load BUNDLE --image-key FILE' first")
+            }
             let root = globals.storeRoot
             guard FileManager.default.fileExists(atPath: root + "/index.json") else {
                 throw CommandError(.usage, "there is no store at \(root) (no index.json): give a bundle to serve, or --store DIR of a store that holds images")
@@ -138,6 +143,7 @@ struct Serve: AsyncParsableCommand {
             for finding in result.findings { printErr("finding: \(EscapedText.escape(finding.description))") }
             throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s") (first: \(EscapedText.escape(result.findings[0].description))); nothing is served")
         }
+        try BundleInput.checkImageSignatures(result, keyPaths: imageKeys, quiet: false, action: "nothing is served")
         guard let verified = VerifiedBundle(result) else { throw CommandError(.verificationFailed, "the bundle failed verification; nothing is served") }
         if !verified.metadata.requiredOnInside.isEmpty {
             throw CommandError(.failure, "this bundle was made with --since and leaves out \(verified.metadata.requiredOnInside.count) blobs the inside already holds; serve needs whole images: load it into the store ('airgap-import load'), then serve the store ('airgap-import --store DIR serve')")

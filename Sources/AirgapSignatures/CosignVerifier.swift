@@ -60,26 +60,26 @@ public struct CosignVerifier: Sendable {
     public let keys: [ImageKey]
     public init(keys: [ImageKey]) { self.keys = keys }
 
-    /// One signature manifest, and where its payloads are read from.
-    public struct Signatures: Sendable {
-        public var manifest: Data
-        public var repository: Reference
-        public init(manifest: Data, repository: Reference) { self.manifest = manifest; self.repository = repository }
+    /// The payload blobs a signature manifest names (what `check` needs read), each once.
+    public static func payloads(of manifests: [Data]) -> [Descriptor] {
+        var seen = Set<Digest>()
+        return manifests.flatMap { (try? ImageManifest.decode($0, what: "signature manifest"))?.layers ?? [] }
+            .filter { $0.mediaType.rawValue == payloadMediaType && $0.size <= payloadLimit && seen.insert($0.digest).inserted }
     }
 
     /// - Parameters:
     ///   - subjects: the digests the image is known by (its top; the registry's index when one
     ///     platform of it travels).
     ///   - repository: where the image came from (the identity a signature must name).
-    ///   - read: the verified bytes of a payload blob.
-    public func check(subjects: [Digest], repository: Reference, signatures: [Signatures],
-                      read: (Descriptor, Reference) async throws -> Data?) async throws -> SignatureOutcome {
+    ///   - signatures: the signature manifests attached to those subjects.
+    ///   - payloads: their payload blobs by digest, verified against their digests by whoever read them.
+    public func check(subjects: [Digest], repository: Reference, signatures: [Data], payloads: [Digest: Data]) -> SignatureOutcome {
         var best = SignatureOutcome.unsigned
         var checked = 0
         func consider(_ outcome: SignatureOutcome) { if outcome.rank > best.rank { best = outcome } }
-        for signatures in signatures {
+        for data in signatures {
             let manifest: ImageManifest
-            do { manifest = try ImageManifest.decode(signatures.manifest, what: "signature manifest") } catch {
+            do { manifest = try ImageManifest.decode(data, what: "signature manifest") } catch {
                 consider(.malformed("the signature manifest is not an image manifest"))
                 continue
             }
@@ -90,7 +90,7 @@ public struct CosignVerifier: Sendable {
                     consider(.otherKey(count: checked))
                     continue
                 }
-                guard layer.size <= Self.payloadLimit, let payload = try await read(layer, signatures.repository) else {
+                guard let payload = payloads[layer.digest], Digest.sha256(of: payload) == layer.digest else {
                     consider(.malformed("its payload \(layer.digest) is missing or larger than 1 MiB"))
                     continue
                 }
@@ -133,17 +133,21 @@ public struct CosignVerifier: Sendable {
 }
 
 extension CosignVerifier {
-    /// The signatures a plan carries for one of its images, checked with the source's bytes.
+    /// The signatures a plan carries for one of its images, checked; payloads are read from the source.
     public func check(_ image: CopyPlan.Image, in plan: CopyPlan, source: any ContentSource) async throws -> SignatureOutcome {
         let subjects = [image.top.digest, image.sourceTop.digest] + (image.originalIndexDigest.map { [$0] } ?? [])
-        let signatures = plan.images.compactMap { attached -> Signatures? in
+        var manifests: [Data] = []
+        var repositoryOf: [Digest: Reference] = [:]
+        for attached in plan.images {
             guard let link = attached.request.attachment, link.kind == .signature, link.subjectName == image.name,
-                  subjects.contains(link.subject), let manifest = plan.documents[attached.top.digest] else { return nil }
-            return Signatures(manifest: manifest, repository: attached.request.reference)
+                  subjects.contains(link.subject), let manifest = plan.documents[attached.top.digest] else { continue }
+            manifests.append(manifest)
+            for payload in Self.payloads(of: [manifest]) { repositoryOf[payload.digest] = attached.request.reference }
         }
-        let repository = image.request.reference
-        return try await check(subjects: subjects, repository: repository, signatures: signatures) { layer, repository in
-            try await source.document(layer, in: repository)
+        var payloads: [Digest: Data] = [:]
+        for payload in Self.payloads(of: manifests) {
+            payloads[payload.digest] = try await source.document(payload, in: repositoryOf[payload.digest] ?? image.request.reference)
         }
+        return check(subjects: subjects, repository: image.request.reference, signatures: manifests, payloads: payloads)
     }
 }

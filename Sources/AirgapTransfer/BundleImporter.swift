@@ -21,7 +21,10 @@ public struct BundleImporter {
 
     /// `admit` sees bundle.json and the signature before any blob is read (the rollback check);
     /// what it throws ends the load with nothing written.
+    /// `beforePublish` sees the whole verified read before anything becomes visible (the image
+    /// signature check); what it throws ends the load with nothing published.
     public func load(_ reader: BundleReader, admit: @escaping (BundleMetadata, SignatureStatus) throws -> Void = { _, _ in },
+                     beforePublish: (BundleReadResult) throws -> Void = { _ in },
                      progress: @escaping (Int64) -> Void = { _ in }) throws -> Outcome {
         let lease = try store.ingestLease()
         defer { lease.unlock() }
@@ -62,6 +65,7 @@ public struct BundleImporter {
         guard result.ok, let index = result.index else {
             return Outcome(result: result, loaded: [], blobsAdded: 0, blobsAlreadyPresent: 0)
         }
+        try beforePublish(result)
         let added = staging.count
         try staging.publish()
         var tags: [(Reference?, Descriptor)] = []

@@ -18,7 +18,7 @@ import Testing
     }
 
     /// A `.sig` manifest with one layer per payload, and the payloads by digest.
-    func signatures(_ payloads: [(Data, P256.Signing.PrivateKey)]) throws -> (CosignVerifier.Signatures, [Digest: Data]) {
+    func signatures(_ payloads: [(Data, P256.Signing.PrivateKey)]) throws -> (Data, [Digest: Data]) {
         var blobs: [Digest: Data] = [:]
         let layers = try payloads.map { payload, key in
             let d = Digest.sha256(of: payload)
@@ -29,13 +29,13 @@ import Testing
         }
         let config = Descriptor(mediaType: .ociConfig, digest: Digest.sha256(of: Data("{}".utf8)), size: 2)
         let manifest = try CanonicalJSON.encode(ImageManifest(mediaType: .ociManifest, config: config, layers: layers))
-        return (.init(manifest: manifest, repository: repository), blobs)
+        return (manifest, blobs)
     }
 
-    func check(_ signatures: [(CosignVerifier.Signatures, [Digest: Data])], keys: [P256.Signing.PublicKey]? = nil) async throws -> SignatureOutcome {
+    func check(_ signatures: [(Data, [Digest: Data])], keys: [P256.Signing.PublicKey]? = nil) async throws -> SignatureOutcome {
         let verifier = CosignVerifier(keys: (keys ?? [signer.publicKey]).map { ImageKey(path: "k.pub", key: $0) })
         let blobs = signatures.reduce(into: [Digest: Data]()) { $0.merge($1.1) { a, _ in a } }
-        return try await verifier.check(subjects: [image], repository: repository, signatures: signatures.map(\.0)) { d, _ in blobs[d.digest] }
+        return verifier.check(subjects: [image], repository: repository, signatures: signatures.map(\.0), payloads: blobs)
     }
 
     @Test func aSignatureByTheKeyOverTheDigestAndRepositoryVerifies() async throws {
@@ -68,18 +68,22 @@ import Testing
     }
 
     @Test func aPayloadChangedAfterSigningDoesNotVerify() async throws {
-        var (sigs, blobs) = try signatures([(payload(digest: image.description, identity: "registry.example/team/app"), signer)])
+        let (sigs, blobs) = try signatures([(payload(digest: image.description, identity: "registry.example/team/app"), signer)])
         let d = blobs.keys.first!
-        blobs[d]![10] ^= 0x01
-        sigs = CosignVerifier.Signatures(manifest: sigs.manifest, repository: sigs.repository)
-        #expect(try await check([(sigs, blobs)]) == .otherKey(count: 1))
+        var changed = blobs[d]!
+        changed[10] ^= 0x01
+        // Bytes that no longer match their digest are not even checked; bytes that do (an
+        // attacker who also rewrote the manifest) fail the signature.
+        #expect(try await check([(sigs, [d: changed])]) == .malformed("its payload \(d) is missing or larger than 1 MiB"))
+        let forged = Data(String(decoding: sigs, as: UTF8.self).replacingOccurrences(of: d.description, with: Digest.sha256(of: changed).description).utf8)
+        #expect(try await check([(forged, [Digest.sha256(of: changed): changed])]) == .otherKey(count: 1))
     }
 
     @Test func dockerHubIsOneRepositoryUnderItsNames() async throws {
         let hub = try Reference(parsing: "docker.io/library/httpd")
         let verifier = CosignVerifier(keys: [ImageKey(path: "k.pub", key: signer.publicKey)])
         let (sigs, blobs) = try signatures([(payload(digest: image.description, identity: "index.docker.io/library/httpd"), signer)])
-        let outcome = try await verifier.check(subjects: [image], repository: hub, signatures: [sigs]) { d, _ in blobs[d.digest] }
+        let outcome = verifier.check(subjects: [image], repository: hub, signatures: [sigs], payloads: blobs)
         #expect(outcome.isVerified, "\(outcome)")
     }
 

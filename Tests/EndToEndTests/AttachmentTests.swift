@@ -182,4 +182,49 @@ struct AttachmentTests {
         let moved = try bundle("images:\n  - \(f.registries.plain)/\(f.repo)/moved:1.0\n", ["--image-key", pub])
         #expect(moved.status == 3 && moved.stderr.contains("identity mismatch"), "\(moved.stderr)")
     }
+
+    /// Inside, `--image-key` checks every image's signature from the bundle's bytes before
+    /// anything is loaded, pushed, handed to an engine or served.
+    @Test func theInsideChecksImageSignaturesBeforeAnythingHappens() throws {
+        let f = try BundleFixture()
+        _ = try Self.fixture(f)
+        try Data("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - \(f.source)/app-1:1.0\n".utf8).write(to: URL(fileURLWithPath: f.manifest))
+        try f.expectOK(try f.makeBundle())
+        try FileManager.default.createDirectory(atPath: f.dir.file("other"), withIntermediateDirectories: true)
+        try f.expectOK(try runProcess("/usr/bin/python3", [packageRoot + "/scripts/cosign-fixture.py", "keygen", f.dir.file("other")]))
+        let good = f.dir.file("cosign.pub"), other = f.dir.file("other/cosign.pub")
+        let store = f.dir.file("in")
+
+        let verified = try f.importer(["verify", f.bundle, "--key", f.pub, "--image-key", good], store: store)
+        #expect(verified.status == 0 && verified.stderr.contains("Image signature: \(f.source)/app-1:1.0: signed by sha256:"), "\(verified.stderr)")
+        let wrong = try f.importer(["verify", f.bundle, "--key", f.pub, "--image-key", other], store: store)
+        #expect(wrong.status == 3 && wrong.stderr.contains("not by a key given"), "\(wrong.stderr)")
+
+        let refused = try f.importer(["load", f.bundle, "--key", f.pub, "--image-key", other], store: store)
+        #expect(refused.status == 3 && refused.stderr.contains("nothing was loaded"), "\(refused.stderr)")
+        let listed = try f.importer(["image", "ls", "-q"], store: store)
+        #expect(listed.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "a refused load left images: \(listed.stdout)")
+        try f.expectOK(try f.importer(["load", f.bundle, "--key", f.pub, "--image-key", good], store: store))
+
+        let target = "\(f.registries.plain)/signed-\(f.repo)"
+        let pushRefused = try f.importer(["push", f.bundle, "--key", f.pub, "--image-key", other, "--to", target], store: store)
+        #expect(pushRefused.status == 3 && pushRefused.stderr.contains("nothing was pushed"), "\(pushRefused.stderr)")
+        let absent = try curl(["-o", "/dev/null", "-w", "%{http_code}", "http://\(f.registries.plain)/v2/signed-\(f.repo)/\(f.repo)/app-1/manifests/1.0"])
+        #expect(absent.stdout == "404", "\(absent.stdout)")
+        try f.expectOK(try f.importer(["push", f.bundle, "--key", f.pub, "--image-key", good, "--to", target], store: store))
+
+        let serveRefused = try ServeProcess([f.bundle, "--key", f.pub, "--image-key", other], store: store)
+        #expect(!serveRefused.listening && serveRefused.stop() == 3, "\(serveRefused.err)")
+        let serving = try ServeProcess([f.bundle, "--key", f.pub, "--image-key", good], store: store)
+        #expect(serving.listening, "\(serving.err)")
+        #expect(serving.stop() == 0)
+
+        if let engine = DockerEngine() {
+            let load = try runProcess(builtBinary("airgap-import"), ["load", f.bundle, "--key", f.pub, "--image-key", other, "--into", "docker"],
+                                      environment: ["DOCKER_HOST": "unix://\(engine.socket)"])
+            #expect(load.status == 3, "\(load.stderr)")
+            let images = try runProcess("docker", ["-H", "unix://\(engine.socket)", "images", "-q"]).stdout
+            #expect(images.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "the engine got images: \(images)")
+        }
+    }
 }
