@@ -1,6 +1,7 @@
 import AirgapBundle
 import AirgapOCI
 import AirgapRegistry
+import AirgapSignatures
 import AirgapStore
 import AirgapTar
 import AirgapTransfer
@@ -138,7 +139,8 @@ struct Audit: AsyncParsableCommand {
 
     func run() async throws {
         let read = try input.reader(storeRoot: globals.storeRoot, hashFiles: true).read()
-        var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil)
+        let keys = try input.imageKeys.map { try ImageKey.load(path: $0) }
+        var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil, imageKeys: keys)
         if let registryTarget {
             let target = try PushTarget(parsing: registryTarget)
             try await registry.withClient { client in try await report.checkRegistry(read, client: client, target: target) }

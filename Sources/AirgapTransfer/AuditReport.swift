@@ -2,6 +2,7 @@ import AirgapBundle
 import AirgapContent
 import AirgapOCI
 import AirgapRegistry
+import AirgapSignatures
 import AirgapStore
 import Foundation
 
@@ -16,6 +17,20 @@ public struct AuditReport: Codable, Sendable {
     public struct ImageEntry: Codable, Sendable {
         public var reference: String; public var digest: String; public var mediaType: String
         public var originalIndexDigest: String?; public var platforms: [PlatformEntry]; public var size: Int64
+        /// With image keys: the image's signature check (`signed by sha256:…`, or why not).
+        public var signatureCheck: String?
+        public var attachments: [AttachmentEntry]?
+    }
+    /// A signature, attestation, SBOM or referrers index carried with an image.
+    public struct AttachmentEntry: Codable, Sendable {
+        public var reference: String; public var kind: String; public var digest: String; public var mediaType: String
+        /// The manifest it is attached to.
+        public var subject: String
+        /// What it carries: its layers' media types, or a referrers index's artifact types.
+        public var contents: [String]
+        /// Signatures, with image keys: `verified` or why not, and the key that verified it.
+        public var verification: String?
+        public var keyFingerprint: String?
     }
     public struct BlobEntry: Codable, Sendable { public var digest: String; public var size: Int64; public var mediaType: String; public var result: String }
 
@@ -36,7 +51,7 @@ public struct AuditReport: Codable, Sendable {
 
     /// Builds the report from a read of the bundle; with `store`, every blob is also checked (present
     /// and re-hashed) in that store.
-    public static func make(_ read: BundleReadResult, store: LocalStore? = nil) -> AuditReport {
+    public static func make(_ read: BundleReadResult, store: LocalStore? = nil, imageKeys: [ImageKey] = []) -> AuditReport {
         var findings = read.findings
         let metadata = read.metadata
         let entryOK = Dictionary(read.entries.map { ($0.name, $0.ok) }, uniquingKeysWith: { a, b in a && b })
@@ -62,9 +77,22 @@ public struct AuditReport: Codable, Sendable {
                 }
                 platforms.append(.init(platform: p.platform, manifest: p.manifest.description, config: p.config.description, created: created, size: size))
             }
-            images.append(.init(reference: image.reference, digest: image.digest.description, mediaType: image.mediaType.rawValue,
-                                originalIndexDigest: image.originalIndexDigest?.description, platforms: platforms,
-                                size: platforms.reduce(0) { $0 + $1.size }))
+            var entry = ImageEntry(reference: image.reference, digest: image.digest.description, mediaType: image.mediaType.rawValue,
+                                   originalIndexDigest: image.originalIndexDigest?.description, platforms: platforms,
+                                   size: platforms.reduce(0) { $0 + $1.size })
+            if let attached = image.attachments, !attached.isEmpty {
+                entry.attachments = attached.map { attachmentEntry($0, of: image, read: read, keys: imageKeys) }
+            }
+            images.append(entry)
+        }
+        if !imageKeys.isEmpty, read.ok, let metadata {
+            for checked in BundleSignatures.check(metadata, documents: read.documents, keys: imageKeys) {
+                guard let i = images.firstIndex(where: { $0.reference == checked.image }) else { continue }
+                images[i].signatureCheck = checked.outcome.description
+                if !checked.outcome.isVerified {
+                    findings.append(Finding(entry: "airgap/bundle.json", problem: "the image \(checked.image) fails the signature check: \(checked.outcome)"))
+                }
+            }
         }
         let fingerprint: String? = { if case .valid(let f) = read.signature { return f }; return nil }()
         let formatter = ISO8601DateFormatter()
@@ -75,6 +103,29 @@ public struct AuditReport: Codable, Sendable {
                            bundleFiles: read.fileHashes.map { .init(path: $0.path, size: $0.size, sha256: $0.sha256) },
                            signature: .init(status: read.signature.description, signerFingerprint: fingerprint),
                            findings: findings, images: images, blobs: blobs)
+    }
+
+    static func attachmentEntry(_ attachment: BundleMetadata.Attachment, of image: BundleMetadata.Image, read: BundleReadResult,
+                                keys: [ImageKey]) -> AttachmentEntry {
+        let data = read.documents[attachment.digest]
+        var mediaType = "", contents: [String] = []
+        if let data, let manifest = try? ImageManifest.decode(data) {
+            mediaType = manifest.mediaType?.rawValue ?? MediaType.ociManifest.rawValue
+            contents = manifest.layers.map(\.mediaType.rawValue)
+        } else if let data, let index = try? ImageIndex.decode(data) {
+            mediaType = index.mediaType?.rawValue ?? MediaType.ociIndex.rawValue
+            contents = index.manifests.map { $0.artifactType ?? $0.mediaType.rawValue }
+        }
+        var entry = AttachmentEntry(reference: attachment.reference, kind: attachment.kind.rawValue, digest: attachment.digest.description,
+                                    mediaType: mediaType, subject: attachment.subject.description, contents: contents)
+        if attachment.kind == .signature, !keys.isEmpty, let data, let repository = try? Reference(parsing: image.source) {
+            var payloads: [Digest: Data] = [:]
+            for payload in CosignVerifier.payloads(of: [data]) { payloads[payload.digest] = read.documents[payload.digest] }
+            let outcome = CosignVerifier(keys: keys).check(subjects: [attachment.subject], repository: repository, signatures: [data], payloads: payloads)
+            entry.verification = outcome.isVerified ? "verified" : outcome.description
+            if case .verified(let key, _) = outcome { entry.keyFingerprint = key }
+        }
+        return entry
     }
 
     static func storeCheck(_ store: LocalStore, _ digest: Digest, _ size: Int64, _ findings: inout [Finding]) -> String {
@@ -130,8 +181,15 @@ public struct AuditReport: Codable, Sendable {
 
     public func csv() -> String {
         func field(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
-        var lines = ["digest,size,media_type,result"]
-        for b in blobs { lines.append([b.digest, "\(b.size)", b.mediaType, b.result].map(field).joined(separator: ",")) }
+        // An attachment's own manifest gets what it is, for which image, and its signature check.
+        var attached: [String: (String, AttachmentEntry)] = [:]
+        for image in images { for a in image.attachments ?? [] { attached[a.digest] = (image.reference, a) } }
+        var lines = ["digest,size,media_type,result,image,attachment_kind,verification,key_fingerprint"]
+        for b in blobs {
+            let a = attached[b.digest]
+            lines.append([b.digest, "\(b.size)", b.mediaType, b.result, a?.0 ?? "", a?.1.kind ?? "", a?.1.verification ?? "", a?.1.keyFingerprint ?? ""]
+                .map(field).joined(separator: ","))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -145,7 +203,12 @@ public struct AuditReport: Codable, Sendable {
         out.append("Images (\(images.count)):")
         for image in images {
             out.append("  \(image.reference)  \(image.digest)")
+            if let check = image.signatureCheck { out.append("    signature check: \(check)") }
             for p in image.platforms { out.append("    \(p.platform)  manifest \(p.manifest)  config \(p.config)  created \(p.created ?? "-")  \(p.size) bytes") }
+            for a in image.attachments ?? [] {
+                out.append("    \(a.kind)  \(a.digest)  of \(a.subject)  \(a.contents.joined(separator: ", "))"
+                           + (a.verification.map { "  \($0)" } ?? "") + (a.keyFingerprint.map { " (key \($0))" } ?? ""))
+            }
         }
         out.append("")
         out.append("Blobs (\(blobs.count)):")
@@ -190,6 +253,19 @@ public struct AuditReport: Codable, Sendable {
         for i in images {
             for p in i.platforms {
                 h += "<tr><td>\(esc(i.reference))</td><td>\(esc(p.platform))</td><td class=\"mono\">\(esc(p.manifest))</td><td class=\"mono\">\(esc(p.config))</td><td>\(esc(p.created ?? ""))</td><td>\(p.size)</td></tr>"
+            }
+        }
+        let withAttachments = images.filter { !($0.attachments ?? []).isEmpty || $0.signatureCheck != nil }
+        if !withAttachments.isEmpty {
+            h += "</table><h2>Signatures, attestations, SBOMs and referrers</h2><table><tr><th>Image</th><th>Kind</th><th>Digest</th><th>Of</th><th>Contents</th><th>Verification</th><th>Key</th></tr>"
+            for i in withAttachments {
+                if let check = i.signatureCheck {
+                    h += "<tr\(check.hasPrefix("signed by") ? "" : " class=\"bad\"")><td>\(esc(i.reference))</td><td>image signature</td><td class=\"mono\">\(esc(i.digest))</td><td></td><td></td><td>\(esc(check))</td><td></td></tr>"
+                }
+                for a in i.attachments ?? [] {
+                    let bad = a.verification.map { $0 != "verified" } ?? false
+                    h += "<tr\(bad ? " class=\"bad\"" : "")><td>\(esc(i.reference))</td><td>\(esc(a.kind))</td><td class=\"mono\">\(esc(a.digest))</td><td class=\"mono\">\(esc(a.subject))</td><td>\(esc(a.contents.joined(separator: ", ")))</td><td>\(esc(a.verification ?? ""))</td><td class=\"mono\">\(esc(a.keyFingerprint ?? ""))</td></tr>"
+                }
             }
         }
         h += "</table><h2>Blobs</h2><table><tr><th>Digest</th><th>Size</th><th>Media type</th><th>Result</th></tr>"

@@ -187,7 +187,7 @@ struct AttachmentTests {
     /// anything is loaded, pushed, handed to an engine or served.
     @Test func theInsideChecksImageSignaturesBeforeAnythingHappens() throws {
         let f = try BundleFixture()
-        _ = try Self.fixture(f)
+        let a = try Self.fixture(f)
         try Data("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - \(f.source)/app-1:1.0\n".utf8).write(to: URL(fileURLWithPath: f.manifest))
         try f.expectOK(try f.makeBundle())
         try FileManager.default.createDirectory(atPath: f.dir.file("other"), withIntermediateDirectories: true)
@@ -199,6 +199,25 @@ struct AttachmentTests {
         #expect(verified.status == 0 && verified.stderr.contains("Image signature: \(f.source)/app-1:1.0: signed by sha256:"), "\(verified.stderr)")
         let wrong = try f.importer(["verify", f.bundle, "--key", f.pub, "--image-key", other], store: store)
         #expect(wrong.status == 3 && wrong.stderr.contains("not by a key given"), "\(wrong.stderr)")
+
+        // The audit shows each attachment, and each signature's check with the key that verified it.
+        let audit = try f.importer(["audit", f.bundle, "--key", f.pub, "--image-key", good, "--format", "json"], store: store)
+        #expect(audit.status == 0, "\(audit.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as! [String: Any]
+        let image = (report["images"] as! [[String: Any]]).first { ($0["reference"] as? String) == "\(f.source)/app-1:1.0" }!
+        let attachments = image["attachments"] as! [[String: Any]]
+        let signature = attachments.first { ($0["kind"] as? String) == "signature" && ($0["subject"] as? String) == a.subject }!
+        #expect(signature["verification"] as? String == "verified" && (signature["keyFingerprint"] as? String)?.hasPrefix("sha256:") == true, "\(signature)")
+        #expect((signature["contents"] as? [String]) == ["application/vnd.dev.cosign.simplesigning.v1+json"])
+        let referrers = attachments.first { ($0["kind"] as? String) == "referrers" }!
+        #expect((referrers["contents"] as? [String]) == ["application/spdx+json"])
+        #expect((image["signatureCheck"] as? String)?.hasPrefix("signed by sha256:") == true)
+        for format in ["text", "csv", "html"] {
+            let out = try f.importer(["audit", f.bundle, "--key", f.pub, "--image-key", good, "--format", format], store: store)
+            #expect(out.status == 0 && out.stdout.contains(a.signature) && out.stdout.contains("verified"), "\(format): \(out.stdout)")
+        }
+        let failedAudit = try f.importer(["audit", f.bundle, "--key", f.pub, "--image-key", other, "--format", "text"], store: store)
+        #expect(failedAudit.status == 3 && failedAudit.stdout.contains("FAIL") && failedAudit.stdout.contains("not by a key given"), "\(failedAudit.stdout)")
 
         let refused = try f.importer(["load", f.bundle, "--key", f.pub, "--image-key", other], store: store)
         #expect(refused.status == 3 && refused.stderr.contains("nothing was loaded"), "\(refused.stderr)")
