@@ -8,6 +8,8 @@ cosign's specs/SIGNATURE_SPEC.md) and checks them independently of airgap's Swif
   cosign-fixture.py keygen DIR                   # DIR/cosign.key (PKCS#8 PEM, unencrypted) and DIR/cosign.pub
   cosign-fixture.py attach REGISTRY REPO TAG KEY # sign REPO:TAG, attach an SBOM referrer, sign the SBOM; prints JSON
   cosign-fixture.py verify REGISTRY REPO TAG PUB # exit 0 when REPO:TAG has a .sig by PUB over its digest
+  cosign-fixture.py artifacts REGISTRY REPO      # REPO/chart:0.1.0 (a Helm chart as Helm 3 pushes it) and
+                                                 # REPO/module:1 (artifactType, no layers); prints JSON digests
 
 Signatures: ECDSA P-256 / SHA-256 over the simple-signing payload's bytes, ASN.1 DER, standard
 base64 in the layer annotation dev.cosignproject.cosign/signature; the manifest is tagged
@@ -161,6 +163,37 @@ def verify(registry, repo, tag, pub_path):
     return 1
 
 
+def artifacts(registry, repo):
+    """Two OCI artifacts that are no images: a Helm chart (config and layer of Helm's media types)
+    and an artifact with an artifactType, the empty config and no layers at all."""
+    import gzip
+    import io
+    import tarfile
+    chart = io.BytesIO()
+    with tarfile.open(fileobj=chart, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        body = b"apiVersion: v2\nname: demo\nversion: 0.1.0\n"
+        info = tarfile.TarInfo("demo/Chart.yaml")
+        info.size, info.mtime = len(body), 0
+        tar.addfile(info, io.BytesIO(body))
+    layer_bytes = gzip.compress(chart.getvalue(), mtime=0)
+    chart_repo = f"{repo}/chart"
+    layer = put_blob(registry, chart_repo, layer_bytes)
+    layer["mediaType"] = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    config = put_blob(registry, chart_repo, compact({"apiVersion": "v2", "name": "demo", "version": "0.1.0"}))
+    config["mediaType"] = "application/vnd.cncf.helm.config.v1+json"
+    chart_manifest = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer],
+                              "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}})
+    chart_digest = put_manifest(registry, chart_repo, "0.1.0", chart_manifest, OCI_MANIFEST)
+
+    module_repo = f"{repo}/module"
+    empty = put_blob(registry, module_repo, b"{}")
+    empty["mediaType"] = "application/vnd.oci.empty.v1+json"
+    module_manifest = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.module.v1",
+                               "config": empty, "layers": [], "annotations": {"org.example.purpose": "test"}})
+    module_digest = put_manifest(registry, module_repo, "1", module_manifest, OCI_MANIFEST)
+    print(json.dumps({"chart": chart_digest, "module": module_digest}))
+
+
 def keygen(directory):
     key = ec.generate_private_key(ec.SECP256R1())
     with open(f"{directory}/cosign.key", "wb") as f:
@@ -177,6 +210,8 @@ if __name__ == "__main__":
         attach(*sys.argv[2:6])
     elif command == "verify" and len(sys.argv) == 6:
         sys.exit(verify(*sys.argv[2:6]))
+    elif command == "artifacts" and len(sys.argv) == 4:
+        artifacts(*sys.argv[2:4])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

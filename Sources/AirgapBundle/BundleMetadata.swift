@@ -55,6 +55,15 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
         }
     }
 
+    /// The images an engine can load (what the Docker view lists): not attachments, and not
+    /// artifacts, whose config is no image config.
+    public var engineImages: [Image] {
+        let types = Dictionary((blobs + requiredOnInside).map { ($0.digest, $0.mediaType) }, uniquingKeysWith: { a, _ in a })
+        return images.filter { image in
+            image.attachedTo == nil && (image.platforms.first.map { types[$0.config]?.isImageConfig ?? false } ?? false)
+        }
+    }
+
     /// One attachment under its image.
     public struct Attachment: Codable, Sendable, Equatable {
         /// Its full reference inside (`REPO:sha256-<hex>.sig`).

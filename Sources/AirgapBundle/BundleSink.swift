@@ -28,8 +28,8 @@ extension BundlePlan {
             }
             images.append(listedImage)
             // The Docker archive view: one entry per image, for its first chosen platform. An
-            // attachment is no image an engine can load (its "layers" are JSON documents).
-            guard image.request.attachment == nil, let first = image.platforms.first else { continue }
+            // attachment or an artifact (a Helm chart, an SBOM) is no image an engine can load.
+            guard image.request.attachment == nil, let first = image.platforms.first, first.config.mediaType.isImageConfig else { continue }
             dockerEntries.append(.object([
                 "Config": .string(Naming.blobPath(first.config.digest)),
                 "Layers": .array(first.layers.map { .string(Naming.blobPath($0.digest)) }),

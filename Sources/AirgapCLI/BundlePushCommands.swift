@@ -106,8 +106,8 @@ enum DockerEngineLoader {
         for message in messages where !quiet { print(message) }
         let listed = Set(try await engine.repoTags())
         var missing: [String] = []
-        // Attachments (signatures, SBOMs) are no images an engine loads: the Docker view leaves them out.
-        for image in result.metadata?.images ?? [] where image.attachedTo == nil {
+        // Attachments and artifacts are no images an engine loads: the Docker view leaves them out.
+        for image in result.metadata?.engineImages ?? [] {
             guard let reference = try? Reference(parsing: image.reference), reference.tag != nil else { continue }
             let familiar = reference.withDigest(nil).familiarDescription
             if !listed.contains(familiar) && !listed.contains(reference.withDigest(nil).description) { missing.append(familiar) }

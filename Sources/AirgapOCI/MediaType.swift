@@ -33,6 +33,8 @@ public struct MediaType: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public var isIndex: Bool { self == .ociIndex || self == .dockerManifestList }
     public var isImageManifest: Bool { self == .ociManifest || self == .dockerManifest }
     public var isManifest: Bool { isIndex || isImageManifest }
+    /// A container image's config: what makes a manifest an image an engine can run, not an artifact.
+    public var isImageConfig: Bool { self == .ociConfig || self == .dockerConfig }
 
     /// The Accept list for manifest requests: every type this tool understands.
     public static let manifestAccept: [MediaType] = [.ociIndex, .ociManifest, .dockerManifestList, .dockerManifest]

@@ -246,4 +246,44 @@ struct AttachmentTests {
             #expect(images.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "the engine got images: \(images)")
         }
     }
+
+    /// OCI artifacts that are no images (a Helm chart; an artifactType with no layers) are listed
+    /// like images and carried, loaded, pushed and served byte for byte; engines get only images.
+    @Test func artifactsTravelByteForByte() throws {
+        let f = try BundleFixture()
+        let script = packageRoot + "/scripts/cosign-fixture.py"
+        let made = try runProcess("/usr/bin/python3", [script, "artifacts", f.registries.plain, f.repo])
+        try f.expectOK(made)
+        let digests = try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as! [String: String]
+        try Data("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - \(f.source)/chart:0.1.0\n  - \(f.source)/module:1\n  - \(f.source)/app-1:1.0\n"
+            .utf8).write(to: URL(fileURLWithPath: f.manifest))
+        try f.expectOK(try f.makeBundle())
+        try f.expectOK(try f.importer(["verify", f.bundle, "--key", f.pub], store: f.dir.file("in")))
+        let dockerView = try runProcess("tar", ["xOf", f.bundle, "manifest.json"]).stdout
+        #expect(dockerView.contains("app-1:1.0") && !dockerView.contains("chart") && !dockerView.contains("module"), "\(dockerView)")
+
+        let store = f.dir.file("in")
+        try f.expectOK(try f.importer(["load", f.bundle, "--key", f.pub], store: store))
+        let listed = try f.importer(["image", "ls"], store: store).stdout
+        #expect(listed.contains("\(f.source)/chart") && listed.contains("\(f.source)/module"), "\(listed)")
+
+        let inside = "\(f.registries.plain)/art-\(f.repo)"
+        try f.expectOK(try f.importer(["push", f.bundle, "--key", f.pub, "--to", inside], store: store))
+        for (name, tag, key) in [("chart", "0.1.0", "chart"), ("module", "1", "module")] {
+            #expect("sha256:" + (try rawDigest("\(inside)/\(f.repo)/\(name):\(tag)")) == digests[key])
+        }
+        let serve = try ServeProcess([f.bundle, "--key", f.pub], store: f.dir.file("serve-store"))
+        #expect(serve.listening, "\(serve.err)")
+        if serve.listening {
+            #expect("sha256:" + (try rawDigest("\(serve.address)/\(f.repo)/chart:0.1.0")) == digests["chart"])
+            let layers = try curl(["--fail", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "http://\(serve.address)/v2/\(f.repo)/module/manifests/1"])
+            #expect(layers.stdout.contains("\"layers\":[]") && layers.stdout.contains("application/vnd.example.module.v1"), "\(layers.stdout)")
+            #expect(serve.stop() == 0)
+        }
+        if let engine = DockerEngine() {
+            let load = try runProcess(builtBinary("airgap-import"), ["load", f.bundle, "--key", f.pub, "--into", "docker"],
+                                      environment: ["DOCKER_HOST": "unix://\(engine.socket)"])
+            #expect(load.status == 0, "the engine takes the images and is not asked for the artifacts: \(load.stderr)")
+        }
+    }
 }
