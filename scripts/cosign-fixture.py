@@ -8,6 +8,7 @@ cosign's specs/SIGNATURE_SPEC.md) and checks them independently of airgap's Swif
   cosign-fixture.py keygen DIR                   # DIR/cosign.key (PKCS#8 PEM, unencrypted) and DIR/cosign.pub
   cosign-fixture.py attach REGISTRY REPO TAG KEY # sign REPO:TAG, attach an SBOM referrer, sign the SBOM; prints JSON
   cosign-fixture.py verify REGISTRY REPO TAG PUB # exit 0 when REPO:TAG has a .sig by PUB over its digest
+  cosign-fixture.py sign REGISTRY KEY REPO:TAG … # a cosign signature for each (the benchmark's setup)
   cosign-fixture.py artifacts REGISTRY REPO      # REPO/chart:0.1.0 (a Helm chart as Helm 3 pushes it) and
                                                  # REPO/module:1 (artifactType, no layers); prints JSON digests
 
@@ -210,6 +211,12 @@ if __name__ == "__main__":
         attach(*sys.argv[2:6])
     elif command == "verify" and len(sys.argv) == 6:
         sys.exit(verify(*sys.argv[2:6]))
+    elif command == "sign" and len(sys.argv) >= 5:
+        key = load_private(sys.argv[3])
+        for item in sys.argv[4:]:
+            repo, tag = item.rsplit(":", 1)
+            data, _ = get_manifest(sys.argv[2], repo, tag)
+            sign(sys.argv[2], repo, digest_of(data), key)
     elif command == "artifacts" and len(sys.argv) == 4:
         artifacts(*sys.argv[2:4])
     else:

@@ -75,42 +75,53 @@ public struct AttachmentFinder: Sendable {
     }
 
     /// The attachments of `images` (their tops and every manifest under them) not in `known`
-    /// (destination names), one request each.
+    /// (destination names), one request each. Images are looked at concurrently (a tag list and
+    /// perhaps a referrers query each); the results are merged in image order.
     func find(for images: [CopyPlan.Image], known: inout Set<String>, tagCache: TagCache,
-              events: TransferEvents) async throws -> [Found] {
+              events: @escaping TransferEvents) async throws -> [Found] {
+        let wanted = images.filter(\.request.attachments)
+        let perImage = try await mapConcurrently(wanted, limit: 8) { image in
+            try await self.candidates(for: image, tagCache: tagCache, events: events)
+        }
         var found: [Found] = []
-        for image in images where image.request.attachments {
-            let repository = image.request.reference.bare
-            let tags: Set<String>
-            do { tags = Set(try await tagCache.tags(repository, listing)) } catch let refused as AttachmentListingRefused {
-                events(.note("\(repository.familiarName): its tags cannot be listed (\(refused.message)); its signatures and referrers are not carried"))
-                continue
-            }
-            var subjects = [image.sourceTop.digest]
-            for manifest in image.manifests where !subjects.contains(manifest.digest) { subjects.append(manifest.digest) }
-            for platform in image.platforms where !subjects.contains(platform.manifest.digest) { subjects.append(platform.manifest.digest) }
-            for subject in subjects {
-                for kind in AttachmentKind.allCases {
-                    let tag = kind.tag(for: subject)
-                    let name = image.name.bare.withTag(tag)
-                    guard !known.contains(name.description) else { continue }
-                    var synthesized: Data?
-                    if !tags.contains(tag) {
-                        guard kind == .referrers, let index = try await referrersIndex(of: subject, in: repository, cache: tagCache) else { continue }
-                        synthesized = index
-                    }
-                    known.insert(name.description)
-                    guard known.count <= limit else {
-                        throw ContentError(.unsupported, "\(image.request.reference.familiarDescription) has more than \(limit) attachments; leave them out with 'referrers: false'")
-                    }
-                    var request = CopyRequest(reference: repository.withTag(tag), allPlatforms: true, name: name, origin: image.request.origin)
-                    request.attachments = true
-                    request.attachment = AttachmentLink(kind: kind, subject: subject, subjectName: image.request.attachment?.subjectName ?? image.name)
-                    if let synthesized {
-                        request.pinned = Descriptor(mediaType: .ociIndex, digest: Digest.sha256(of: synthesized), size: Int64(synthesized.count))
-                    }
-                    found.append(Found(request: request, synthesized: synthesized))
+        for (image, candidates) in zip(wanted, perImage) {
+            for candidate in candidates where known.insert(candidate.request.destinationName.description).inserted {
+                guard known.count <= limit else {
+                    throw ContentError(.unsupported, "\(image.request.reference.familiarDescription) has more than \(limit) attachments; leave them out with 'referrers: false'")
                 }
+                found.append(candidate)
+            }
+        }
+        return found
+    }
+
+    /// What is attached to one image, by tag or through the referrers API.
+    func candidates(for image: CopyPlan.Image, tagCache: TagCache, events: TransferEvents) async throws -> [Found] {
+        let repository = image.request.reference.bare
+        let tags: Set<String>
+        do { tags = Set(try await tagCache.tags(repository, listing)) } catch let refused as AttachmentListingRefused {
+            events(.note("\(repository.familiarName): its tags cannot be listed (\(refused.message)); its signatures and referrers are not carried"))
+            return []
+        }
+        var subjects = [image.sourceTop.digest]
+        for manifest in image.manifests where !subjects.contains(manifest.digest) { subjects.append(manifest.digest) }
+        for platform in image.platforms where !subjects.contains(platform.manifest.digest) { subjects.append(platform.manifest.digest) }
+        var found: [Found] = []
+        for subject in subjects {
+            for kind in AttachmentKind.allCases {
+                let tag = kind.tag(for: subject)
+                var synthesized: Data?
+                if !tags.contains(tag) {
+                    guard kind == .referrers, let index = try await referrersIndex(of: subject, in: repository, cache: tagCache) else { continue }
+                    synthesized = index
+                }
+                var request = CopyRequest(reference: repository.withTag(tag), allPlatforms: true, name: image.name.bare.withTag(tag), origin: image.request.origin)
+                request.attachments = true
+                request.attachment = AttachmentLink(kind: kind, subject: subject, subjectName: image.request.attachment?.subjectName ?? image.name)
+                if let synthesized {
+                    request.pinned = Descriptor(mediaType: .ociIndex, digest: Digest.sha256(of: synthesized), size: Int64(synthesized.count))
+                }
+                found.append(Found(request: request, synthesized: synthesized))
             }
         }
         return found

@@ -254,7 +254,8 @@ public struct CopyPlanner: Sendable {
         var platforms: [CopyPlan.PlatformImage] = []
         for leaf in leaves {
             var platform = leaf.descriptor.platform
-            if platform == nil, !held.contains(leaf.manifest.config.digest) {
+            // An attachment has no platform to find (its config is copied like any blob).
+            if platform == nil, request.attachment == nil, !held.contains(leaf.manifest.config.digest) {
                 // No index names the platform: the config says it (and then travels from memory).
                 if let data = try await source.document(leaf.manifest.config, in: reference) {
                     if kept.take(Int64(data.count), limit: configBudget) { documents[leaf.manifest.config.digest] = data }

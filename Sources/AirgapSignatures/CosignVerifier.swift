@@ -133,21 +133,24 @@ public struct CosignVerifier: Sendable {
 }
 
 extension CosignVerifier {
-    /// The signatures a plan carries for one of its images, checked; payloads are read from the source.
-    public func check(_ image: CopyPlan.Image, in plan: CopyPlan, source: any ContentSource) async throws -> SignatureOutcome {
+    /// The signature manifests a plan carries for one of its images (by digest), and the digests
+    /// the image is known by.
+    public static func signatures(of image: CopyPlan.Image, in plan: CopyPlan) -> (subjects: [Digest], manifests: [CopyPlan.Image]) {
         let subjects = [image.top.digest, image.sourceTop.digest] + (image.originalIndexDigest.map { [$0] } ?? [])
-        var manifests: [Data] = []
-        var repositoryOf: [Digest: Reference] = [:]
-        for attached in plan.images {
-            guard let link = attached.request.attachment, link.kind == .signature, link.subjectName == image.name,
-                  subjects.contains(link.subject), let manifest = plan.documents[attached.top.digest] else { continue }
-            manifests.append(manifest)
-            for payload in Self.payloads(of: [manifest]) { repositoryOf[payload.digest] = attached.request.reference }
+        let manifests = plan.images.filter { attached in
+            guard let link = attached.request.attachment else { return false }
+            return link.kind == .signature && link.subjectName == image.name && subjects.contains(link.subject)
         }
+        return (subjects, manifests)
+    }
+
+    /// The signatures a plan carries for one of its images, checked; the payloads must be in the
+    /// plan's documents (verified bytes; the copy then writes them from memory).
+    public func check(_ image: CopyPlan.Image, in plan: CopyPlan) -> SignatureOutcome {
+        let (subjects, attached) = Self.signatures(of: image, in: plan)
+        let manifests = attached.compactMap { plan.documents[$0.top.digest] }
         var payloads: [Digest: Data] = [:]
-        for payload in Self.payloads(of: manifests) {
-            payloads[payload.digest] = try await source.document(payload, in: repositoryOf[payload.digest] ?? image.request.reference)
-        }
+        for payload in Self.payloads(of: manifests) { payloads[payload.digest] = plan.documents[payload.digest] }
         return check(subjects: subjects, repository: image.request.reference, signatures: manifests, payloads: payloads)
     }
 }

@@ -84,18 +84,39 @@ public struct BundleExporter {
             requests[i].attachments = true
             keysOf[requests[i].destinationName.description] = keys
         }
-        let plan = try await planner.plan(requests)
-        for image in plan.images where image.request.attachment == nil {
-            guard let keys = keysOf[image.name.description] else { continue }
-            let outcome = try await CosignVerifier(keys: keys).check(image, in: plan, source: source)
+        var plan = try await planner.plan(requests)
+        if !keysOf.isEmpty { try await checkSignatures(&plan, keysOf: keysOf, source: source) }
+        let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
+        return try await write(plan, from: source, options: options, manifest: manifest)
+    }
+
+    /// Every image that must be signed is checked before a byte of a layer moves: the signature
+    /// payloads are fetched (concurrently, verified by digest) into the plan, which then writes
+    /// them from memory.
+    func checkSignatures(_ plan: inout CopyPlan, keysOf: [String: [ImageKey]], source: any ContentSource) async throws {
+        let checked = plan.images.filter { $0.request.attachment == nil && keysOf[$0.name.description] != nil }
+        var wanted: [(Descriptor, Reference)] = []
+        var seen = Set<Digest>()
+        for image in checked {
+            for attached in CosignVerifier.signatures(of: image, in: plan).manifests {
+                guard let manifest = plan.documents[attached.top.digest] else { continue }
+                for payload in CosignVerifier.payloads(of: [manifest]) where seen.insert(payload.digest).inserted {
+                    wanted.append((payload, attached.request.reference))
+                }
+            }
+        }
+        let fetched = try await mapConcurrently(wanted, limit: 8) { payload, repository in
+            (payload.digest, try await source.document(payload, in: repository))
+        }
+        for (digest, data) in fetched { plan.documents[digest] = data }
+        for image in checked {
+            let outcome = CosignVerifier(keys: keysOf[image.name.description] ?? []).check(image, in: plan)
             guard outcome.isVerified else {
                 let origin = image.request.origin.map { "\($0): " } ?? ""
                 throw ContentError(.verification, "\(origin)\(image.request.reference.familiarDescription) is not carried: \(outcome); nothing was written")
             }
             events(.note("\(image.request.reference.familiarDescription): \(outcome)"))
         }
-        let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
-        return try await write(plan, from: source, options: options, manifest: manifest)
     }
 
     /// Runs a plan into a bundle.
