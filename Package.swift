@@ -73,9 +73,10 @@ let package = Package(
                                .product(name: "NIOHTTP1", package: "swift-nio"),
                                .product(name: "NIOSSL", package: "swift-nio-ssl")],
                 swiftSettings: swiftSettings),
-        // Image signatures: cosign key-based signatures checked over any content source.
+        // Image signatures: cosign key-based signatures checked over any content source; containers'
+        // registries.d and lookaside stores for simple-signing (GPG) signatures.
         .target(name: "AirgapSignatures",
-                dependencies: ["AirgapOCI", "AirgapContent", .product(name: "Crypto", package: "swift-crypto")],
+                dependencies: ["AirgapOCI", "AirgapContent", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
                 swiftSettings: swiftSettings),
         // The export manifest reader (YAML ImageSet or a plain list): no I/O beyond reading the file.
         .target(name: "AirgapImageSet",

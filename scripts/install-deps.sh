@@ -14,8 +14,10 @@ packages=(
   docker.io containerd
   # real registries for integration tests (CNCF distribution 2.8)
   docker-registry apache2-utils openssl
-  # scripts/token-server.py runs on Debian's /usr/bin/python3
+  # scripts/token-server.py and scripts/cosign-fixture.py run on Debian's /usr/bin/python3
   python3-jwt python3-cryptography
+  # GPG simple signing (skopeo --sign-by) for the signature tests
+  gnupg
   # other tar readers for the differential tests: Go's archive/tar (as in docker, podman, skopeo, ctr) and bsdtar
   golang-go libarchive-tools
 )
@@ -50,7 +52,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y "${missing[@]}"
 
 # Fail loudly here rather than in a confusing test later.
-for cmd in docker-registry htpasswd openssl skopeo umoci podman curl zstd pkg-config dockerd ctr go bsdtar; do
+for cmd in docker-registry htpasswd openssl skopeo umoci podman curl zstd pkg-config dockerd ctr go bsdtar gpg; do
   command -v "$cmd" >/dev/null || { echo "install-deps: $cmd still missing" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import jwt, cryptography' ||

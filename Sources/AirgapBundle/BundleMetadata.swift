@@ -48,6 +48,8 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
         public var attachments: [Attachment]?
         /// On an attachment's own entry: the image it is listed under.
         public var attachedTo: String?
+        /// containers' simple-signing (GPG) signatures of its manifests, from a lookaside store.
+        public var lookasideSignatures: [LookasideSignature]?
         public init(reference: String, source: String, digest: Digest, mediaType: MediaType, size: Int64,
                     originalIndexDigest: Digest?, platforms: [PlatformImage]) {
             self.reference = reference; self.source = source; self.digest = digest; self.mediaType = mediaType
@@ -62,6 +64,16 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
         return images.filter { image in
             image.attachedTo == nil && (image.platforms.first.map { types[$0.config]?.isImageConfig ?? false } ?? false)
         }
+    }
+
+    /// A lookaside signature carried as a blob.
+    public struct LookasideSignature: Codable, Sendable, Equatable {
+        /// The manifest it signs.
+        public var subject: Digest
+        /// The blob holding the signature's bytes.
+        public var digest: Digest
+        public var size: Int64
+        public init(subject: Digest, digest: Digest, size: Int64) { self.subject = subject; self.digest = digest; self.size = size }
     }
 
     /// One attachment under its image.

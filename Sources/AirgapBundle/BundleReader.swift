@@ -606,7 +606,7 @@ public final class BundleReader {
     static let maximumDepth = 8
 
     func isDocument(_ blob: BundleMetadata.Blob) -> Bool {
-        blob.mediaType.isManifest || blob.mediaType == .ociConfig || blob.mediaType == .dockerConfig
+        blob.mediaType.isManifest || blob.mediaType == .ociConfig || blob.mediaType == .dockerConfig || blob.mediaType == CopyPlan.lookasideSignatureType
             || blob.mediaType.rawValue.hasSuffix("+json") && !blob.mediaType.rawValue.contains("layer")
     }
 

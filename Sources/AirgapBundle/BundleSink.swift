@@ -20,6 +20,9 @@ extension BundlePlan {
             var listedImage = BundleMetadata.Image(reference: image.name.description, source: image.request.reference.description, digest: image.top.digest,
                                                    mediaType: image.top.mediaType, size: image.top.size, originalIndexDigest: image.originalIndexDigest,
                                                    platforms: image.platforms.map { .init(platform: $0.platform.description, manifest: $0.manifest.digest, config: $0.config.digest) })
+            if !image.lookasideSignatures.isEmpty {
+                listedImage.lookasideSignatures = image.lookasideSignatures.map { .init(subject: $0.subject, digest: $0.blob.digest, size: $0.blob.size) }
+            }
             if let link = image.request.attachment {
                 listedImage.attachedTo = link.subjectName.description
                 if let i = images.firstIndex(where: { $0.reference == link.subjectName.description }) {

@@ -16,6 +16,8 @@ struct BundlePush: AsyncParsableCommand {
     @Option(help: "HOST[:PORT][/PREFIX]: docker.io/library/httpd:2.4 lands as HOST[:PORT]/PREFIX/library/httpd:2.4.") var to: String
     @Flag(name: .shortAndLong, help: "Only the pushed references.") var quiet = false
     @Option(help: "text or json (a summary object for scripts).") var format = "text"
+    @Option(name: .customLong("registries.d"), help: ArgumentHelp("Where containers' registries.d names the lookaside store the bundle's simple-signing (GPG) signatures go to, under the new names (default: ~/.config/containers/registries.d, else /etc/containers/registries.d).", valueName: "DIR"))
+    var registriesD: String?
 
     func run() async throws {
         let started = Date()
@@ -35,6 +37,14 @@ struct BundlePush: AsyncParsableCommand {
             try await BundlePusher(client: client, events: progress.handle).push(result, to: target)
         }
         progress.finish()
+        if let metadata = result.metadata, metadata.images.contains(where: { !($0.lookasideSignatures ?? []).isEmpty }) {
+            let written = try LookasideCopy.write(metadata, documents: result.documents, registriesD: try RegistriesD.load(directory: registriesD),
+                                                  rename: target.rewrite)
+            if !quiet && format != "json" {
+                printErr("Simple-signing signatures: \(written.written) written to the lookaside store, \(written.alreadyThere) already there")
+            }
+            for skipped in written.skipped { printErr("warning: the signatures of \(skipped) were not written; name a file:// lookaside-staging for it in registries.d") }
+        }
         try input.recordTags(result, history: history, destination: destination, tags: outcome.pushed.map { ($0.0.description, $0.1) })
         if format == "json" {
             struct Pushed: Encodable { var reference: String; var digest: String }

@@ -43,6 +43,8 @@ struct BundleCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Only the summary.") var quiet = false
     @Option(name: .customLong("image-key"), help: ArgumentHelp("Carry only images signed with this cosign public key (repeatable; any one suffices); adds to the manifest's verify: keys.", valueName: "FILE"))
     var imageKeys: [String] = []
+    @Option(name: .customLong("registries.d"), help: ArgumentHelp("Where containers' registries.d names the lookaside stores of simple-signing (GPG) signatures to carry (default: ~/.config/containers/registries.d, else /etc/containers/registries.d).", valueName: "DIR"))
+    var registriesD: String?
 
     func validate() throws {
         if key == nil && !unsigned { throw ValidationError("give --key NAME.key to sign the bundle, or --unsigned") }
@@ -57,6 +59,7 @@ struct BundleCommand: AsyncParsableCommand {
         let receipt = try since.map { try Receipt.load(path: $0) }
         let split = try splitSize.map { try parseSplitSize($0) }
         let keys = try imageKeys.map { try ImageKey.load(path: $0) }
+        let lookaside = try RegistriesD.load(directory: registriesD)
         // The store is a cache, not a hop: read when it exists, written only with --cache.
         let storePath = globals.store ?? LocalStore.defaultPath()
         let store = cache || FileManager.default.fileExists(atPath: storePath + "/oci-layout") ? try LocalStore(path: storePath) : nil
@@ -67,7 +70,7 @@ struct BundleCommand: AsyncParsableCommand {
         let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
         let exporter = BundleExporter(store: store, cache: cache, events: progress.handle)
         let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in
-            try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split, imageKeys: keys))
+            try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split, imageKeys: keys, registriesD: lookaside))
         }
         progress.finish()
         let seconds = Date().timeIntervalSince(started)

@@ -54,7 +54,19 @@ public struct CopyPlan: Sendable {
         public var manifests: [Descriptor]
         /// False for an image that gets no name at the destination.
         public var named: Bool { !request.unnamed }
+        /// Signatures kept outside the registry (containers' lookaside stores), carried as blobs
+        /// whose bytes are in the plan's documents.
+        public var lookasideSignatures: [LookasideSignature] = []
     }
+
+    /// A simple-signing (GPG) signature of one of an image's manifests.
+    public struct LookasideSignature: Sendable {
+        public var subject: Digest
+        public var blob: Descriptor
+        public init(subject: Digest, blob: Descriptor) { self.subject = subject; self.blob = blob }
+    }
+    /// The media type the bundle lists a lookaside signature blob with (it is no OCI type).
+    public static let lookasideSignatureType: MediaType = "application/vnd.airgap.containers.signature.v1"
 
     /// A config or layer to copy, once, with every destination name that needs it.
     public struct Blob: Sendable {
@@ -62,6 +74,9 @@ public struct CopyPlan: Sendable {
         /// The repository at the source it is read from.
         public var source: Reference
         public var names: [Reference]
+        public init(descriptor: Descriptor, source: Reference, names: [Reference]) {
+            self.descriptor = descriptor; self.source = source; self.names = names
+        }
     }
 
     public var images: [Image] = []

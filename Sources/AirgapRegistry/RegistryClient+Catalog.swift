@@ -117,3 +117,19 @@ extension RegistryClient {
         return try merged.map { try CanonicalJSON.encode($0) }
     }
 }
+
+extension RegistryClient {
+    /// A small file from a plain web server (a lookaside signature store): no registry
+    /// credentials are sent, redirects are not followed. nil when the server has no such file.
+    public func fetchFile(_ url: String, limit: Int) async throws -> Data? {
+        let response: HTTPClientResponse
+        do { response = try await http.execute(HTTPClientRequest(url: url), timeout: retryPolicy.requestTimeout) } catch {
+            throw RegistryError(.network, "cannot read \(url): \(error); check the lookaside URL in registries.d")
+        }
+        let body = try await response.body.collect(upTo: limit + 1)
+        if response.status == .notFound { return nil }
+        guard response.status == .ok else { throw RegistryError(.server, "\(url) answered HTTP \(response.status.code)") }
+        guard body.readableBytes <= limit else { throw RegistryError(.protocolViolation, "\(url) is larger than \(limit) bytes; it is no signature") }
+        return Data(buffer: body)
+    }
+}

@@ -24,10 +24,12 @@ public struct BundleExporter {
         public var created: String?
         /// Every image must be signed with one of these (`--image-key`), besides the manifest's `verify:` keys.
         public var imageKeys: [ImageKey]
+        /// Where containers' simple-signing signatures are looked up (registries.d); nil: none.
+        public var registriesD: RegistriesD?
         public init(output: String, signingKey: Curve25519.Signing.PrivateKey?, receipt: (Receipt, sha256: String)? = nil, splitSize: Int64? = nil,
-                    created: String? = nil, imageKeys: [ImageKey] = []) {
+                    created: String? = nil, imageKeys: [ImageKey] = [], registriesD: RegistriesD? = nil) {
             self.output = output; self.signingKey = signingKey; self.receipt = receipt; self.splitSize = splitSize; self.created = created
-            self.imageKeys = imageKeys
+            self.imageKeys = imageKeys; self.registriesD = registriesD
         }
     }
 
@@ -86,6 +88,7 @@ public struct BundleExporter {
         }
         var plan = try await planner.plan(requests)
         if !keysOf.isEmpty { try await checkSignatures(&plan, keysOf: keysOf, source: source) }
+        if let registriesD = options.registriesD { try await addLookasideSignatures(&plan, registriesD: registriesD, client: client) }
         let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
         return try await write(plan, from: source, options: options, manifest: manifest)
     }
@@ -117,6 +120,39 @@ public struct BundleExporter {
             }
             events(.note("\(image.request.reference.familiarDescription): \(outcome)"))
         }
+    }
+
+    /// containers' simple-signing signatures of every image's manifests, from the lookaside store
+    /// registries.d names for its repository (or containers/image's default), carried as blobs.
+    func addLookasideSignatures(_ plan: inout CopyPlan, registriesD: RegistriesD, client: RegistryClient) async throws {
+        var added: [Digest] = []
+        for i in plan.images.indices where plan.images[i].request.attachment == nil && plan.images[i].request.attachments {
+            let image = plan.images[i]
+            let base = registriesD.entry(for: image.request.reference)?.lookaside ?? LookasideFiles.defaultURL
+            var subjects = [image.sourceTop.digest]
+            for manifest in [image.top] + image.manifests where !subjects.contains(manifest.digest) { subjects.append(manifest.digest) }
+            for subject in subjects {
+                let directory = RegistriesD.directory(base: base, repository: image.request.reference, digest: subject)
+                var signatures: [Data] = []
+                if let path = LookasideFiles.path(directory) {
+                    signatures = try LookasideFiles.read(directory: path)
+                } else if directory.hasPrefix("http://") || directory.hasPrefix("https://") {
+                    for n in 1...LookasideFiles.perManifestLimit {
+                        guard let data = try await client.fetchFile("\(directory)/signature-\(n)", limit: LookasideFiles.signatureLimit) else { break }
+                        signatures.append(data)
+                    }
+                }
+                for data in signatures {
+                    let blob = Descriptor(mediaType: CopyPlan.lookasideSignatureType, digest: Digest.sha256(of: data), size: Int64(data.count))
+                    plan.images[i].lookasideSignatures.append(.init(subject: subject, blob: blob))
+                    guard plan.documents[blob.digest] == nil else { continue }
+                    plan.documents[blob.digest] = data
+                    plan.blobs.append(.init(descriptor: blob, source: image.request.reference, names: [image.name]))
+                    added.append(blob.digest)
+                }
+            }
+        }
+        if !added.isEmpty { events(.note("\(added.count) simple-signing signature\(added.count == 1 ? "" : "s") from lookaside stores carried")) }
     }
 
     /// Runs a plan into a bundle.

@@ -286,4 +286,62 @@ struct AttachmentTests {
             #expect(load.status == 0, "the engine takes the images and is not asked for the artifacts: \(load.stderr)")
         }
     }
+
+    /// containers' simple signing, judged by the real peer: skopeo signs an image with GPG into a
+    /// lookaside store; the signature crosses in the bundle; push writes it to the inside's
+    /// lookaside under the new name; the inside's skopeo, with a signedBy policy and
+    /// remapIdentity, accepts the pushed image and refuses the unsigned one.
+    @Test(.enabled(if: toolAvailable("gpg"))) func simpleSigningSignaturesCrossAndTheInsidePolicyAcceptsThem() throws {
+        let f = try BundleFixture()
+        let gnupg = f.dir.file("gnupg")
+        try FileManager.default.createDirectory(atPath: gnupg, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let env = ["GNUPGHOME": gnupg]
+        try f.expectOK(try runProcess("gpg", ["--batch", "--passphrase", "", "--quick-gen-key", "airgap test <test@airgap.invalid>", "rsa2048", "sign", "never"], environment: env))
+        let listing = try runProcess("gpg", ["--list-keys", "--with-colons"], environment: env).stdout
+        let fingerprint = try #require(listing.split(separator: "\n").first { $0.hasPrefix("fpr:") }?.split(separator: ":", omittingEmptySubsequences: false)[9])
+        let publicKey = f.dir.file("signer.gpg")
+        try f.expectOK(try runProcess("/bin/sh", ["-c", "gpg --export \(fingerprint) > '\(publicKey)'"], environment: env))
+
+        let registry = f.registries.plain
+        func registriesD(_ name: String, scope: String, store: String) throws -> String {
+            let dir = f.dir.file(name)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try Data("docker:\n  \(scope):\n    lookaside: file://\(store)\n".utf8).write(to: URL(fileURLWithPath: dir + "/airgap-test.yaml"))
+            return dir
+        }
+        let outside = try registriesD("outside.d", scope: "\(registry)/\(f.repo)", store: f.dir.file("outside-sigstore"))
+        let signed = try runProcess("skopeo", ["copy", "--sign-by", String(fingerprint), "--registries.d", outside, "--src-tls-verify=false", "--dest-tls-verify=false",
+                                               "docker://\(f.source)/app-1:1.0", "docker://\(f.source)/app-1:1.0"], environment: env)
+        try f.expectOK(signed)
+
+        try Data("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - \(f.source)/app-1:1.0\n  - \(f.source)/app-2:1.0\n".utf8).write(to: URL(fileURLWithPath: f.manifest))
+        try f.expectOK(try f.makeBundle(["--registries.d", outside]))
+        let metadata = try runProcess("tar", ["xOf", f.bundle, "airgap/bundle.json"]).stdout
+        let images = (try JSONSerialization.jsonObject(with: Data(metadata.utf8)) as! [String: Any])["images"] as! [[String: Any]]
+        let app1 = images.first { ($0["reference"] as? String) == "\(f.source)/app-1:1.0" }!
+        #expect((app1["lookasideSignatures"] as? [[String: Any]])?.count == 1, "\(app1)")
+
+        let mirror = "mirror-\(f.repo)"
+        let inside = try registriesD("inside.d", scope: "\(registry)/\(mirror)", store: f.dir.file("inside-sigstore"))
+        let pushed = try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(registry)/\(mirror)", "--registries.d", inside], store: f.dir.file("in"))
+        #expect(pushed.status == 0 && pushed.stderr.contains("1 written"), "\(pushed.stderr)")
+
+        let policy = f.dir.file("policy.json")
+        try Data("""
+        {"default": [{"type": "reject"}], "transports": {"docker": {"\(registry)/\(mirror)": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "\(publicKey)",
+          "signedIdentity": {"type": "remapIdentity", "prefix": "\(registry)/\(mirror)", "signedPrefix": "\(registry)"}}]},
+          "oci": {"": [{"type": "insecureAcceptAnything"}]}}}
+        """.utf8).write(to: URL(fileURLWithPath: policy))
+        func insideCopy(_ name: String) throws -> ProcessResult {
+            try runProcess("skopeo", ["--policy", policy, "--registries.d", inside, "copy", "--remove-signatures", "--src-tls-verify=false",
+                                      "docker://\(registry)/\(mirror)/\(f.repo)/\(name):1.0", "oci:\(f.dir.file("judged-\(name)")):x"])
+        }
+        let accepted = try insideCopy("app-1")
+        #expect(accepted.status == 0, "the inside's policy refused the mirrored, signed image: \(accepted.stderr)")
+        let refused = try insideCopy("app-2")
+        #expect(refused.status != 0 && refused.stderr.contains("signature"), "an unsigned image passed a signedBy policy: \(refused.stderr)")
+        // A second push adds nothing: the signature is there already.
+        let again = try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(registry)/\(mirror)", "--registries.d", inside], store: f.dir.file("in"))
+        #expect(again.status == 0 && again.stderr.contains("0 written to the lookaside store, 1 already there"), "\(again.stderr)")
+    }
 }
