@@ -112,6 +112,9 @@ extension RegistryClient {
                 throw RegistryError(.protocolViolation, "\(reference.registry) answered the referrers of \(subject) with something that is not an image index: \(error)")
             }
             if merged == nil { merged = page } else { merged?.manifests += page.manifests }
+            guard (merged?.manifests.count ?? 0) <= 10_000 else {
+                throw RegistryError(.protocolViolation, "\(reference.registry) lists more than 10,000 referrers of \(subject) in \(reference.familiarName); leave them out with 'referrers: false'")
+            }
             path = response.headers.first(name: "Link").flatMap(Self.nextLink)
         }
         return try merged.map { try CanonicalJSON.encode($0) }

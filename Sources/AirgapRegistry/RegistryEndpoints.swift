@@ -156,7 +156,8 @@ extension RegistrySource: AttachmentListing {
     /// A repository whose tag list is refused has no attachments we can know of: the image is
     /// still exported (the caller says so), as skopeo and crane export images without listing tags.
     public func tags(in repository: Reference) async throws -> [String] {
-        do { return try await client.listTags(repository) } catch let error as RegistryError where [.notFound, .denied, .unauthorized].contains(error.kind) {
+        // Bounded: a hostile registry cannot make every export hold millions of tags.
+        do { return try await client.listTags(repository, limit: 100_000) } catch let error as RegistryError where [.notFound, .denied, .unauthorized].contains(error.kind) {
             throw AttachmentListingRefused(message: error.message)
         }
     }

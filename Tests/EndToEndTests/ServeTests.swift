@@ -212,12 +212,44 @@ struct ServeTests {
         let media = mounted ? readOnly : f.dir.file("media")
         let volumes = try FileManager.default.contentsOfDirectory(atPath: media).filter { $0.hasPrefix("split.tar.0") }
         #expect(volumes.count > 1)
-        let serve = try ServeProcess([media + "/split.tar.001", "--key", f.pub], store: f.dir.file("in"))
+        let mirror = f.dir.file("mirror"), log = f.dir.file("access.log")
+        let serve = try ServeProcess([media + "/split.tar.001", "--key", f.pub, "--mirror-config", mirror, "--log", log], store: f.dir.file("in"))
         #expect(serve.listening, "\(serve.out)\(serve.err)")
         if serve.listening {
             let copy = try runProcess("skopeo", ["copy", "--all", "--src-tls-verify=false", "docker://\(serve.address)/\(f.repo)/app-multi:1.0", "oci:\(f.dir.file("sk")):x"])
             #expect(copy.status == 0, "\(copy.stderr)")
             #expect(try rawDigest("\(serve.address)/\(f.repo)/app-multi:1.0") == rawDigest("\(f.source)/app-multi:1.0"))
+            // By the original names through the written configuration, from the read-only volumes.
+            func fromMirror(_ path: String, since before: Int) throws -> Bool {
+                try String(contentsOfFile: log, encoding: .utf8).dropFirst(before).split(separator: "\n").contains { $0.contains(" \(path)") && $0.contains(" 200 ") }
+            }
+            if toolAvailable("podman") {
+                let before = try String(contentsOfFile: log, encoding: .utf8).count
+                let pulled = try runProcess("podman", ["--root", f.dir.file("podman/storage"), "--runroot", f.dir.file("podman/run"), "--storage-driver", "vfs",
+                                                       "--events-backend", "none", "--cgroup-manager", "cgroupfs", "pull", "\(f.source)/app-2:1.0"],
+                                            environment: ["CONTAINERS_REGISTRIES_CONF": mirror + "/containers/registries.conf"])
+                #expect(pulled.status == 0, "\(pulled.stderr)")
+                #expect(try fromMirror("/v2/\(f.repo)/app-2/manifests/1.0", since: before), "podman did not pull from the mirror")
+            }
+            if toolAvailable("containerd") && toolAvailable("ctr") {
+                let containerd = try Containerd()
+                let before = try String(contentsOfFile: log, encoding: .utf8).count
+                let pulled = try containerd.ctr(["images", "pull", "--hosts-dir", mirror + "/containerd/certs.d", "\(f.source)/app-multi:1.0"])
+                #expect(pulled.status == 0, "\(pulled.stdout)\(pulled.stderr)")
+                #expect(try fromMirror("/v2/\(f.repo)/app-multi/manifests/1.0", since: before), "containerd did not pull from the mirror")
+            }
+            if toolAvailable("buildah") {
+                let root = f.dir.file("buildah")
+                let from = try runProcess("buildah", ["--root", root + "/storage", "--runroot", root + "/run", "--storage-driver", "vfs",
+                                                      "from", "\(f.source)/app-1:1.0"],
+                                          environment: ["CONTAINERS_REGISTRIES_CONF": mirror + "/containers/registries.conf"])
+                #expect(from.status == 0, "\(from.stderr)")
+            }
+            // dockerd mirrors only Docker Hub names: it pulls these by the served name (loopback is insecure-by-default).
+            if toolAvailable("dockerd"), let engine = DockerEngine() {
+                let pulled = try runProcess("docker", ["-H", "unix://\(engine.socket)", "pull", "\(serve.address)/\(f.repo)/app-1:1.0"])
+                #expect(pulled.status == 0, "\(pulled.stderr)")
+            }
             #expect(serve.stop() == 0)
         }
 
