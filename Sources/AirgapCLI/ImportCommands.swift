@@ -33,7 +33,7 @@ struct BundleInput: ParsableArguments {
     static func checkImageSignatures(_ result: BundleReadResult, keyPaths: [String], quiet: Bool, action: String) throws {
         guard !keyPaths.isEmpty, result.ok, let metadata = result.metadata else { return }
         let keys = try keyPaths.map { try ImageKey.load(path: $0) }
-        let checked = BundleSignatures.check(metadata, documents: result.documents, keys: keys)
+        let checked = try BundleSignatures.check(metadata, documents: result.documents, keys: keys)
         let failed = checked.filter { !$0.outcome.isVerified }
         for item in checked where !quiet || !item.outcome.isVerified {
             printErr("Image signature: \(EscapedText.escape(item.image)): \(item.outcome)")

@@ -4,7 +4,7 @@ import enum Crypto.P256
 import Foundation
 
 /// What the signature check of one image found.
-public enum SignatureOutcome: Sendable, Equatable, CustomStringConvertible {
+public enum SignatureOutcome: Error, Sendable, Equatable, CustomStringConvertible {
     /// A signature by this key over the image's digest and repository.
     case verified(key: String, signature: Digest)
     /// No signature is attached to the image.
@@ -58,7 +58,7 @@ public struct CosignVerifier: Sendable {
     static let payloadLimit: Int64 = 1 << 20
 
     public let keys: [ImageKey]
-    public init(keys: [ImageKey]) { self.keys = keys }
+    public init(keys: [ImageKey]) { self.keys = keys.filter { $0.kind == .cosign } }
 
     /// The payload blobs a signature manifest names (what `check` needs read), each once.
     public static func payloads(of manifests: [Data]) -> [Descriptor] {
@@ -108,17 +108,12 @@ public struct CosignVerifier: Sendable {
 
     /// What a payload signed by a trusted key says, against what it must say.
     static func claims(_ payload: Data, subjects: [Digest], repository: Reference, key: ImageKey, signature: Digest) -> SignatureOutcome {
-        guard let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
-              let critical = object["critical"] as? [String: Any] else { return .malformed("no 'critical' object") }
-        guard (critical["type"] as? String) == payloadType else { return .malformed("its type is not '\(payloadType)'") }
-        guard let claimed = (critical["image"] as? [String: Any])?["docker-manifest-digest"] as? String else {
-            return .malformed("no critical.image.docker-manifest-digest")
+        let claims: SigningClaims
+        switch SigningClaims.parse(payload, type: payloadType, subjects: subjects) {
+        case .failure(let outcome): return outcome
+        case .success(let parsed): claims = parsed
         }
-        guard subjects.contains(where: { $0.description == claimed }) else { return .digestMismatch(claimed: claimed) }
-        guard let identity = (critical["identity"] as? [String: Any])?["docker-reference"] as? String else {
-            return .malformed("no critical.identity.docker-reference")
-        }
-        guard sameRepository(identity, repository) else { return .identityMismatch(claimed: identity) }
+        guard sameRepository(claims.identity, repository) else { return .identityMismatch(claimed: claims.identity) }
         return .verified(key: key.fingerprint, signature: signature)
     }
 
@@ -143,14 +138,53 @@ extension CosignVerifier {
         }
         return (subjects, manifests)
     }
+}
 
-    /// The signatures a plan carries for one of its images, checked; the payloads must be in the
-    /// plan's documents (verified bytes; the copy then writes them from memory).
-    public func check(_ image: CopyPlan.Image, in plan: CopyPlan) -> SignatureOutcome {
-        let (subjects, attached) = Self.signatures(of: image, in: plan)
+/// Both kinds of signature against the keys given: cosign signatures (attached in the registry)
+/// with cosign keys, simple-signing ones (from lookaside stores) with OpenPGP keys. An image
+/// passes when any one signature verifies.
+public struct ImageVerifier: Sendable {
+    public let keys: [ImageKey]
+    public init(keys: [ImageKey]) { self.keys = keys }
+
+    public func check(subjects: [Digest], reference: Reference, cosign manifests: [Data], payloads: [Digest: Data],
+                      simpleSigning: [Data]) throws -> SignatureOutcome {
+        let cosign = CosignVerifier(keys: keys).check(subjects: subjects, repository: reference, signatures: manifests, payloads: payloads)
+        if cosign.isVerified || simpleSigning.isEmpty { return cosign }
+        let gpg = try SimpleSigningVerifier(keys: keys).check(subjects: subjects, reference: reference, signatures: simpleSigning)
+        return gpg.rank >= cosign.rank ? gpg : cosign
+    }
+
+    /// One image of a plan: the signatures it carries, with payloads and lookaside signatures
+    /// from the plan's documents (verified bytes).
+    public func check(_ image: CopyPlan.Image, in plan: CopyPlan) throws -> SignatureOutcome {
+        let (subjects, attached) = CosignVerifier.signatures(of: image, in: plan)
         let manifests = attached.compactMap { plan.documents[$0.top.digest] }
         var payloads: [Digest: Data] = [:]
-        for payload in Self.payloads(of: manifests) { payloads[payload.digest] = plan.documents[payload.digest] }
-        return check(subjects: subjects, repository: image.request.reference, signatures: manifests, payloads: payloads)
+        for payload in CosignVerifier.payloads(of: manifests) { payloads[payload.digest] = plan.documents[payload.digest] }
+        let lookaside = image.lookasideSignatures.filter { subjects.contains($0.subject) }.compactMap { plan.documents[$0.blob.digest] }
+        return try check(subjects: subjects, reference: image.request.reference, cosign: manifests, payloads: payloads, simpleSigning: lookaside)
+    }
+}
+
+/// The claims of the simple-signing payload both kinds of signature sign (containers-signature(5);
+/// cosign's flavour has another `type` and no tag in the reference).
+struct SigningClaims {
+    var digest: String
+    var identity: String
+
+    /// The claims, when the payload is of `type` and names one of `subjects`; else what is wrong.
+    static func parse(_ payload: Data, type: String, subjects: [Digest]) -> Result<SigningClaims, SignatureOutcome> {
+        guard let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
+              let critical = object["critical"] as? [String: Any] else { return .failure(.malformed("no 'critical' object")) }
+        guard (critical["type"] as? String) == type else { return .failure(.malformed("its type is not '\(type)'")) }
+        guard let digest = (critical["image"] as? [String: Any])?["docker-manifest-digest"] as? String else {
+            return .failure(.malformed("no critical.image.docker-manifest-digest"))
+        }
+        guard let identity = (critical["identity"] as? [String: Any])?["docker-reference"] as? String else {
+            return .failure(.malformed("no critical.identity.docker-reference"))
+        }
+        guard subjects.contains(where: { $0.description == digest }) else { return .failure(.digestMismatch(claimed: digest)) }
+        return .success(SigningClaims(digest: digest, identity: identity))
     }
 }

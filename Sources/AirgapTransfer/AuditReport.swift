@@ -80,13 +80,15 @@ public struct AuditReport: Codable, Sendable {
             var entry = ImageEntry(reference: image.reference, digest: image.digest.description, mediaType: image.mediaType.rawValue,
                                    originalIndexDigest: image.originalIndexDigest?.description, platforms: platforms,
                                    size: platforms.reduce(0) { $0 + $1.size })
-            if let attached = image.attachments, !attached.isEmpty {
-                entry.attachments = attached.map { attachmentEntry($0, of: image, read: read, keys: imageKeys) }
+            var attachments = (image.attachments ?? []).map { attachmentEntry($0, of: image, read: read, keys: imageKeys) }
+            for signature in image.lookasideSignatures ?? [] {
+                attachments.append(lookasideEntry(signature, of: image, read: read, keys: imageKeys))
             }
+            if !attachments.isEmpty { entry.attachments = attachments }
             images.append(entry)
         }
         if !imageKeys.isEmpty, read.ok, let metadata {
-            for checked in BundleSignatures.check(metadata, documents: read.documents, keys: imageKeys) {
+            for checked in (try? BundleSignatures.check(metadata, documents: read.documents, keys: imageKeys)) ?? [] {
                 guard let i = images.firstIndex(where: { $0.reference == checked.image }) else { continue }
                 images[i].signatureCheck = checked.outcome.description
                 if !checked.outcome.isVerified {
@@ -122,6 +124,20 @@ public struct AuditReport: Codable, Sendable {
             var payloads: [Digest: Data] = [:]
             for payload in CosignVerifier.payloads(of: [data]) { payloads[payload.digest] = read.documents[payload.digest] }
             let outcome = CosignVerifier(keys: keys).check(subjects: [attachment.subject], repository: repository, signatures: [data], payloads: payloads)
+            entry.verification = outcome.isVerified ? "verified" : outcome.description
+            if case .verified(let key, _) = outcome { entry.keyFingerprint = key }
+        }
+        return entry
+    }
+
+    /// A simple-signing signature from a lookaside store, checked with the OpenPGP keys given.
+    static func lookasideEntry(_ signature: BundleMetadata.LookasideSignature, of image: BundleMetadata.Image, read: BundleReadResult,
+                               keys: [ImageKey]) -> AttachmentEntry {
+        var entry = AttachmentEntry(reference: "lookaside", kind: "simple-signing", digest: signature.digest.description,
+                                    mediaType: CopyPlan.lookasideSignatureType.rawValue, subject: signature.subject.description, contents: [])
+        if keys.contains(where: { $0.kind == .openPGP }), let data = read.documents[signature.digest], let reference = try? Reference(parsing: image.source) {
+            let outcome = (try? SimpleSigningVerifier(keys: keys).check(subjects: [signature.subject], reference: reference, signatures: [data]))
+                ?? .malformed("gpgv could not be run")
             entry.verification = outcome.isVerified ? "verified" : outcome.description
             if case .verified(let key, _) = outcome { entry.keyFingerprint = key }
         }

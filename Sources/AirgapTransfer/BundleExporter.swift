@@ -87,8 +87,8 @@ public struct BundleExporter {
             keysOf[requests[i].destinationName.description] = keys
         }
         var plan = try await planner.plan(requests)
-        if !keysOf.isEmpty { try await checkSignatures(&plan, keysOf: keysOf, source: source) }
         if let registriesD = options.registriesD { try await addLookasideSignatures(&plan, registriesD: registriesD, client: client) }
+        if !keysOf.isEmpty { try await checkSignatures(&plan, keysOf: keysOf, source: source) }
         let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
         return try await write(plan, from: source, options: options, manifest: manifest)
     }
@@ -113,7 +113,7 @@ public struct BundleExporter {
         }
         for (digest, data) in fetched { plan.documents[digest] = data }
         for image in checked {
-            let outcome = CosignVerifier(keys: keysOf[image.name.description] ?? []).check(image, in: plan)
+            let outcome = try ImageVerifier(keys: keysOf[image.name.description] ?? []).check(image, in: plan)
             guard outcome.isVerified else {
                 let origin = image.request.origin.map { "\($0): " } ?? ""
                 throw ContentError(.verification, "\(origin)\(image.request.reference.familiarDescription) is not carried: \(outcome); nothing was written")

@@ -13,9 +13,9 @@ public enum BundleSignatures {
     }
 
     /// Every image of the bundle (not its attachments), checked; `documents` are the verified read's.
-    public static func check(_ metadata: BundleMetadata, documents: [Digest: Data], keys: [ImageKey]) -> [Checked] {
-        let verifier = CosignVerifier(keys: keys)
-        return metadata.images.filter { $0.attachedTo == nil }.map { image in
+    public static func check(_ metadata: BundleMetadata, documents: [Digest: Data], keys: [ImageKey]) throws -> [Checked] {
+        let verifier = ImageVerifier(keys: keys)
+        return try metadata.images.filter { $0.attachedTo == nil }.map { image in
             let subjects = [image.digest] + (image.originalIndexDigest.map { [$0] } ?? [])
             let manifests = (image.attachments ?? []).filter { $0.kind == .signature && subjects.contains($0.subject) }.compactMap { documents[$0.digest] }
             var payloads: [Digest: Data] = [:]
@@ -23,7 +23,9 @@ public enum BundleSignatures {
             guard let repository = try? Reference(parsing: image.source) else {
                 return Checked(image: image.reference, outcome: .malformed("its source \(image.source) is not a reference"))
             }
-            return Checked(image: image.reference, outcome: verifier.check(subjects: subjects, repository: repository, signatures: manifests, payloads: payloads))
+            let lookaside = (image.lookasideSignatures ?? []).filter { subjects.contains($0.subject) }.compactMap { documents[$0.digest] }
+            return Checked(image: image.reference, outcome: try verifier.check(subjects: subjects, reference: repository, cosign: manifests,
+                                                                               payloads: payloads, simpleSigning: lookaside))
         }
     }
 }

@@ -343,5 +343,29 @@ struct AttachmentTests {
         // A second push adds nothing: the signature is there already.
         let again = try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(registry)/\(mirror)", "--registries.d", inside], store: f.dir.file("in"))
         #expect(again.status == 0 && again.stderr.contains("0 written to the lookaside store, 1 already there"), "\(again.stderr)")
+
+        // --image-key with the OpenPGP key (binary or armored): gpgv checks the carried signatures.
+        let store = f.dir.file("in")
+        let unsignedToo = try f.importer(["verify", f.bundle, "--key", f.pub, "--image-key", publicKey], store: store)
+        #expect(unsignedToo.status == 3 && unsignedToo.stderr.contains("app-2:1.0: unsigned"), "\(unsignedToo.stderr)")
+        let refusedExport = try f.exporter(["bundle", "-f", f.manifest, "-o", f.dir.file("never.tar"), "--key", f.key, "--registries.d", outside, "--image-key", publicKey])
+        #expect(refusedExport.status == 3 && refusedExport.stderr.contains("app-2:1.0 is not carried: unsigned"), "\(refusedExport.stderr)")
+        try Data("apiVersion: airgap/v1\nkind: ImageSet\nimages:\n  - \(f.source)/app-1:1.0\n".utf8).write(to: URL(fileURLWithPath: f.manifest))
+        let only = f.dir.file("signed-only.tar")
+        let exported = try f.exporter(["bundle", "-f", f.manifest, "-o", only, "--key", f.key, "--registries.d", outside, "--image-key", publicKey])
+        #expect(exported.status == 0 && exported.stderr.contains("signed by openpgp:\(fingerprint)"), "\(exported.stderr)")
+        let armored = f.dir.file("signer.asc")
+        try f.expectOK(try runProcess("/bin/sh", ["-c", "gpg --armor --export \(fingerprint) > '\(armored)'"], environment: env))
+        let inside2 = try f.importer(["verify", only, "--key", f.pub, "--image-key", armored], store: store)
+        #expect(inside2.status == 0 && inside2.stderr.contains("signed by openpgp:\(fingerprint)"), "\(inside2.stderr)")
+        let audit = try f.importer(["audit", only, "--key", f.pub, "--image-key", publicKey, "--format", "json"], store: store)
+        #expect(audit.status == 0 && audit.stdout.contains("\"simple-signing\"") && audit.stdout.contains("openpgp:\(fingerprint)"), "\(audit.stdout)")
+        // A signature changed in the lookaside store on the outside no longer verifies.
+        let sigFile = try #require(FileManager.default.enumerator(atPath: f.dir.file("outside-sigstore"))?.compactMap { $0 as? String }.first { $0.hasSuffix("signature-1") })
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: f.dir.file("outside-sigstore/" + sigFile)))
+        bytes[bytes.count - 10] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: f.dir.file("outside-sigstore/" + sigFile)))
+        let tampered = try f.exporter(["bundle", "-f", f.manifest, "-o", f.dir.file("never.tar"), "--key", f.key, "--registries.d", outside, "--image-key", publicKey])
+        #expect(tampered.status == 3 && tampered.stderr.contains("not by a key given"), "\(tampered.stderr)")
     }
 }
