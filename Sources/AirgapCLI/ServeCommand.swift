@@ -62,11 +62,11 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let accessLog = try AccessLog(path: log)
         let (host, port) = try Self.parseListen(listen)
-        let (source, names, what) = try openSource()
+        let (source, names, what, signatures) = try openSource()
         let content: ServedContent
         do {
             content = try await ServedContent.build(source: source, names: names, prefix: prefix, host: "\(host):\(port)",
-                                                    warn: { printErr("warning: \($0)") })
+                                                    signatures: signatures, warn: { printErr("warning: \($0)") })
         } catch let error as ContentError {
             throw CommandError(error.kind == .verification ? .verificationFailed : .failure, "cannot serve \(what): \(error.message)")
         }
@@ -87,7 +87,8 @@ struct Serve: AsyncParsableCommand {
                     print("Pull with: docker pull \(reachable)/\(first.served.repository)\(first.served.tag.map { ":\($0)" } ?? "@\(first.descriptor.digest)")")
                 }
                 if let mirror {
-                    let config = MirrorConfig(address: reachable, scheme: scheme, prefix: prefix, registries: content.originalRegistries, certificatePEM: certificatePEM)
+                    var config = MirrorConfig(address: reachable, scheme: scheme, prefix: prefix, registries: content.originalRegistries, certificatePEM: certificatePEM)
+                    config.lookaside = !content.lookaside.isEmpty
                     do {
                         let written = try config.write(to: mirror)
                         print("Mirror configuration: \(written.count) files in \(mirror) (see \(mirror)/README.txt)")
@@ -117,7 +118,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// The verified bundle, or the store, with the names to serve.
-    func openSource() throws -> (any ContentSource, [(Reference, Descriptor)], String) {
+    func openSource() throws -> (any ContentSource, [(Reference, Descriptor)], String, [ServedContent.LookasideSignature]) {
         if bundle.isEmpty {
             guard imageKeys.isEmpty else {
                 throw CommandError(.usage, "--image-key checks a bundle's images before they are served; to serve only signed images from the store, load them with 'airgap-import load BUNDLE --image-key FILE' first")
@@ -132,7 +133,7 @@ struct Serve: AsyncParsableCommand {
                 guard let name = entry.refName.flatMap({ try? Reference(parsing: $0) }) else { continue }
                 names.append((name, entry))
             }
-            return (StoreSource(store: store), names, "the store \(root)")
+            return (StoreSource(store: store), names, "the store \(root)", [])
         }
         let files = try BundleFiles.resolve(bundle)
         let trust = try BundleInput.trust(key: key, allowUnsigned: allowUnsigned, storeRoot: globals.storeRoot)
@@ -153,6 +154,15 @@ struct Serve: AsyncParsableCommand {
             guard let name = entry.refName.flatMap({ try? Reference(parsing: $0) }) else { return nil }
             return (name, entry)
         }
-        return (verified, names, "the bundle \((files.paths[0] as NSString).lastPathComponent)")
+        // Simple-signing signatures the bundle carries are served over containers' lookaside protocol.
+        var signatures: [ServedContent.LookasideSignature] = []
+        for image in verified.metadata.images {
+            guard let name = try? Reference(parsing: image.reference) else { continue }
+            for signature in image.lookasideSignatures ?? [] {
+                guard let bytes = result.documents[signature.digest] else { continue }
+                signatures.append(.init(image: name, subject: signature.subject, bytes: bytes))
+            }
+        }
+        return (verified, names, "the bundle \((files.paths[0] as NSString).lastPathComponent)", signatures)
     }
 }

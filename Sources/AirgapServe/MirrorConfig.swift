@@ -13,6 +13,8 @@ public struct MirrorConfig: Sendable {
     public var registries: [String]
     /// The server's certificate (PEM) for clients to trust; a self-signed one is its own CA.
     public var certificatePEM: String?
+    /// The server answers containers' lookaside protocol (it serves simple-signing signatures).
+    public var lookaside = false
 
     public init(address: String, scheme: String, prefix: String, registries: [String], certificatePEM: String?) {
         self.address = address
@@ -35,6 +37,7 @@ public struct MirrorConfig: Sendable {
             files.append(("containers/certs.d/\(address)/ca.crt", certificatePEM))
             files.append(("docker/certs.d/\(address)/ca.crt", certificatePEM))
         }
+        if lookaside { files.append(("containers/registries.d/airgap-serve.yaml", registriesD)) }
         if let daemon = daemonJSON { files.append(("docker/daemon.json", daemon)) }
         files.append(("README.txt", readme))
         return files
@@ -85,6 +88,17 @@ public struct MirrorConfig: Sendable {
 
             """
             if scheme == "http" { text += "insecure = true\n" }
+        }
+        return text
+    }
+
+    /// containers' registries.d: the signatures of the served names, and of the original names
+    /// (pulled through the mirror), are read from this server.
+    var registriesD: String {
+        var text = "# Written by airgap-import serve: simple-signing signatures are read from \(root)/sigstore.\n"
+        text += "# Use it with 'skopeo --registries.d DIR', or copy it to /etc/containers/registries.d/.\ndocker:\n"
+        for scope in [address] + registries {
+            text += "  \(Self.quoted(scope)):\n    lookaside: \(Self.quoted(root + "/sigstore"))\n"
         }
         return text
     }

@@ -64,7 +64,26 @@ public struct RegistryAPI: Sendable {
         return .bytes(status: status, headers: headers, body: Data()) // the length header stays
     }
 
+    /// containers' lookaside protocol: `/sigstore/<repository path>@sha256=<hex>/signature-<n>`.
+    static let lookasidePrefix = "/sigstore/"
+
+    func lookaside(_ path: String) -> APIResponse {
+        let decoded = path.removingPercentEncoding ?? path
+        let rest = decoded.dropFirst(Self.lookasidePrefix.count)
+        guard let at = rest.lastIndex(of: "@"), let slash = rest[at...].firstIndex(of: "/"),
+              let digest = try? Digest(parsing: rest[rest.index(after: at)..<slash].replacingOccurrences(of: "=", with: ":")),
+              rest[slash...].hasPrefix("/signature-"), let n = Int(rest[rest.index(slash, offsetBy: "/signature-".count)...]), n >= 1,
+              let signatures = content.lookaside[String(rest[..<at])]?[digest], n <= signatures.count else {
+            return Self.error(404, "NOT_FOUND", "no such signature")
+        }
+        return .bytes(status: 200, headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "\(signatures[n - 1].count)")],
+                      body: signatures[n - 1])
+    }
+
     func route(_ request: APIRequest) async -> APIResponse {
+        if request.path.hasPrefix(Self.lookasidePrefix) {
+            return request.method == "GET" || request.method == "HEAD" ? lookaside(request.path) : Self.unsupported(request.method)
+        }
         guard request.path == "/v2" || request.path.hasPrefix("/v2/") else {
             return Self.error(404, "NOT_FOUND", "not a registry API path")
         }

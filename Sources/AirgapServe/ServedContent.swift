@@ -29,14 +29,19 @@ public final class ServedContent: Sendable {
     public let source: any ContentSource
     public let repositories: [String: Repository]
     public let images: [Image]
+    /// Simple-signing (GPG) signatures for containers' lookaside protocol: repository path (the
+    /// served one, and the original one for pulls by original name) → manifest digest → signatures.
+    public let lookaside: [String: [Digest: [Data]]]
     /// Sum of the distinct blob sizes served.
     public let blobBytes: Int64
     public let blobCount: Int
 
-    init(source: any ContentSource, repositories: [String: Repository], images: [Image], blobBytes: Int64, blobCount: Int) {
+    init(source: any ContentSource, repositories: [String: Repository], images: [Image], lookaside: [String: [Digest: [Data]]],
+         blobBytes: Int64, blobCount: Int) {
         self.source = source
         self.repositories = repositories
         self.images = images
+        self.lookaside = lookaside
         self.blobBytes = blobBytes
         self.blobCount = blobCount
     }
@@ -46,8 +51,16 @@ public final class ServedContent: Sendable {
 
     /// Walks every named image of `source`. `prefix` is the path every name is served under;
     /// `host` only spells the served references in messages.
+    /// A simple-signing signature of one of an image's manifests (from a bundle's lookaside blobs).
+    public struct LookasideSignature: Sendable {
+        public var image: Reference
+        public var subject: Digest
+        public var bytes: Data
+        public init(image: Reference, subject: Digest, bytes: Data) { self.image = image; self.subject = subject; self.bytes = bytes }
+    }
+
     public static func build(source: any ContentSource, names: [(Reference, Descriptor)], prefix: String, host: String,
-                             warn: (String) -> Void = { _ in }) async throws -> ServedContent {
+                             signatures: [LookasideSignature] = [], warn: (String) -> Void = { _ in }) async throws -> ServedContent {
         var repositories: [String: Repository] = [:]
         var images: [Image] = []
         var sizes: [Digest: Int64] = [:]
@@ -88,7 +101,14 @@ public final class ServedContent: Sendable {
             repositories[served.repository] = repository
             images.append(Image(original: original, served: served, descriptor: top))
         }
-        return ServedContent(source: source, repositories: repositories, images: images,
+        var lookaside: [String: [Digest: [Data]]] = [:]
+        for signature in signatures {
+            let served = Naming.rewrite(signature.image, registry: host, prefix: prefix)
+            for path in Set([served.repository, signature.image.repository]) where !(lookaside[path]?[signature.subject] ?? []).contains(signature.bytes) {
+                lookaside[path, default: [:]][signature.subject, default: []].append(signature.bytes)
+            }
+        }
+        return ServedContent(source: source, repositories: repositories, images: images, lookaside: lookaside,
                              blobBytes: sizes.values.reduce(0, +), blobCount: sizes.count)
     }
 

@@ -367,5 +367,27 @@ struct AttachmentTests {
         try bytes.write(to: URL(fileURLWithPath: f.dir.file("outside-sigstore/" + sigFile)))
         let tampered = try f.exporter(["bundle", "-f", f.manifest, "-o", f.dir.file("never.tar"), "--key", f.key, "--registries.d", outside, "--image-key", publicKey])
         #expect(tampered.status == 3 && tampered.stderr.contains("not by a key given"), "\(tampered.stderr)")
+
+        // serve answers containers' lookaside protocol: the inside's skopeo, reading registries.d
+        // from the written mirror configuration, accepts the served app-1 by its signature.
+        let mirrorConfig = f.dir.file("serve-mirror")
+        let serve = try ServeProcess([f.bundle, "--key", f.pub, "--mirror-config", mirrorConfig], store: f.dir.file("serve-store"))
+        #expect(serve.listening, "\(serve.err)")
+        guard serve.listening else { return }
+        let servedPolicy = f.dir.file("served-policy.json")
+        try Data("""
+        {"default": [{"type": "reject"}], "transports": {"docker": {"\(serve.address)": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "\(publicKey)",
+          "signedIdentity": {"type": "remapIdentity", "prefix": "\(serve.address)", "signedPrefix": "\(registry)"}}]},
+          "oci": {"": [{"type": "insecureAcceptAnything"}]}}}
+        """.utf8).write(to: URL(fileURLWithPath: servedPolicy))
+        func servedCopy(_ name: String) throws -> ProcessResult {
+            try runProcess("skopeo", ["--policy", servedPolicy, "--registries.d", mirrorConfig + "/containers/registries.d", "copy", "--remove-signatures",
+                                      "--src-tls-verify=false", "docker://\(serve.address)/\(f.repo)/\(name):1.0", "oci:\(f.dir.file("served-\(name)")):x"])
+        }
+        let servedAccepted = try servedCopy("app-1")
+        #expect(servedAccepted.status == 0, "the policy refused the served, signed image: \(servedAccepted.stderr)")
+        let servedRefused = try servedCopy("app-2")
+        #expect(servedRefused.status != 0 && servedRefused.stderr.contains("signature"), "\(servedRefused.stderr)")
+        #expect(serve.stop() == 0)
     }
 }
