@@ -326,16 +326,20 @@ struct AttachmentTests {
         let pushed = try f.importer(["push", f.bundle, "--key", f.pub, "--to", "\(registry)/\(mirror)", "--registries.d", inside], store: f.dir.file("in"))
         #expect(pushed.status == 0 && pushed.stderr.contains("1 written"), "\(pushed.stderr)")
 
-        let policy = f.dir.file("policy.json")
-        try Data("""
-        {"default": [{"type": "reject"}], "transports": {"docker": {"\(registry)/\(mirror)": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "\(publicKey)",
-          "signedIdentity": {"type": "remapIdentity", "prefix": "\(registry)/\(mirror)", "signedPrefix": "\(registry)"}}]},
-          "oci": {"": [{"type": "insecureAcceptAnything"}]}}}
-        """.utf8).write(to: URL(fileURLWithPath: policy))
-        func insideCopy(_ name: String) throws -> ProcessResult {
-            try runProcess("skopeo", ["--policy", policy, "--registries.d", inside, "copy", "--remove-signatures", "--src-tls-verify=false",
-                                      "docker://\(registry)/\(mirror)/\(f.repo)/\(name):1.0", "oci:\(f.dir.file("judged-\(name)")):x"])
+        /// What the inside's skopeo makes of `SCOPE/REPO/NAME:1.0` under a signedBy policy for SCOPE
+        /// whose names are remapped to the registry the images were signed in.
+        func judged(_ name: String, scope: String, registriesD: String) throws -> ProcessResult {
+            let policy = f.dir.file("policy-\(name).json")
+            try Data("""
+            {"default": [{"type": "reject"}], "transports": {"docker": {"\(scope)": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "\(publicKey)",
+              "signedIdentity": {"type": "remapIdentity", "prefix": "\(scope)", "signedPrefix": "\(registry)"}}]},
+              "oci": {"": [{"type": "insecureAcceptAnything"}]}}}
+            """.utf8).write(to: URL(fileURLWithPath: policy))
+            let out = f.dir.file("judged-\(UUID().uuidString)")
+            return try runProcess("skopeo", ["--policy", policy, "--registries.d", registriesD, "copy", "--remove-signatures", "--src-tls-verify=false",
+                                             "docker://\(scope)/\(f.repo)/\(name):1.0", "oci:\(out):x"])
         }
+        func insideCopy(_ name: String) throws -> ProcessResult { try judged(name, scope: "\(registry)/\(mirror)", registriesD: inside) }
         let accepted = try insideCopy("app-1")
         #expect(accepted.status == 0, "the inside's policy refused the mirrored, signed image: \(accepted.stderr)")
         let refused = try insideCopy("app-2")
@@ -374,15 +378,8 @@ struct AttachmentTests {
         let serve = try ServeProcess([f.bundle, "--key", f.pub, "--mirror-config", mirrorConfig], store: f.dir.file("serve-store"))
         #expect(serve.listening, "\(serve.err)")
         guard serve.listening else { return }
-        let servedPolicy = f.dir.file("served-policy.json")
-        try Data("""
-        {"default": [{"type": "reject"}], "transports": {"docker": {"\(serve.address)": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "\(publicKey)",
-          "signedIdentity": {"type": "remapIdentity", "prefix": "\(serve.address)", "signedPrefix": "\(registry)"}}]},
-          "oci": {"": [{"type": "insecureAcceptAnything"}]}}}
-        """.utf8).write(to: URL(fileURLWithPath: servedPolicy))
         func servedCopy(_ name: String) throws -> ProcessResult {
-            try runProcess("skopeo", ["--policy", servedPolicy, "--registries.d", mirrorConfig + "/containers/registries.d", "copy", "--remove-signatures",
-                                      "--src-tls-verify=false", "docker://\(serve.address)/\(f.repo)/\(name):1.0", "oci:\(f.dir.file("served-\(name)")):x"])
+            try judged(name, scope: serve.address, registriesD: mirrorConfig + "/containers/registries.d")
         }
         let servedAccepted = try servedCopy("app-1")
         #expect(servedAccepted.status == 0, "the policy refused the served, signed image: \(servedAccepted.stderr)")
