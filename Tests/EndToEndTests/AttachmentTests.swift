@@ -336,8 +336,19 @@ struct AttachmentTests {
               "oci": {"": [{"type": "insecureAcceptAnything"}]}}}
             """.utf8).write(to: URL(fileURLWithPath: policy))
             let out = f.dir.file("judged-\(UUID().uuidString)")
-            return try runProcess("skopeo", ["--policy", policy, "--registries.d", registriesD, "copy", "--remove-signatures", "--src-tls-verify=false",
-                                             "docker://\(scope)/\(f.repo)/\(name):1.0", "oci:\(out):x"])
+            let skopeo = try runProcess("skopeo", ["--policy", policy, "--registries.d", registriesD, "copy", "--remove-signatures", "--src-tls-verify=false",
+                                                   "docker://\(scope)/\(f.repo)/\(name):1.0", "oci:\(out):x"])
+            guard toolAvailable("podman") else { return skopeo }
+            // podman judges alike: the same policy, and registries.d where containers/image looks for it under HOME.
+            let home = f.dir.file("home-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(atPath: home + "/.config/containers", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: registriesD, toPath: home + "/.config/containers/registries.d")
+            let short = f.dir.file("p\(name.suffix(1))\(scope.count % 10)")  // podman wants a runroot under 50 characters
+            let podman = try runProcess("podman", ["--root", short + "/storage", "--runroot", short + "/run", "--storage-driver", "vfs",
+                                                   "--events-backend", "none", "--cgroup-manager", "cgroupfs", "pull", "--signature-policy", policy,
+                                                   "--tls-verify=false", "\(scope)/\(f.repo)/\(name):1.0"], environment: ["HOME": home])
+            #expect((podman.status == 0) == (skopeo.status == 0), "podman and skopeo judge \(name) differently: \(podman.stderr) / \(skopeo.stderr)")
+            return skopeo
         }
         func insideCopy(_ name: String) throws -> ProcessResult { try judged(name, scope: "\(registry)/\(mirror)", registriesD: inside) }
         let accepted = try insideCopy("app-1")
