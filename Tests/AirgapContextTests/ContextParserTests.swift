@@ -1,0 +1,91 @@
+import AirgapContext
+import Foundation
+import Testing
+
+/// Docker's documented .dockerignore examples (docs/build/concepts/context.md), as tables.
+@Suite struct DockerIgnoreTests {
+    @Test(arguments: [
+        // */temp*: names starting with temp one level down
+        ("*/temp*", "somedir/temporary.txt", true), ("*/temp*", "somedir/temp", true), ("*/temp*", "temporary.txt", false),
+        ("*/temp*", "somedir/temp/inner.txt", true), ("*/temp*", "a/b/temp", false),
+        // */*/temp*: two levels down
+        ("*/*/temp*", "somedir/subdir/temporary.txt", true), ("*/*/temp*", "somedir/temporary.txt", false),
+        // temp?: one character more, at the root
+        ("temp?", "tempa", true), ("temp?", "tempb", true), ("temp?", "temp", false), ("temp?", "tempab", false), ("temp?", "dir/tempa", false),
+        // **: any number of directories, none included
+        ("**/*.go", "main.go", true), ("**/*.go", "a/b/c/x.go", true), ("**/*.go", "a/b/c/x.gox", false),
+        ("a/**/b", "a/b", true), ("a/**/b", "a/x/y/b", true), ("a/**", "a/anything/below", true),
+        // cleaned like paths, a leading slash dropped, escapes and dots literal
+        ("/secret.txt", "secret.txt", true), ("./x/../secret.txt", "secret.txt", true), ("*.txt", "notes.txt", true), ("*.txt", "notesXtxt", false),
+        ("\\*.txt", "*.txt", true), ("\\*.txt", "a.txt", false),
+        // a directory excludes what is below it
+        ("node_modules", "node_modules/left-pad/index.js", true), ("build/", "build/out.o", true),
+    ] as [(String, String, Bool)])
+    func patterns(pattern: String, path: String, excluded: Bool) throws {
+        #expect(try DockerIgnore(pattern).excludes(path) == excluded, "\(pattern) on \(path)")
+    }
+
+    @Test func exceptionsAndTheLastMatchWins() throws {
+        let readmeOnly = try DockerIgnore("*.md\n!README.md\n")
+        #expect(readmeOnly.excludes("CHANGELOG.md") && !readmeOnly.excludes("README.md"))
+        // "No markdown files are included in the context except README files other than README-secret.md."
+        let secretLast = try DockerIgnore("*.md\n!README*.md\nREADME-secret.md\n")
+        #expect(secretLast.excludes("README-secret.md") && !secretLast.excludes("README-public.md") && secretLast.excludes("other.md"))
+        // "All of the README files are included. The middle line has no effect."
+        let exceptionLast = try DockerIgnore("*.md\nREADME-secret.md\n!README*.md\n")
+        #expect(!exceptionLast.excludes("README-secret.md") && exceptionLast.excludes("other.md"))
+        // Comments, blank lines and surrounding blanks.
+        let commented = try DockerIgnore("# a comment\n\n   secret.env   \n")
+        #expect(commented.excludes("secret.env") && !commented.excludes("# a comment"))
+        #expect(throws: ContextError.self) { try DockerIgnore("!\n") }
+    }
+}
+
+@Suite struct DockerfileParserTests {
+    @Test func multiStageWithArgumentsStagesAndMounts() throws {
+        let text = """
+        # syntax=docker/dockerfile:1
+        ARG BASE=debian:bookworm-slim
+        ARG TOOL
+        FROM --platform=$BUILDPLATFORM ${BASE} AS build
+        RUN --mount=type=cache,target=/root/.cache,from=registry.example/cache/tools:1 \\
+            # a comment inside the continuation
+            make all
+        RUN <<EOF
+        FROM fake/inside-a-heredoc:1
+        EOF
+        COPY --from=build /out /out
+        FROM alpine:3.20
+        COPY --from=build /out /usr/local/bin/
+        COPY --from=nginx:1.27 /etc/nginx/nginx.conf /etc/
+        COPY --from=0 /out /again
+        FROM scratch AS final
+        COPY --from=${TOOL:-busybox:1.36} /bin/busybox /busybox
+        """
+        let parsed = try Dockerfile.parse(text)
+        #expect(parsed.stages.map(\.base) == ["debian:bookworm-slim", "alpine:3.20", "scratch"])
+        #expect(parsed.stages.map(\.name) == ["build", nil, "final"])
+        #expect(parsed.stages[0].platform == "$BUILDPLATFORM", "the builder's own platform argument stays as written")
+        #expect(parsed.externalImages == ["debian:bookworm-slim", "registry.example/cache/tools:1", "alpine:3.20", "nginx:1.27", "busybox:1.36"],
+                "\(parsed.externalImages)")
+        #expect(!parsed.externalImages.contains("fake/inside-a-heredoc:1") && !parsed.externalImages.contains("build"))
+        let overridden = try Dockerfile.parse(text, buildArgs: ["BASE": "ubuntu:24.04", "TOOL": "registry.example/busybox:2"])
+        #expect(overridden.stages[0].base == "ubuntu:24.04" && overridden.externalImages.contains("registry.example/busybox:2"))
+    }
+
+    @Test func argumentsWithoutDefaultsAndOtherMistakesAreNamed() throws {
+        #expect(throws: ContextError.self) { try Dockerfile.parse("ARG BASE\nFROM $BASE\n") }
+        #expect(try Dockerfile.parse("ARG BASE\nFROM $BASE\n", buildArgs: ["BASE": "alpine:3"]).externalImages == ["alpine:3"])
+        #expect(throws: ContextError.self) { try Dockerfile.parse("RUN true\nFROM alpine\n") }
+        #expect(throws: ContextError.self) { try Dockerfile.parse("# just a comment\n") }
+        // An undeclared variable expands to nothing, as Docker does: FROM then names nothing.
+        #expect(throws: ContextError.self) { try Dockerfile.parse("FROM $NOPE\n") }
+    }
+
+    @Test func theEscapeDirectiveAndCaseInsensitiveKeywords() throws {
+        let text = "# escape=`\nfrom mcr.microsoft.com/windows/servercore:ltsc2022 as base\nrun echo `\n  done\ncopy --FROM=base C:\\\\x C:\\\\y\n"
+        let parsed = try Dockerfile.parse(text)
+        #expect(parsed.externalImages == ["mcr.microsoft.com/windows/servercore:ltsc2022"])
+        #expect(parsed.stages.first?.name == "base")
+    }
+}
