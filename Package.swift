@@ -79,7 +79,7 @@ let package = Package(
                 dependencies: ["AirgapOCI", "AirgapContent", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
                 swiftSettings: swiftSettings),
         // Build contexts: .dockerignore and the Dockerfile as Docker's builder reads them.
-        .target(name: "AirgapContext", swiftSettings: swiftSettings),
+        .target(name: "AirgapContext", dependencies: ["AirgapTar"], swiftSettings: swiftSettings),
         // The export manifest reader (YAML ImageSet or a plain list): no I/O beyond reading the file.
         .target(name: "AirgapImageSet",
                 dependencies: ["AirgapOCI", .product(name: "Yams", package: "Yams")],
@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "AirgapOCITests", dependencies: ["AirgapOCI"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapServeTests", dependencies: ["AirgapServe", "AirgapContent", "AirgapOCI", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapContentTests", dependencies: ["AirgapContent", "AirgapOCI"], swiftSettings: swiftSettings),
-        .testTarget(name: "AirgapContextTests", dependencies: ["AirgapContext"], swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapContextTests", dependencies: ["AirgapContext", "AirgapTar", "AirgapTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AirgapSignaturesTests", dependencies: ["AirgapSignatures", "AirgapContent", "AirgapOCI", .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "AirgapStoreTests", dependencies: ["AirgapStore", "AirgapContent", "AirgapOCI", "AirgapTransfer", "AirgapTestSupport"], swiftSettings: swiftSettings),

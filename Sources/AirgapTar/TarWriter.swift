@@ -94,6 +94,20 @@ public final class TarWriter {
         guard archive_write_header(archive, entry) == ARCHIVE_OK else { throw failure("cannot write the header of \(name)") }
     }
 
+    /// A symbolic link (build contexts keep them, as Docker's context tar does), with the fixed owner and time.
+    public func addSymlink(_ name: String, target: String) throws {
+        guard let entry = archive_entry_new() else { throw TarError("out of memory") }
+        defer { archive_entry_free(entry) }
+        archive_entry_set_pathname_utf8(entry, name)
+        archive_entry_set_filetype(entry, UInt32(airgap_AE_IFLNK))
+        archive_entry_set_symlink_utf8(entry, target)
+        archive_entry_set_perm(entry, 0o777)
+        archive_entry_set_mtime(entry, TarWriter.fixedModificationTime, 0)
+        archive_entry_set_uid(entry, 0)
+        archive_entry_set_gid(entry, 0)
+        guard archive_write_header(archive, entry) == ARCHIVE_OK else { throw failure("cannot write the header of \(name)") }
+    }
+
     /// Writes the end-of-archive marker and flushes.
     public func close() throws {
         guard !closed else { return }

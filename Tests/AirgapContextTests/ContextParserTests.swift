@@ -1,3 +1,5 @@
+import AirgapTar
+import AirgapTestSupport
 import AirgapContext
 import Foundation
 import Testing
@@ -87,5 +89,39 @@ import Testing
         let parsed = try Dockerfile.parse(text)
         #expect(parsed.externalImages == ["mcr.microsoft.com/windows/servercore:ltsc2022"])
         #expect(parsed.stages.first?.name == "base")
+    }
+}
+
+@Suite struct ContextPackerTests {
+    func pack(_ root: String) throws -> (Data, ContextPacker.Summary) {
+        var bytes = Data()
+        let writer = try TarWriter { bytes.append(contentsOf: $0) }
+        let summary = try ContextPacker(root: root).pack(into: writer)
+        try writer.close()
+        return (bytes, summary)
+    }
+
+    @Test func theContextIsWhatDockerWouldSendAndTheSameBytesEveryTime() throws {
+        let dir = TempDirectory("context")
+        let root = dir.file("ctx")
+        for sub in ["app", "build", "logs"] { try FileManager.default.createDirectory(atPath: root + "/" + sub, withIntermediateDirectories: true) }
+        let files = ["Dockerfile": "FROM alpine\nCOPY . /src\n", ".dockerignore": "secret.env\n**/*.log\n!logs/keep.log\nbuild\nDockerfile\n",
+                     "app/main.sh": "#!/bin/sh\necho hi\n", "secret.env": "TOKEN=hunter2\n", "logs/debug.log": "x", "logs/keep.log": "y", "build/out.o": "z"]
+        for (name, text) in files { try text.write(toFile: root + "/" + name, atomically: true, encoding: .utf8) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: root + "/app/main.sh")
+        try FileManager.default.createSymbolicLink(atPath: root + "/app/run", withDestinationPath: "main.sh")
+        _ = try runProcess("mkfifo", [root + "/app/pipe"])
+
+        let (first, summary) = try pack(root)
+        let (second, _) = try pack(root)
+        #expect(first == second, "two packs of the same tree differ")
+        try first.write(to: URL(fileURLWithPath: dir.file("ctx.tar")))
+        let listing = try runProcess("tar", ["-tvf", dir.file("ctx.tar")]).stdout
+        let names = try runProcess("tar", ["-tf", dir.file("ctx.tar")]).stdout.split(separator: "\n").map(String.init)
+        #expect(names == [".dockerignore", "Dockerfile", "app/", "app/main.sh", "app/run", "logs/", "logs/keep.log"], "\(names)")
+        #expect(!listing.contains("hunter2") && !names.contains("secret.env"))
+        #expect(listing.contains("-rwxr-xr-x 0/0") && listing.contains("app/run -> main.sh"), "\(listing)")
+        #expect(summary.excluded.sorted() == ["build/", "logs/debug.log", "secret.env"], "\(summary.excluded)")
+        #expect(summary.skippedSpecial == ["app/pipe"])
     }
 }

@@ -1,0 +1,90 @@
+import AirgapTar
+import Foundation
+
+/// A build context as Docker's builder would receive it, packed reproducibly: every file the
+/// `.dockerignore` (or `<Dockerfile>.dockerignore` next to the Dockerfile) leaves in, in sorted
+/// order, with fixed owners and times (the same tree gives the same bytes); regular files keep
+/// whether they are executable, symbolic links stay links; the Dockerfile and the ignore file are
+/// always sent, as Docker sends them. Sockets, FIFOs and devices are left out and counted.
+public struct ContextPacker {
+    public struct Summary: Sendable, Equatable {
+        public var files = 0
+        public var bytes: Int64 = 0
+        public var excluded: [String] = []
+        public var skippedSpecial: [String] = []
+    }
+
+    public let root: String
+    /// The Dockerfile's path relative to the context (`Dockerfile`, `docker/Dockerfile.dev`).
+    public let dockerfile: String
+    public init(root: String, dockerfile: String = "Dockerfile") { self.root = root; self.dockerfile = dockerfile }
+
+    /// Docker's rule: `<Dockerfile>.dockerignore` next to the Dockerfile wins over `.dockerignore`.
+    public func ignoreFile() -> String? {
+        let specific = dockerfile + ".dockerignore"
+        for candidate in [specific, ".dockerignore"] where FileManager.default.fileExists(atPath: root + "/" + candidate) { return candidate }
+        return nil
+    }
+
+    public func pack(into writer: TarWriter) throws -> Summary {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ContextError("the context \(root) is not a directory")
+        }
+        let ignorePath = ignoreFile()
+        let ignore = try ignorePath.map { path -> DockerIgnore in
+            guard let text = try? String(contentsOfFile: root + "/" + path, encoding: .utf8) else {
+                throw ContextError("\(root)/\(path) is not readable UTF-8 text")
+            }
+            return try DockerIgnore(text)
+        } ?? DockerIgnore("")
+        let alwaysSent = Set([DockerIgnore.clean(dockerfile)] + (ignorePath.map { [$0] } ?? []))
+        var summary = Summary()
+        try walk("", ignore: ignore, alwaysSent: alwaysSent, writer: writer, summary: &summary)
+        return summary
+    }
+
+    private func walk(_ relative: String, ignore: DockerIgnore, alwaysSent: Set<String>, writer: TarWriter, summary: inout Summary) throws {
+        let directory = relative.isEmpty ? root : root + "/" + relative
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        for name in names {
+            let path = relative.isEmpty ? name : relative + "/" + name
+            let full = root + "/" + path
+            let attributes = try FileManager.default.attributesOfItem(atPath: full)
+            let type = attributes[.type] as? FileAttributeType
+            let excluded = ignore.excludes(path) && !alwaysSent.contains(path)
+            switch type {
+            case .typeDirectory?:
+                if excluded {
+                    summary.excluded.append(path + "/")
+                    // Docker still looks inside an excluded directory when an exception may bring something back.
+                    guard ignore.mayReinclude(below: path) else { continue }
+                } else {
+                    try writer.addDirectory(path)
+                }
+                try walk(path, ignore: ignore, alwaysSent: alwaysSent, writer: writer, summary: &summary)
+            case .typeRegular?:
+                guard !excluded else { summary.excluded.append(path); continue }
+                let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+                let permissions = (attributes[.posixPermissions] as? NSNumber)?.int32Value ?? 0o644
+                try writer.beginFile(path, size: size, mode: permissions & 0o111 != 0 ? 0o755 : 0o644)
+                guard let handle = FileHandle(forReadingAtPath: full) else { throw ContextError("cannot read \(full)") }
+                defer { try? handle.close() }
+                var written: Int64 = 0
+                while written < size, let chunk = try handle.read(upToCount: min(1 << 20, Int(size - written))), !chunk.isEmpty {
+                    try writer.write(chunk)
+                    written += Int64(chunk.count)
+                }
+                guard written == size else { throw ContextError("\(full) changed while it was packed; pack the context again") }
+                summary.files += 1
+                summary.bytes += size
+            case .typeSymbolicLink?:
+                guard !excluded else { summary.excluded.append(path); continue }
+                try writer.addSymlink(path, target: try FileManager.default.destinationOfSymbolicLink(atPath: full))
+                summary.files += 1
+            default:
+                summary.skippedSpecial.append(path)
+            }
+        }
+    }
+}
