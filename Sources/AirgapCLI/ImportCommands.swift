@@ -17,7 +17,7 @@ struct BundleInput: ParsableArguments {
     var allowUnsigned = false
     @Flag(name: .customLong("allow-rollback"), help: "Let a bundle older than the one that set a tag move that tag back.")
     var allowRollback = false
-    @Option(name: .customLong("image-key"), help: ArgumentHelp("Every image must carry a signature by this cosign public key (repeatable; any one suffices), checked from the bundle's bytes.", valueName: "FILE"))
+    @Option(name: .customLong("image-key"), help: ArgumentHelp("Every image must carry a signature by this key (repeatable; any one suffices), checked from the bundle's bytes: a cosign public key, or an OpenPGP public key (gpg --export) for containers' GPG signatures.", valueName: "FILE"))
     var imageKeys: [String] = []
 
     func validate() throws {
@@ -31,9 +31,9 @@ struct BundleInput: ParsableArguments {
     }
 
     static func checkImageSignatures(_ result: BundleReadResult, keyPaths: [String], quiet: Bool, action: String) throws {
-        guard !keyPaths.isEmpty, result.ok, let metadata = result.metadata else { return }
+        guard !keyPaths.isEmpty, result.ok else { return }
         let keys = try keyPaths.map { try ImageKey.load(path: $0) }
-        let checked = try BundleSignatures.check(metadata, documents: result.documents, keys: keys)
+        let checked = try BundleSignatures.check(result, keys: keys)
         let failed = checked.filter { !$0.outcome.isVerified }
         for item in checked where !quiet || !item.outcome.isVerified {
             printErr("Image signature: \(EscapedText.escape(item.image)): \(item.outcome)")

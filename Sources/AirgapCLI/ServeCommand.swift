@@ -39,7 +39,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("mirror-address"), help: ArgumentHelp("The address clients reach this server at, for --mirror-config (default: the listen address).", valueName: "HOST:PORT"))
     var mirrorAddress: String?
     @Option(help: ArgumentHelp("Append the access log (one line per request) to FILE instead of standard error.", valueName: "FILE")) var log: String?
-    @Option(name: .customLong("image-key"), help: ArgumentHelp("Serve only if every image carries a signature by this cosign public key (repeatable).", valueName: "FILE"))
+    @Option(name: .customLong("image-key"), help: ArgumentHelp("Serve only if every image carries a signature by this key (repeatable): a cosign public key, or an OpenPGP public key.", valueName: "FILE"))
     var imageKeys: [String] = []
 
     func validate() throws {

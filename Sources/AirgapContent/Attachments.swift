@@ -66,6 +66,11 @@ public struct AttachmentFinder: Sendable {
     public var depth = 4
     /// Attachments found for one export, at most.
     public var limit = 10_000
+    /// Bytes one attachment may hold (its manifests, configs and layers): signatures, attestations
+    /// and SBOMs are small; a "signature" tag pointing at a big image is refused.
+    public var attachmentBytes: Int64 = 64 << 20
+    /// Tags read from one repository; a list that long may hide tags past it (a note says so).
+    public static let tagLimit = 100_000
     public init(listing: any AttachmentListing) { self.listing = listing }
 
     /// A request for an attachment, and the referrers index's bytes when the API made it.
@@ -102,6 +107,9 @@ public struct AttachmentFinder: Sendable {
         do { tags = Set(try await tagCache.tags(repository, listing)) } catch let refused as AttachmentListingRefused {
             events(.note("\(repository.familiarName): its tags cannot be listed (\(refused.message)); its signatures and referrers are not carried"))
             return []
+        }
+        if tags.count >= Self.tagLimit {
+            events(.note("\(repository.familiarName) lists \(Self.tagLimit) tags or more; only those were searched for signatures and referrers"))
         }
         var subjects = [image.sourceTop.digest]
         for manifest in image.manifests where !subjects.contains(manifest.digest) { subjects.append(manifest.digest) }

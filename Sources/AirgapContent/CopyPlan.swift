@@ -156,6 +156,12 @@ public struct CopyPlanner: Sendable {
                 let found = try await finder.find(for: frontier, known: &known, tagCache: tags, events: events)
                 guard !found.isEmpty else { break }
                 let more = try await planAll(found.map(\.request), synthesized: found.map(\.synthesized))
+                for (image, _) in more {
+                    let bytes = image.manifests.reduce(0) { $0 + $1.size } + image.platforms.reduce(0) { $0 + $1.config.size + $1.layers.reduce(0) { $0 + $1.size } }
+                    guard bytes <= finder.attachmentBytes else {
+                        throw ContentError(.unsupported, "\(image.request.reference.familiarDescription), attached to \(image.request.attachment?.subjectName.familiarDescription ?? "an image") as its \(image.request.attachment?.kind.rawValue ?? "attachment"), holds \(bytes >> 20) MiB, more than an attachment may (\(finder.attachmentBytes >> 20) MiB); leave attachments out with 'referrers: false' if that is expected")
+                    }
+                }
                 planned += more
                 frontier = more.map(\.0)
             }

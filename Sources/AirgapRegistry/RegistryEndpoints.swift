@@ -157,7 +157,7 @@ extension RegistrySource: AttachmentListing {
     /// still exported (the caller says so), as skopeo and crane export images without listing tags.
     public func tags(in repository: Reference) async throws -> [String] {
         // Bounded: a hostile registry cannot make every export hold millions of tags.
-        do { return try await client.listTags(repository, limit: 100_000) } catch let error as RegistryError where [.notFound, .denied, .unauthorized].contains(error.kind) {
+        do { return try await client.listTags(repository, limit: AttachmentFinder.tagLimit) } catch let error as RegistryError where [.notFound, .denied, .unauthorized].contains(error.kind) {
             throw AttachmentListingRefused(message: error.message)
         }
     }

@@ -72,32 +72,54 @@ public struct ImageKey: Sendable {
         return Data(base64Encoded: body.filter { !$0.hasPrefix("=") }.joined())
     }
 
-    /// The v4 fingerprint of the first packet when it is a public key packet (RFC 4880 12.2:
-    /// SHA-1 over 0x99, the two-byte length and the packet body).
+    /// The v4 fingerprint of the first packet when it is a public key packet.
     static func v4Fingerprint(_ data: Data) -> String? {
-        let bytes = [UInt8](data.prefix(8192))
-        guard bytes.count > 3, bytes[0] & 0x80 != 0 else { return nil }
-        var tag: UInt8, length = 0, offset = 1
-        if bytes[0] & 0x40 == 0 {
-            tag = (bytes[0] >> 2) & 0x0f
-            let sizes = [1, 2, 4]
-            guard bytes[0] & 3 < 3 else { return nil }
-            let n = sizes[Int(bytes[0] & 3)]
-            guard bytes.count > 1 + n else { return nil }
-            for i in 0..<n { length = length << 8 | Int(bytes[1 + i]) }
-            offset = 1 + n
-        } else {
-            tag = bytes[0] & 0x3f
-            let first = Int(bytes[1])
-            if first < 192 { length = first; offset = 2 }
-            else if first < 224 { guard bytes.count > 2 else { return nil }; length = (first - 192) << 8 + Int(bytes[2]) + 192; offset = 3 }
-            else if first == 255 { guard bytes.count > 5 else { return nil }; length = Int(bytes[2]) << 24 | Int(bytes[3]) << 16 | Int(bytes[4]) << 8 | Int(bytes[5]); offset = 6 }
-            else { return nil }
-        }
-        guard tag == 6, length > 0, length < 65536, offset + length <= bytes.count, bytes[offset] == 4 else { return nil }
-        var hashed = Data([0x99, UInt8(length >> 8), UInt8(length & 0xff)])
-        hashed.append(contentsOf: bytes[offset..<(offset + length)])
+        guard let first = packets(data).first, first.tag == 6 else { return nil }
+        return fingerprint(first.body)
+    }
+
+    /// Every primary key's v4 fingerprint in a keyring (`gpg --export` of several keys).
+    public var primaryFingerprints: [String] {
+        kind == .openPGP ? Self.packets(der).filter { $0.tag == 6 }.compactMap { Self.fingerprint($0.body) } : []
+    }
+
+    /// RFC 4880 12.2: SHA-1 over 0x99, the two-byte length and a version 4 key packet's body.
+    static func fingerprint(_ body: ArraySlice<UInt8>) -> String? {
+        guard body.first == 4, body.count < 65536 else { return nil }
+        var hashed = Data([0x99, UInt8(body.count >> 8), UInt8(body.count & 0xff)])
+        hashed.append(contentsOf: body)
         return Insecure.SHA1.hash(data: hashed).map { String(format: "%02X", $0) }.joined()
+    }
+
+    /// OpenPGP packets (old and new header formats); stops at the first malformed header.
+    static func packets(_ data: Data) -> [(tag: UInt8, body: ArraySlice<UInt8>)] {
+        let bytes = [UInt8](data)
+        var found: [(tag: UInt8, body: ArraySlice<UInt8>)] = []
+        var at = 0
+        while at + 2 <= bytes.count, found.count < 10_000 {
+            let header = bytes[at]
+            guard header & 0x80 != 0 else { break }
+            var tag: UInt8, length = 0, offset = at + 1
+            if header & 0x40 == 0 {
+                tag = (header >> 2) & 0x0f
+                guard header & 3 < 3 else { break }
+                let n = [1, 2, 4][Int(header & 3)]
+                guard offset + n <= bytes.count else { break }
+                for i in 0..<n { length = length << 8 | Int(bytes[offset + i]) }
+                offset += n
+            } else {
+                tag = header & 0x3f
+                let first = Int(bytes[offset])
+                if first < 192 { length = first; offset += 1 }
+                else if first < 224 { guard offset + 1 < bytes.count else { break }; length = (first - 192) << 8 + Int(bytes[offset + 1]) + 192; offset += 2 }
+                else if first == 255 { guard offset + 4 < bytes.count else { break }; length = Int(bytes[offset + 1]) << 24 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 8 | Int(bytes[offset + 4]); offset += 5 }
+                else { break }
+            }
+            guard length >= 0, offset + length <= bytes.count else { break }
+            found.append((tag, bytes[offset..<(offset + length)]))
+            at = offset + length
+        }
+        return found
     }
 }
 

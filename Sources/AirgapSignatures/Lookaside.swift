@@ -105,18 +105,29 @@ public enum LookasideFiles {
         return String(url.dropFirst("file://".count))
     }
 
-    /// `signature-1`, `signature-2`, … up to the first one missing.
+    /// `signature-1`, `signature-2`, … up to the first one missing. Each is opened without
+    /// following a link and checked as a regular file of at most 64 KiB through that descriptor,
+    /// so what is checked is what is read.
     public static func read(directory: String) throws -> [Data] {
         var found: [Data] = []
         for n in 1...perManifestLimit {
             let path = "\(directory)/signature-\(n)"
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { break }
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            guard (attributes[.size] as? Int ?? 0) <= signatureLimit, attributes[.type] as? FileAttributeType == .typeRegular,
-                  let data = FileManager.default.contents(atPath: path) else {
+            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+            if fd < 0 {
+                if errno == ENOENT || errno == ENOTDIR { break }
+                if errno == EISDIR { break }
+                throw SignatureError("\(path) is not a signature (\(String(cString: strerror(errno)))); remove it or fix the lookaside store")
+            }
+            defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw SignatureError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if info.st_mode & S_IFMT == S_IFDIR { break }
+            guard info.st_mode & S_IFMT == S_IFREG, info.st_size <= signatureLimit else {
                 throw SignatureError("\(path) is not a signature (a regular file of at most 64 KiB); remove it or fix the lookaside store")
             }
+            var data = Data(count: Int(info.st_size))
+            let got = data.withUnsafeMutableBytes { buffer in buffer.isEmpty ? 0 : Foundation.read(fd, buffer.baseAddress, buffer.count) }
+            guard got == Int(info.st_size) else { throw SignatureError("\(path) changed while it was read") }
             found.append(data)
         }
         return found
@@ -129,9 +140,15 @@ public enum LookasideFiles {
         var present = try read(directory: directory)
         var added = 0
         for signature in signatures where !present.contains(signature) {
-            let temporary = "\(directory)/.signature.\(getpid()).tmp"
-            try signature.write(to: URL(fileURLWithPath: temporary))
+            // A fresh name created exclusively, never through a link someone left in a shared directory.
+            let temporary = "\(directory)/.signature.\(UUID().uuidString).tmp"
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw SignatureError("cannot write in \(directory): \(String(cString: strerror(errno)))") }
             defer { unlink(temporary) }
+            let wrote = signature.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            let synced = fsync(fd) == 0
+            close(fd)
+            guard wrote == signature.count, synced else { throw SignatureError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
             // link(2) never replaces: a signature another writer put at that number stays, and
             // this one takes the next free number.
             while true {

@@ -23,6 +23,7 @@ public struct SimpleSigningVerifier: Sendable {
             let file = dir + "/signature-\(n)", payloadFile = dir + "/payload-\(n)"
             try signature.write(to: URL(fileURLWithPath: file))
             guard let fingerprint = try Self.gpgv(keyring: keyring, signature: file, output: payloadFile),
+                  keys.contains(where: { $0.primaryFingerprints.contains(fingerprint) }),
                   let payload = FileManager.default.contents(atPath: payloadFile) else {
                 if best.rank < SignatureOutcome.otherKey(count: 0).rank { best = .otherKey(count: n + 1) }
                 continue
@@ -51,9 +52,20 @@ public struct SimpleSigningVerifier: Sendable {
         let text = String(decoding: status.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { return nil }
-        // [GNUPG:] VALIDSIG <signing key fpr> <date> … <primary key fpr>
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("[GNUPG:] VALIDSIG ") }) else { return nil }
-        return line.split(separator: " ").last.map(String.init)
+        return goodSignature(status: text)
+    }
+
+    /// gpgv exits 0 for a signature by an expired or revoked key too (and says so only in its
+    /// status lines), which containers' signedBy refuses: a good signature is a GOODSIG with its
+    /// VALIDSIG and none of the lines that take it back. Returns the primary key's fingerprint.
+    public static func goodSignature(status text: String) -> String? {
+        let lines = text.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let refusals: Set<String> = ["EXPKEYSIG", "REVKEYSIG", "EXPSIG", "BADSIG", "ERRSIG", "NO_PUBKEY", "KEYREVOKED", "KEYEXPIRED"]
+        guard !lines.contains(where: { $0.count > 1 && $0[0] == "[GNUPG:]" && refusals.contains($0[1]) }),
+              lines.contains(where: { $0.count > 1 && $0[0] == "[GNUPG:]" && $0[1] == "GOODSIG" }),
+              let valid = lines.first(where: { $0.count > 2 && $0[0] == "[GNUPG:]" && $0[1] == "VALIDSIG" }) else { return nil }
+        // [GNUPG:] VALIDSIG <signing key fpr> <date> <timestamp> <expires> <version> <reserved> <pk algo> <hash algo> <class> <primary key fpr>
+        return valid.last
     }
 
     static func claims(_ payload: Data, subjects: [Digest], reference: Reference, key: String, signature: Digest) -> SignatureOutcome {

@@ -87,12 +87,11 @@ public struct AuditReport: Codable, Sendable {
             if !attachments.isEmpty { entry.attachments = attachments }
             images.append(entry)
         }
-        if !imageKeys.isEmpty, read.ok, let metadata {
-            for checked in (try? BundleSignatures.check(metadata, documents: read.documents, keys: imageKeys)) ?? [] {
-                guard let i = images.firstIndex(where: { $0.reference == checked.image }) else { continue }
-                images[i].signatureCheck = checked.outcome.description
+        if !imageKeys.isEmpty, read.ok {
+            for checked in (try? BundleSignatures.check(read, keys: imageKeys)) ?? [] {
+                if let i = images.firstIndex(where: { $0.reference == checked.image }) { images[i].signatureCheck = checked.outcome.description }
                 if !checked.outcome.isVerified {
-                    findings.append(Finding(entry: "airgap/bundle.json", problem: "the image \(checked.image) fails the signature check: \(checked.outcome)"))
+                    findings.append(Finding(entry: "index.json", problem: "the image \(checked.image) fails the signature check: \(checked.outcome)"))
                 }
             }
         }

@@ -112,6 +112,13 @@ public struct BundleExporter {
             (payload.digest, try await source.document(payload, in: repository))
         }
         for (digest, data) in fetched { plan.documents[digest] = data }
+        // One platform of a signed index travels as that platform's manifest: the index itself is
+        // carried too, so that the inside can see from verified bytes that it lists the manifest.
+        for image in checked where image.originalIndexDigest != nil && plan.documents[image.sourceTop.digest] == nil {
+            guard let data = try await source.document(image.sourceTop, in: image.request.reference) else { continue }
+            plan.documents[image.sourceTop.digest] = data
+            plan.blobs.append(.init(descriptor: image.sourceTop, source: image.request.reference, names: [image.name]))
+        }
         for image in checked {
             let outcome = try ImageVerifier(keys: keysOf[image.name.description] ?? []).check(image, in: plan)
             guard outcome.isVerified else {

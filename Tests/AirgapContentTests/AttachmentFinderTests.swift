@@ -88,4 +88,19 @@ import Testing
         #expect(index.manifests.map(\.digest) == [sbom.digest, vex.digest].sorted())
         #expect(index.manifests.map(\.artifactType) == [sbom, vex].sorted { $0.digest < $1.digest }.map(\.artifactType))
     }
+
+    /// A "signature" tag pointing at a big image is refused, not carried.
+    @Test func anAttachmentTheSizeOfAnImageIsRefused() async throws {
+        let source = FakeSource()
+        let image = try source.image(amd64, layers: ["app"])
+        let ref = try source.tag("reg.example/team/app:1", image)
+        let config = source.blob(Data("{}".utf8), .ociConfig)
+        let huge = Descriptor(mediaType: .ociLayer, digest: Digest.sha256(of: Data("huge".utf8)), size: 3 << 30)
+        let big = source.document(try CanonicalJSON.encode(ImageManifest(mediaType: .ociManifest, config: config, layers: [huge])), .ociManifest)
+        _ = try source.tag("reg.example/team/app:sha256-\(image.digest.encoded).sig", big)
+        var request = CopyRequest(reference: ref)
+        request.attachments = true
+        await #expect(throws: ContentError.self) { _ = try await planner(source).plan([request]) }
+        #expect(source.blobReads.isEmpty, "nothing was read of it")
+    }
 }
