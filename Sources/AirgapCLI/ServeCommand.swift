@@ -39,6 +39,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("mirror-address"), help: ArgumentHelp("The address clients reach this server at, for --mirror-config (default: the listen address).", valueName: "HOST:PORT"))
     var mirrorAddress: String?
     @Option(help: ArgumentHelp("Append the access log (one line per request) to FILE instead of standard error.", valueName: "FILE")) var log: String?
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection that makes no progress for this long (no request finished, no data taken).", valueName: "SECONDS"))
+    var idleTimeout = 60
+    @Option(name: .customLong("max-connections"), help: "Connections served at once; more are closed as they arrive.")
+    var maxConnections = 1024
     @Option(name: .customLong("image-key"), help: ArgumentHelp("Serve only if every image carries a signature by this key (repeatable): a cosign public key, or an OpenPGP public key.", valueName: "FILE"))
     var imageKeys: [String] = []
 
@@ -48,6 +52,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--prefix \(prefix) is not a valid repository path (lowercase letters, digits, '/', '.', '_', '-')")
         }
         _ = try Self.parseListen(listen)
+        guard idleTimeout > 0, maxConnections > 0 else { throw ValidationError("--idle-timeout and --max-connections must be positive") }
     }
 
     static func parseListen(_ text: String) throws -> (host: String, port: Int) {
@@ -71,7 +76,8 @@ struct Serve: AsyncParsableCommand {
             throw CommandError(error.kind == .verification ? .verificationFailed : .failure, "cannot serve \(what): \(error.message)")
         }
         let api = RegistryAPI(content: content, alarm: { accessLog.alarm($0) })
-        let server = try RegistryServer(api: api, log: accessLog, tlsCertificate: tlsCert, tlsKey: tlsKey)
+        let server = try RegistryServer(api: api, log: accessLog, tlsCertificate: tlsCert, tlsKey: tlsKey,
+                                        idleSeconds: idleTimeout, maxConnections: maxConnections)
         let scheme = server.scheme
         let mirror = mirrorConfig, mirrorAddress = self.mirrorAddress, prefix = self.prefix
         let certificatePEM = try tlsCert.map { try String(contentsOfFile: $0, encoding: .utf8) }

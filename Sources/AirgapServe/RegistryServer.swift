@@ -1,6 +1,7 @@
 import AirgapContent
 import AirgapOCI
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -62,10 +63,19 @@ public final class RegistryServer: Sendable {
     let log: AccessLog
     let tls: NIOSSLContext?
     static let chunkSize = 256 << 10
+    /// A connection that makes no progress this long (no request completed, no chunk taken by the
+    /// client) is closed: a client holding a half-sent request or not reading cannot hold it forever.
+    let idleTimeout: TimeAmount
+    /// Connections served at once; more are closed as they come (one host cannot starve the rest).
+    let maxConnections: Int
+    private let active = NIOLockedValueBox(0)
 
-    public init(api: RegistryAPI, log: AccessLog, tlsCertificate: String? = nil, tlsKey: String? = nil) throws {
+    public init(api: RegistryAPI, log: AccessLog, tlsCertificate: String? = nil, tlsKey: String? = nil,
+                idleSeconds: Int = 60, maxConnections: Int = 1024) throws {
         self.api = api
         self.log = log
+        self.idleTimeout = .seconds(Int64(idleSeconds))
+        self.maxConnections = maxConnections
         if let tlsCertificate, let tlsKey {
             do {
                 let chain = try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { NIOSSLCertificateSource.certificate($0) }
@@ -104,15 +114,40 @@ public final class RegistryServer: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
-                    group.addTask { await self.serve(connection) }
+                    let admitted = active.withLockedValue { count in
+                        guard count < maxConnections else { return false }
+                        count += 1
+                        return true
+                    }
+                    guard admitted else {
+                        log.alarm("refused a connection from \(connection.channel.remoteAddress?.ipAddress ?? "?"): \(maxConnections) connections are open already")
+                        // Closed through the async channel, which must finish its writer itself.
+                        group.addTask { try? await connection.executeThenClose { _, _ in } }
+                        continue
+                    }
+                    group.addTask {
+                        defer { self.active.withLockedValue { $0 -= 1 } }
+                        await self.serve(connection)
+                    }
                 }
             }
         }
     }
 
     func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        let channel = connection.channel
+        let progress = NIOLockedValueBox(NIODeadline.now())
+        let idle = idleTimeout
+        let watchdog = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { task in
+            if NIODeadline.now() - progress.withLockedValue({ $0 }) > idle {
+                channel.close(promise: nil)
+                task.cancel()
+            }
+        }
+        defer { watchdog.cancel() }
+        let touch: @Sendable () -> Void = { progress.withLockedValue { $0 = .now() } }
         try? await connection.executeThenClose { inbound, outbound in
-            try? await self.answer(inbound, outbound, on: connection.channel)
+            try? await self.answer(inbound, outbound, on: connection.channel, touch: touch)
             // executeThenClose closes at once, dropping what the socket has not taken yet: the
             // tail of a body sent with `Connection: close` (skopeo asks for that on every blob).
             await Self.drain(connection.channel)
@@ -120,15 +155,16 @@ public final class RegistryServer: Sendable {
     }
 
     func answer(_ inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>, _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-                on channel: any Channel) async throws {
+                on channel: any Channel, touch: @escaping @Sendable () -> Void) async throws {
         let client = channel.remoteAddress?.ipAddress ?? "?"
         var pending: HTTPRequestHead?
         for try await part in inbound {
+            touch()
             switch part {
             case .head(let head):
                 // A write is refused at once: its body is never read.
                 if head.method != .GET && head.method != .HEAD {
-                    _ = try await respond(head, client: client, outbound, allocator: channel.allocator, closing: true)
+                    _ = try await respond(head, client: client, outbound, allocator: channel.allocator, closing: true, touch: touch)
                     return
                 }
                 pending = head
@@ -137,7 +173,8 @@ public final class RegistryServer: Sendable {
             case .end:
                 guard let head = pending else { continue }
                 pending = nil
-                guard try await respond(head, client: client, outbound, allocator: channel.allocator, closing: !head.isKeepAlive) else { return }
+                guard try await respond(head, client: client, outbound, allocator: channel.allocator, closing: !head.isKeepAlive, touch: touch) else { return }
+                touch()
             }
         }
     }
@@ -154,7 +191,7 @@ public final class RegistryServer: Sendable {
 
     /// Answers one request; false when the connection must close (asked for, or a response cut short).
     func respond(_ head: HTTPRequestHead, client: String, _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-                 allocator: ByteBufferAllocator, closing: Bool) async throws -> Bool {
+                 allocator: ByteBufferAllocator, closing: Bool, touch: @Sendable () -> Void = {}) async throws -> Bool {
         let started = ContinuousClock.now
         let request = APIRequest(method: head.method.rawValue, target: head.uri, range: head.headers.first(name: "range"))
         var response = await api.respond(to: request)
@@ -200,6 +237,7 @@ public final class RegistryServer: Sendable {
                     ahead = Task { try await Self.nextChunk(chunks, allocator) }
                     sent += Int64(buffer.readableBytes)
                     try await outbound.write(.body(.byteBuffer(buffer)))
+                    touch()
                 }
             } catch let error as ContentError {
                 log.alarm("stopped serving \(digest) to \(client) after \(sent) of \(chunks.range.count) bytes: \(error.message); the response was cut short, nothing wrong was delivered whole")
