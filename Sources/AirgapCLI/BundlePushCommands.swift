@@ -38,8 +38,7 @@ struct BundlePush: AsyncParsableCommand {
         }
         progress.finish()
         if let metadata = result.metadata, metadata.images.contains(where: { !($0.lookasideSignatures ?? []).isEmpty }) {
-            let written = try LookasideCopy.write(metadata, documents: result.documents, registriesD: try RegistriesD.load(directory: registriesD),
-                                                  rename: target.rewrite)
+            let written = try LookasideCopy.write(result, registriesD: try RegistriesD.load(directory: registriesD), rename: target.rewrite)
             if !quiet && format != "json" {
                 printErr("Simple-signing signatures: \(written.written) written to the lookaside store, \(written.alreadyThere) already there")
             }

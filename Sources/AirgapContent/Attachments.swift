@@ -111,11 +111,8 @@ public struct AttachmentFinder: Sendable {
         if tags.count >= Self.tagLimit {
             events(.note("\(repository.familiarName) lists \(Self.tagLimit) tags or more; only those were searched for signatures and referrers"))
         }
-        var subjects = [image.sourceTop.digest]
-        for manifest in image.manifests where !subjects.contains(manifest.digest) { subjects.append(manifest.digest) }
-        for platform in image.platforms where !subjects.contains(platform.manifest.digest) { subjects.append(platform.manifest.digest) }
         var found: [Found] = []
-        for subject in subjects {
+        for subject in image.manifestDigests {
             for kind in AttachmentKind.allCases {
                 let tag = kind.tag(for: subject)
                 var synthesized: Data?

@@ -57,6 +57,14 @@ public struct CopyPlan: Sendable {
         /// Signatures kept outside the registry (containers' lookaside stores), carried as blobs
         /// whose bytes are in the plan's documents.
         public var lookasideSignatures: [LookasideSignature] = []
+
+        /// Every manifest digest the image is known by at the source, each once: the source's
+        /// top, the top written, and every manifest under them (what signatures may name).
+        public var manifestDigests: [Digest] {
+            var digests = [sourceTop.digest]
+            for d in [top.digest] + manifests.map(\.digest) + platforms.map(\.manifest.digest) where !digests.contains(d) { digests.append(d) }
+            return digests
+        }
     }
 
     /// A simple-signing (GPG) signature of one of an image's manifests.

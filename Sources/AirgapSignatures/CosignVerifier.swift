@@ -131,7 +131,8 @@ extension CosignVerifier {
     /// The signature manifests a plan carries for one of its images (by digest), and the digests
     /// the image is known by.
     public static func signatures(of image: CopyPlan.Image, in plan: CopyPlan) -> (subjects: [Digest], manifests: [CopyPlan.Image]) {
-        let subjects = [image.top.digest, image.sourceTop.digest] + (image.originalIndexDigest.map { [$0] } ?? [])
+        // The top written, and the source's index when a platform (or a subset) of it is written.
+        let subjects = Array(Set([image.top.digest, image.sourceTop.digest])).sorted()
         let manifests = plan.images.filter { attached in
             guard let link = attached.request.attachment else { return false }
             return link.kind == .signature && link.subjectName == image.name && subjects.contains(link.subject)

@@ -119,7 +119,7 @@ public struct AuditReport: Codable, Sendable {
         }
         var entry = AttachmentEntry(reference: attachment.reference, kind: attachment.kind.rawValue, digest: attachment.digest.description,
                                     mediaType: mediaType, subject: attachment.subject.description, contents: contents)
-        if attachment.kind == .signature, !keys.isEmpty, let data, let repository = try? Reference(parsing: image.source) {
+        if attachment.kind == .signature, !keys.isEmpty, let data, let repository = try? Reference(parsing: image.reference) {
             var payloads: [Digest: Data] = [:]
             for payload in CosignVerifier.payloads(of: [data]) { payloads[payload.digest] = read.documents[payload.digest] }
             let outcome = CosignVerifier(keys: keys).check(subjects: [attachment.subject], repository: repository, signatures: [data], payloads: payloads)
@@ -134,7 +134,7 @@ public struct AuditReport: Codable, Sendable {
                                keys: [ImageKey]) -> AttachmentEntry {
         var entry = AttachmentEntry(reference: "lookaside", kind: "simple-signing", digest: signature.digest.description,
                                     mediaType: CopyPlan.lookasideSignatureType.rawValue, subject: signature.subject.description, contents: [])
-        if keys.contains(where: { $0.kind == .openPGP }), let data = read.documents[signature.digest], let reference = try? Reference(parsing: image.source) {
+        if keys.contains(where: { $0.kind == .openPGP }), let data = read.documents[signature.digest], let reference = try? Reference(parsing: image.reference) {
             let outcome = (try? SimpleSigningVerifier(keys: keys).check(subjects: [signature.subject], reference: reference, signatures: [data]))
                 ?? .malformed("gpgv could not be run")
             entry.verification = outcome.isVerified ? "verified" : outcome.description

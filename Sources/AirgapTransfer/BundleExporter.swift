@@ -136,9 +136,7 @@ public struct BundleExporter {
         for i in plan.images.indices where plan.images[i].request.attachment == nil && plan.images[i].request.attachments {
             let image = plan.images[i]
             let base = registriesD.entry(for: image.request.reference)?.lookaside ?? LookasideFiles.defaultURL
-            var subjects = [image.sourceTop.digest]
-            for manifest in [image.top] + image.manifests where !subjects.contains(manifest.digest) { subjects.append(manifest.digest) }
-            for subject in subjects {
+            for subject in image.manifestDigests {
                 let directory = RegistriesD.directory(base: base, repository: image.request.reference, digest: subject)
                 var signatures: [Data] = []
                 if let path = LookasideFiles.path(directory) {

@@ -16,10 +16,13 @@ public enum LookasideCopy {
         public var skipped: [String] = []
     }
 
-    public static func write(_ metadata: BundleMetadata, documents: [Digest: Data], registriesD: RegistriesD,
-                             rename: (Reference) -> Reference) throws -> Outcome {
+    /// The signatures of a verified read: only for names index.json gives (bundle.json lists them,
+    /// and only what index.json names gets a name inside), their bytes from the verified documents.
+    public static func write(_ read: BundleReadResult, registriesD: RegistriesD, rename: (Reference) -> Reference) throws -> Outcome {
         var outcome = Outcome()
-        for image in metadata.images {
+        let named = Set(read.index?.manifests.compactMap(\.refName) ?? [])
+        let documents = read.documents
+        for image in read.metadata?.images ?? [] where named.contains(image.reference) {
             guard let signatures = image.lookasideSignatures, !signatures.isEmpty, let name = try? Reference(parsing: image.reference) else { continue }
             let destination = rename(name)
             let entry = registriesD.entry(for: destination)
