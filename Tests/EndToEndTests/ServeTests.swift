@@ -47,6 +47,26 @@ final class ServeProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// A server's access log (`--log FILE`): what it answered since a mark.
+struct AccessLogFile {
+    let path: String
+    var mark: Int { (try? String(contentsOfFile: path, encoding: .utf8).count) ?? 0 }
+    /// A 200 for a request whose path contains `path` (GET or HEAD: containerd resolves with HEAD,
+    /// and may add `?ns=`), logged after `since`.
+    func answered(_ path: String, since: Int) throws -> Bool {
+        try String(contentsOfFile: self.path, encoding: .utf8).dropFirst(since).split(separator: "\n").contains {
+            $0.contains(" \(path)") && $0.contains(" 200 ")
+        }
+    }
+}
+
+/// The biggest entry of a tar (GNU tar's listing): its name and size.
+func largestEntry(in tar: String) throws -> (name: String, size: Int) {
+    let line = try runProcess("/bin/sh", ["-c", "tar tvf '\(tar)' | sort -k3 -n | tail -1"]).stdout
+    let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+    return (String(fields.last!.trimmingCharacters(in: .whitespacesAndNewlines)), Int(fields[2])!)
+}
+
 func curl(_ args: [String]) throws -> ProcessResult { try runProcess("curl", ["-sS", "--max-time", "30"] + args) }
 
 func rawDigest(_ reference: String) throws -> String {
@@ -138,12 +158,9 @@ struct ServeTests {
         #expect(trusted.stdout == "404", "\(trusted.stdout)\(trusted.stderr)")
         let certDir = "\(mirror)/containers/certs.d/\(serve.address)"
         #expect(FileManager.default.fileExists(atPath: certDir + "/ca.crt"))
+        let access = AccessLogFile(path: log)
         func fromMirror(_ manifest: String, since before: Int) throws -> Bool {
-            let text = try String(contentsOfFile: log, encoding: .utf8)
-            // GET or HEAD (containerd resolves with HEAD), with or without containerd's ?ns= query.
-            return text.dropFirst(before).split(separator: "\n").contains {
-                $0.contains(" /v2/site/mirror/\(f.repo)/\(manifest)") && $0.contains(" 200 ")
-            }
+            try access.answered("/v2/site/mirror/\(f.repo)/\(manifest)", since: before)
         }
         var before = 0
         let copy = try runProcess("skopeo", ["--registries-conf", mirror + "/containers/registries.conf", "copy", "--src-cert-dir", certDir,
@@ -153,7 +170,7 @@ struct ServeTests {
         #expect(try rawDigest("\(f.source)/app-multi:1.0") == String(runProcess("/bin/sh", ["-c",
             "skopeo inspect --raw --cert-dir '\(certDir)' 'docker://\(served)/app-multi:1.0' | sha256sum"]).stdout.prefix(64)))
         if toolAvailable("podman") {
-            before = try String(contentsOfFile: log, encoding: .utf8).count
+            before = access.mark
             let pulled = try runProcess("podman", ["--root", f.dir.file("podman/storage"), "--runroot", f.dir.file("podman/run"), "--storage-driver", "vfs",
                                                    "--events-backend", "none", "--cgroup-manager", "cgroupfs", "pull", "--cert-dir", certDir, "\(f.source)/app-2:1.0"],
                                         environment: ["CONTAINERS_REGISTRIES_CONF": mirror + "/containers/registries.conf"])
@@ -162,7 +179,7 @@ struct ServeTests {
         }
         if toolAvailable("containerd") && toolAvailable("ctr") {
             let containerd = try Containerd()
-            before = try String(contentsOfFile: log, encoding: .utf8).count
+            before = access.mark
             let pulled = try containerd.ctr(["images", "pull", "--hosts-dir", mirror + "/containerd/certs.d", "\(f.source)/app-1:1.0"])
             #expect(pulled.status == 0, "\(pulled.stdout)\(pulled.stderr)")
             #expect(try fromMirror("app-1/manifests/1.0", since: before), "containerd did not pull from the mirror")
@@ -220,11 +237,10 @@ struct ServeTests {
             #expect(copy.status == 0, "\(copy.stderr)")
             #expect(try rawDigest("\(serve.address)/\(f.repo)/app-multi:1.0") == rawDigest("\(f.source)/app-multi:1.0"))
             // By the original names through the written configuration, from the read-only volumes.
-            func fromMirror(_ path: String, since before: Int) throws -> Bool {
-                try String(contentsOfFile: log, encoding: .utf8).dropFirst(before).split(separator: "\n").contains { $0.contains(" \(path)") && $0.contains(" 200 ") }
-            }
+            let access = AccessLogFile(path: log)
+            func fromMirror(_ path: String, since before: Int) throws -> Bool { try access.answered(path, since: before) }
             if toolAvailable("podman") {
-                let before = try String(contentsOfFile: log, encoding: .utf8).count
+                let before = access.mark
                 let pulled = try runProcess("podman", ["--root", f.dir.file("podman/storage"), "--runroot", f.dir.file("podman/run"), "--storage-driver", "vfs",
                                                        "--events-backend", "none", "--cgroup-manager", "cgroupfs", "pull", "\(f.source)/app-2:1.0"],
                                             environment: ["CONTAINERS_REGISTRIES_CONF": mirror + "/containers/registries.conf"])
@@ -233,7 +249,7 @@ struct ServeTests {
             }
             if toolAvailable("containerd") && toolAvailable("ctr") {
                 let containerd = try Containerd()
-                let before = try String(contentsOfFile: log, encoding: .utf8).count
+                let before = access.mark
                 let pulled = try containerd.ctr(["images", "pull", "--hosts-dir", mirror + "/containerd/certs.d", "\(f.source)/app-multi:1.0"])
                 #expect(pulled.status == 0, "\(pulled.stdout)\(pulled.stderr)")
                 #expect(try fromMirror("/v2/\(f.repo)/app-multi/manifests/1.0", since: before), "containerd did not pull from the mirror")
@@ -276,10 +292,7 @@ struct ServeTests {
         #expect(serve.listening, "\(serve.out)\(serve.err)")
         guard serve.listening else { return }
         // The biggest blob (the shared base layer) and where it lies in the bundle.
-        let entries = try runProcess("/bin/sh", ["-c", "tar tvf '\(f.bundle)' | sort -k3 -n | tail -1"]).stdout
-        let fields = entries.split(separator: " ", omittingEmptySubsequences: true)
-        let name = String(fields.last!.trimmingCharacters(in: .whitespacesAndNewlines))
-        let size = Int(fields[2])!
+        let (name, size) = try largestEntry(in: f.bundle)
         let digest = "sha256:" + name.split(separator: "/").last!
         let url = "http://\(serve.address)/v2/\(f.repo)/app-1/blobs/\(digest)"
         let good = try runProcess("/bin/sh", ["-c", "curl -sS --fail '\(url)' | sha256sum"])
@@ -316,8 +329,7 @@ struct ServeTests {
         let serve = try ServeProcess([f.bundle, "--key", f.pub], store: f.dir.file("in"))
         #expect(serve.listening, "\(serve.out)\(serve.err)")
         guard serve.listening else { return }
-        let biggest = try runProcess("/bin/sh", ["-c", "tar tvf '\(f.bundle)' | sort -k3 -n | tail -1"]).stdout
-        let hex = String(biggest.split(separator: "/").last!.trimmingCharacters(in: .whitespacesAndNewlines))
+        let hex = String(try largestEntry(in: f.bundle).name.split(separator: "/").last!)
         let url = "http://\(serve.address)/v2/\(f.repo)/app-1/blobs/sha256:\(hex)"
         for _ in 0..<2 {
             let slow = try runProcess("/bin/sh", ["-c", "curl -sS --fail -H 'Connection: close' --limit-rate 40M '\(url)' | sha256sum"])
