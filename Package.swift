@@ -83,11 +83,11 @@ let package = Package(
         .target(name: "AirgapContext", dependencies: ["AirgapTar"], swiftSettings: swiftSettings),
         // The export manifest reader (YAML ImageSet or a plain list): no I/O beyond reading the file.
         .target(name: "AirgapImageSet",
-                dependencies: ["AirgapOCI", .product(name: "Yams", package: "Yams")],
+                dependencies: ["AirgapOCI", "AirgapContext", .product(name: "Yams", package: "Yams")],
                 swiftSettings: swiftSettings),
         // The commands' transfers: each a plan over the copy engine between two endpoints.
         .target(name: "AirgapTransfer",
-                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle", "AirgapImageSet", "AirgapSignatures"],
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapStore", "AirgapTar", "AirgapRegistry", "AirgapBundle", "AirgapImageSet", "AirgapSignatures", "AirgapContext"],
                 swiftSettings: swiftSettings),
         // Commands shared by both executables.
         .target(name: "AirgapCLI",

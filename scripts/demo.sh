@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on a fresh machine, everything throwaway and on 127.0.0.1:
 #   a local registry with sample images → signed bundle → verify → load → push to an "internal" registry
-#   → the bundle served in place as a read-only registry, pulled by podman by the original name.
+#   → the bundle served in place as a read-only registry, pulled by podman by the original name
+#   → a git build context carried with its base image, built inside by buildah with the outside registry gone.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -37,6 +38,21 @@ for name in app-1 app-2 app-3 app-multi; do
   "$EXPORT" --store "$WORK/staging" image push -q "sample/$name:1.0" "$OUTSIDE/sample/$name:1.0"
 done
 
+step "connected side: a git repository to build inside (a tag v1, a subfolder, a secret .dockerignore leaves out)"
+mkdir -p "$WORK/app-repo/web/site"
+cat > "$WORK/app-repo/web/Dockerfile" <<DOCKERFILE
+ARG BASE=$OUTSIDE/sample/app-1:1.0
+FROM \$BASE
+COPY . /srv/web/
+DOCKERFILE
+echo '<h1>built inside</h1>' > "$WORK/app-repo/web/site/index.html"
+echo 'API_TOKEN=do-not-ship' > "$WORK/app-repo/web/secrets.env"
+echo 'secrets.env' > "$WORK/app-repo/web/.dockerignore"
+git -C "$WORK/app-repo" init -q -b main
+git -C "$WORK/app-repo" add -A
+git -C "$WORK/app-repo" -c user.email=demo@example -c user.name=demo commit -qm 'web v1'
+git -C "$WORK/app-repo" tag v1
+
 step "connected side: a manifest, a signing key, and the signed bundle"
 cat > "$WORK/images.yaml" <<YAML
 apiVersion: airgap/v1
@@ -48,6 +64,9 @@ images:
   - $OUTSIDE/sample/app-3:1.0
   - ref: $OUTSIDE/sample/app-multi:1.0
     platforms: all
+contexts:
+  - source: file://$WORK/app-repo#v1:web
+    tag: internal/web:1.0
 YAML
 cat "$WORK/images.yaml"
 "$EXPORT" keygen --output-prefix "$WORK/site"
@@ -106,5 +125,17 @@ kill -TERM "$SERVE_PID" && wait "$SERVE_PID" && SERVE_PID=''
 
 step "inside: the checksum audit report for the auditors"
 "$IMPORT" audit "$WORK/bundle.tar" --key "$WORK/site.pub" --format text | head -12
+
+step "inside: build the carried context with buildah; the outside registry is stopped first"
+kill "$(cat "$WORK/registries/pids/plain.pid")"
+"$IMPORT" --store "$WORK/inside-store" context ls "$WORK/bundle.tar"
+export CONTAINERS_STORAGE_CONF="$WORK/storage.conf" BUILDAH_ISOLATION=chroot
+printf '[storage]\ndriver = "vfs"\ngraphroot = "%s"\nrunroot = "%s"\n' "$WORK/buildah/storage" "$WORK/buildah/run" > "$CONTAINERS_STORAGE_CONF"
+"$IMPORT" --store "$WORK/inside-store" build internal/web:1.0 "$WORK/bundle.tar" --serve-log "$WORK/build-serve.log"
+c=$(buildah from -q internal/web:1.0); m=$(buildah mount "$c")
+echo "in the built image: /srv/web/site/index.html = $(cat "$m/srv/web/site/index.html"); secrets.env: $( [ -e "$m/srv/web/secrets.env" ] && echo SHIPPED || echo 'left out by .dockerignore')"
+[ ! -e "$m/srv/web/secrets.env" ] || { echo "demo: the secret was shipped" >&2; exit 1; }
+grep -c 'manifests/sha256:' "$WORK/build-serve.log" | sed 's/^/base manifests buildah pulled by digest from the loopback serve: /'
+buildah umount "$c" >/dev/null; buildah rm "$c" >/dev/null; buildah rmi -a -f >/dev/null
 
 echo; echo "demo: OK"

@@ -18,6 +18,8 @@ packages=(
   python3-jwt python3-cryptography
   # GPG simple signing (skopeo --sign-by) for the signature tests
   gnupg
+  # build contexts: git fetches them; busybox-static is the shell of the test base images a RUN needs
+  git busybox-static
   # other tar readers for the differential tests: Go's archive/tar (as in docker, podman, skopeo, ctr) and bsdtar
   golang-go libarchive-tools
 )

@@ -50,6 +50,9 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
         public var attachedTo: String?
         /// containers' simple-signing (GPG) signatures of its manifests, from a lookaside store.
         public var lookasideSignatures: [LookasideSignature]?
+        /// On a build context's own entry: what it builds and the images it pulls, pinned (a copy
+        /// of its manifest's annotations, for people; the inside reads the manifest).
+        public var context: BuildContextArtifact?
         public init(reference: String, source: String, digest: Digest, mediaType: MediaType, size: Int64,
                     originalIndexDigest: Digest?, platforms: [PlatformImage]) {
             self.reference = reference; self.source = source; self.digest = digest; self.mediaType = mediaType

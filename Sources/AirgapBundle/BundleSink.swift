@@ -23,6 +23,10 @@ extension BundlePlan {
             if !image.lookasideSignatures.isEmpty {
                 listedImage.lookasideSignatures = image.lookasideSignatures.map { .init(subject: $0.subject, digest: $0.blob.digest, size: $0.blob.size) }
             }
+            if image.top.mediaType.isImageManifest, let data = plan.documents[image.top.digest],
+               let manifest = try? ImageManifest.decode(data), let context = BuildContextArtifact(manifest: manifest) {
+                listedImage.context = context
+            }
             if let link = image.request.attachment {
                 listedImage.attachedTo = link.subjectName.description
                 if let i = images.firstIndex(where: { $0.reference == link.subjectName.description }) {

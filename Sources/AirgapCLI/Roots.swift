@@ -22,7 +22,7 @@ public struct ImportRoot: AsyncParsableCommand {
         commandName: "airgap-import",
         abstract: "Verify a bundle and load it into the local store, a Docker engine or the internal registry.",
         version: AirgapVersion.current,
-        subcommands: [Verify.self, Load.self, BundlePush.self, Serve.self, Audit.self, ReceiptCommand.self, TrustGroup.self,
+        subcommands: [Verify.self, Load.self, BundlePush.self, Serve.self, ContextGroup.self, Build.self, Audit.self, ReceiptCommand.self, TrustGroup.self,
                       CopyCommand.self, ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self])
     public init() {}
 }

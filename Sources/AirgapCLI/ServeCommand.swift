@@ -67,7 +67,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let accessLog = try AccessLog(path: log)
         let (host, port) = try Self.parseListen(listen)
-        let (source, names, what, signatures) = try openSource()
+        let (source, names, what, signatures) = try Self.openContent(bundle: bundle, key: key, allowUnsigned: allowUnsigned, imageKeys: imageKeys,
+                                                                     storeRoot: globals.storeRoot, action: "nothing is served", verb: "serving")
         let content: ServedContent
         do {
             content = try await ServedContent.build(source: source, names: names, prefix: prefix, host: "\(host):\(port)",
@@ -123,15 +124,15 @@ struct Serve: AsyncParsableCommand {
         printErr("Stopped serving \(what).")
     }
 
-    /// The verified bundle, or the store, with the names to serve.
-    func openSource() throws -> (any ContentSource, [(Reference, Descriptor)], String, [ServedContent.LookasideSignature]) {
+    /// The verified bundle, or the store, with the names it holds (to serve, or to build from).
+    static func openContent(bundle: [String], key: String?, allowUnsigned: Bool, imageKeys: [String], storeRoot root: String,
+                            action: String, verb: String) throws -> (any ContentSource, [(Reference, Descriptor)], String, [ServedContent.LookasideSignature]) {
         if bundle.isEmpty {
             guard imageKeys.isEmpty else {
-                throw CommandError(.usage, "--image-key checks a bundle's images before they are served; to serve only signed images from the store, load them with 'airgap-import load BUNDLE --image-key FILE' first")
+                throw CommandError(.usage, "--image-key checks a bundle's images before they are used; to use only signed images from the store, load them with 'airgap-import load BUNDLE --image-key FILE' first")
             }
-            let root = globals.storeRoot
             guard FileManager.default.fileExists(atPath: root + "/index.json") else {
-                throw CommandError(.usage, "there is no store at \(root) (no index.json): give a bundle to serve, or --store DIR of a store that holds images")
+                throw CommandError(.usage, "there is no store at \(root) (no index.json): give a bundle, or --store DIR of a store that holds images")
             }
             let store = try LocalStore(path: root)
             var names: [(Reference, Descriptor)] = []
@@ -142,18 +143,18 @@ struct Serve: AsyncParsableCommand {
             return (StoreSource(store: store), names, "the store \(root)", [])
         }
         let files = try BundleFiles.resolve(bundle)
-        let trust = try BundleInput.trust(key: key, allowUnsigned: allowUnsigned, storeRoot: globals.storeRoot)
+        let trust = try BundleInput.trust(key: key, allowUnsigned: allowUnsigned, storeRoot: root)
         let started = Date()
-        printErr("Verifying \(files.paths.count == 1 ? files.paths[0] : "\(files.paths.count) volumes from \(files.paths[0])") before serving it…")
+        printErr("Verifying \(files.paths.count == 1 ? files.paths[0] : "\(files.paths.count) volumes from \(files.paths[0])") before \(verb) it…")
         let result = try BundleReader(files: files, trust: trust).read()
         if !result.ok {
             for finding in result.findings { printErr("finding: \(EscapedText.escape(finding.description))") }
-            throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s") (first: \(EscapedText.escape(result.findings[0].description))); nothing is served")
+            throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s") (first: \(EscapedText.escape(result.findings[0].description))); \(action)")
         }
-        try BundleInput.checkImageSignatures(result, keyPaths: imageKeys, quiet: false, action: "nothing is served")
-        guard let verified = VerifiedBundle(result) else { throw CommandError(.verificationFailed, "the bundle failed verification; nothing is served") }
+        try BundleInput.checkImageSignatures(result, keyPaths: imageKeys, quiet: false, action: action)
+        guard let verified = VerifiedBundle(result) else { throw CommandError(.verificationFailed, "the bundle failed verification; \(action)") }
         if !verified.metadata.requiredOnInside.isEmpty {
-            throw CommandError(.failure, "this bundle was made with --since and leaves out \(verified.metadata.requiredOnInside.count) blobs the inside already holds; serve needs whole images: load it into the store ('airgap-import load'), then serve the store ('airgap-import --store DIR serve')")
+            throw CommandError(.failure, "this bundle was made with --since and leaves out \(verified.metadata.requiredOnInside.count) blobs the inside already holds; \(verb) it needs whole images: load it into the store ('airgap-import load'), then use the store ('--store DIR')")
         }
         printErr("Verified: \(result.signature.description)" + String(format: " (%.1fs)", Date().timeIntervalSince(started)))
         let names = verified.index.manifests.compactMap { entry -> (Reference, Descriptor)? in

@@ -109,6 +109,26 @@ public struct CopyPlan: Sendable {
         return (manifests + blobs.map(\.descriptor)).filter { seen.insert($0.digest).inserted }.sorted { $0.digest < $1.digest }
     }
 
+    /// Adds a plan made after this one (build contexts, planned once the images they pull are
+    /// pinned): its images follow, and a blob both need stays one blob with both sets of names.
+    public mutating func append(_ other: CopyPlan) {
+        var indexOf: [Digest: Int] = [:]
+        for (i, blob) in blobs.enumerated() where indexOf[blob.descriptor.digest] == nil { indexOf[blob.descriptor.digest] = i }
+        images += other.images
+        documents.merge(other.documents) { first, _ in first }
+        for blob in other.blobs {
+            guard let i = indexOf[blob.descriptor.digest] else {
+                indexOf[blob.descriptor.digest] = blobs.count
+                blobs.append(blob)
+                continue
+            }
+            for name in blob.names where !blobs[i].names.contains(where: { $0.name == name.name }) { blobs[i].names.append(name) }
+        }
+        let out = Set(leftOut.map(\.digest))
+        leftOut += other.leftOut.filter { !out.contains($0.digest) }
+        planningSeconds += other.planningSeconds
+    }
+
     /// Bytes of every image counted on its own, as if nothing were shared (for the dedup summary).
     public var perImageBytes: Int64 {
         images.reduce(0) { total, image in

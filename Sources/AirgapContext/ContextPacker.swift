@@ -17,7 +17,12 @@ public struct ContextPacker {
     public let root: String
     /// The Dockerfile's path relative to the context (`Dockerfile`, `docker/Dockerfile.dev`).
     public let dockerfile: String
-    public init(root: String, dockerfile: String = "Dockerfile") { self.root = root; self.dockerfile = dockerfile }
+    /// Leave out every `.git` (a git context: BuildKit sends the files of the commit, not the
+    /// repository, and a submodule's `.git` file names a path of this machine).
+    public let skipGit: Bool
+    public init(root: String, dockerfile: String = "Dockerfile", skipGit: Bool = false) {
+        self.root = root; self.dockerfile = dockerfile; self.skipGit = skipGit
+    }
 
     /// Docker's rule: `<Dockerfile>.dockerignore` next to the Dockerfile wins over `.dockerignore`.
     public func ignoreFile() -> String? {
@@ -47,7 +52,7 @@ public struct ContextPacker {
     private func walk(_ relative: String, ignore: DockerIgnore, alwaysSent: Set<String>, writer: TarWriter, summary: inout Summary) throws {
         let directory = relative.isEmpty ? root : root + "/" + relative
         let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-        for name in names {
+        for name in names where !(skipGit && name == ".git") {
             let path = relative.isEmpty ? name : relative + "/" + name
             let full = root + "/" + path
             let attributes = try FileManager.default.attributesOfItem(atPath: full)

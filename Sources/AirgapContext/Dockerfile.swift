@@ -12,26 +12,45 @@ public struct Dockerfile: Sendable, Equatable {
         public var platform: String?
         public var line: Int
     }
+    /// Where the Dockerfile names an image it pulls: the physical lines of the instruction, the
+    /// text as written (`$BASE`, `alpine:3.19`) and what it names once arguments are substituted.
+    public struct ImageSite: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable { case syntax, from, copyFrom, mountFrom }
+        public var kind: Kind
+        public var lines: Range<Int>
+        public var written: String
+        public var image: String
+    }
     public var stages: [Stage]
     /// Every image the build pulls, each once, in the order the Dockerfile names them.
     public var externalImages: [String]
+    public var sites: [ImageSite] = []
 
     public static func parse(_ text: String, buildArgs: [String: String] = [:], path: String = "Dockerfile") throws -> Dockerfile {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
         var escape: Character = "\\"
         var index = 0
         // Parser directives: only at the very top, before any other line.
+        var images: [String] = []
+        var sites: [ImageSite] = []
         while index < lines.count, let directive = Self.directive(lines[index]) {
             if directive.0 == "escape" {
                 guard directive.1 == "\\" || directive.1 == "`" else { throw ContextError("\(path):\(index + 1): escape must be \\ or `, not \(directive.1)") }
                 escape = directive.1.first!
+            } else if directive.0 == "syntax", !directive.1.isEmpty {
+                // BuildKit pulls the frontend image the directive names before reading the rest.
+                images.append(directive.1)
+                sites.append(ImageSite(kind: .syntax, lines: index..<(index + 1), written: directive.1, image: directive.1))
             }
             index += 1
         }
         var globals: [String: String?] = [:]
         var stages: [Stage] = []
-        var images: [String] = []
-        func addImage(_ image: String) { if !images.contains(image) { images.append(image) } }
+        var instruction = 0..<0
+        func addImage(_ image: String, _ kind: ImageSite.Kind, written: String) {
+            if !images.contains(image) { images.append(image) }
+            sites.append(ImageSite(kind: kind, lines: instruction, written: written, image: image))
+        }
         func isStage(_ name: String) -> Bool {
             stages.contains { $0.name?.lowercased() == name.lowercased() } || Int(name).map { $0 >= 0 && $0 < stages.count } == true
         }
@@ -57,6 +76,7 @@ public struct Dockerfile: Sendable, Equatable {
                 logical += " " + next
             }
             let (keyword, rest) = Self.split(logical)
+            instruction = (first - 1)..<index
             // Heredoc bodies follow the instruction's lines; they hold no instructions.
             if ["RUN", "COPY", "ADD"].contains(keyword) {
                 for (word, stripTabs) in Self.heredocs(rest) {
@@ -95,25 +115,72 @@ public struct Dockerfile: Sendable, Equatable {
                     let expanded = try Self.expand(raw, globals: globals, buildArgs: buildArgs, at: where_)
                     return expanded.isEmpty ? raw : expanded
                 }
-                if base.lowercased() != "scratch" && !isStage(base) { addImage(base) }
+                if base.lowercased() != "scratch" && !isStage(base) { addImage(base, .from, written: raw) }
                 stages.append(Stage(name: name, base: base, platform: resolvedPlatform, line: first))
             case "COPY", "ADD":
                 for token in Self.tokens(rest) where token.lowercased().hasPrefix("--from=") {
-                    let from = try Self.expand(String(token.dropFirst("--from=".count)), globals: globals, buildArgs: buildArgs, at: where_)
-                    if !isStage(from) { addImage(from) }
+                    let written = String(token.dropFirst("--from=".count))
+                    let from = try Self.expand(written, globals: globals, buildArgs: buildArgs, at: where_)
+                    if !isStage(from) { addImage(from, .copyFrom, written: written) }
                 }
             case "RUN":
                 for token in Self.tokens(rest) where token.lowercased().hasPrefix("--mount=") {
                     for option in token.dropFirst("--mount=".count).split(separator: ",") where option.lowercased().hasPrefix("from=") {
-                        let from = try Self.expand(String(option.dropFirst("from=".count)), globals: globals, buildArgs: buildArgs, at: where_)
-                        if !isStage(from) { addImage(from) }
+                        let written = String(option.dropFirst("from=".count))
+                        let from = try Self.expand(written, globals: globals, buildArgs: buildArgs, at: where_)
+                        if !isStage(from) { addImage(from, .mountFrom, written: written) }
                     }
                 }
             default: continue
             }
         }
         guard !stages.isEmpty else { throw ContextError("\(path): no FROM instruction") }
-        return Dockerfile(stages: stages, externalImages: images)
+        return Dockerfile(stages: stages, externalImages: images, sites: sites)
+    }
+
+    /// The Dockerfile with every image it pulls replaced by `replacement(image)` (a pinned name in
+    /// the internal registry), everything else byte for byte as written. Images the function
+    /// returns nil for stay as written.
+    public static func rewrite(_ text: String, buildArgs: [String: String] = [:], path: String = "Dockerfile",
+                               replacement: (String) -> String?) throws -> String {
+        let parsed = try parse(text, buildArgs: buildArgs, path: path)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var cursor: (line: Int, column: String.Index)?
+        for site in parsed.sites {
+            guard let new = replacement(site.image) else { continue }
+            // Sites of one instruction come in order: each search starts after the previous one.
+            var line = site.lines.lowerBound
+            var from = lines[line].startIndex
+            if let c = cursor, site.lines.contains(c.line) { line = c.line; from = c.column }
+            var done = false
+            while line < site.lines.upperBound && !done {
+                if let range = Self.find(site.written, in: lines[line], from: from, after: site.kind == .from ? " \t" : site.kind == .syntax ? " \t=" : "=") {
+                    lines[line].replaceSubrange(range, with: new)
+                    cursor = (line, lines[line].index(range.lowerBound, offsetBy: new.count))
+                    done = true
+                } else {
+                    line += 1
+                    if line < lines.count { from = lines[line].startIndex }
+                }
+            }
+            guard done else { throw ContextError("\(path):\(site.lines.lowerBound + 1): cannot find \(site.written) to point it at \(new)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `word` as a whole token of `line` at or after `from`: preceded by one of `after` (or the
+    /// line's start, for FROM) and followed by a blank, a comma or the end.
+    static func find(_ word: String, in line: String, from: String.Index, after: String) -> Range<String.Index>? {
+        var start = from
+        while let range = line.range(of: word, range: start..<line.endIndex) {
+            let before = range.lowerBound == line.startIndex ? nil : line[line.index(before: range.lowerBound)]
+            let next = range.upperBound == line.endIndex ? nil : line[range.upperBound]
+            let startsWell = before.map { after.contains($0) } ?? (after != "=")
+            let endsWell = next.map { $0 == " " || $0 == "\t" || $0 == "," || $0 == "\\" } ?? true
+            if startsWell && endsWell { return range }
+            start = line.index(after: range.lowerBound)
+        }
+        return nil
     }
 
     static func directive(_ line: String) -> (String, String)? {

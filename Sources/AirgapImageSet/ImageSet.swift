@@ -1,3 +1,4 @@
+import AirgapContext
 import AirgapOCI
 import Foundation
 import Yams
@@ -35,11 +36,30 @@ public struct ImageSet: Sendable {
     /// Public keys every image must be signed with (`verify:` at the top), resolved like an entry's.
     public var verifyKeys: [String] = []
     public var images: [Entry]
+    /// Build contexts to carry (`contexts:`), each with the images its Dockerfile pulls.
+    public var contexts: [Context] = []
     /// Per-registry settings from the manifest's `registries:` block; the command layer turns them into
     /// registry client options (this module knows nothing of the network).
     public var registries: [String: RegistrySettings]
     /// Where each inside name was first listed (duplicate check in one pass).
     var lineOfName: [String: Int] = [:]
+
+    /// One `contexts:` entry: what `docker build [-f DOCKERFILE] [--build-arg …] [--target …]
+    /// [--platform …] -t TAG SOURCE` would be given.
+    public struct Context: Sendable {
+        /// `source:` as written (a git URL without its user and password), for the record.
+        public var source: String
+        public var location: ContextLocation
+        /// The Dockerfile's path relative to the context (`-f`), which may lead outside it.
+        public var dockerfile: String
+        /// The name the built image gets.
+        public var tag: Reference
+        public var buildArgs: [String: String]
+        public var target: String?
+        /// nil: the set's default platforms apply.
+        public var platforms: [Platform]?
+        public var line: Int
+    }
 
     public struct RegistrySettings: Sendable, Hashable {
         public var caFile: String?
@@ -214,14 +234,16 @@ public struct ImageSet: Sendable {
                 platforms = all ? [] : p
                 allPlatforms = all
             case "images": imagesNode = value
+            case "contexts": try parseContexts(value)
             case "registries": try parseRegistries(value)
             case "referrers": referrers = try boolean(value, key: "referrers")
             case "verify": verifyKeys = try verifyBlock(value)
-            default: throw fail(line, "unknown key '\(key)' (known: apiVersion, kind, platforms, referrers, verify, images, registries)")
+            default: throw fail(line, "unknown key '\(key)' (known: apiVersion, kind, platforms, referrers, verify, images, contexts, registries)")
             }
         }
+        if imagesNode == nil && !contexts.isEmpty { return }
         guard let imagesNode, case .sequence(let sequence) = imagesNode, !sequence.isEmpty else {
-            throw fail(imagesNode?.mark?.line, "the manifest needs an 'images:' list with at least one image")
+            throw fail(imagesNode?.mark?.line, "the manifest needs an 'images:' list with at least one image (or a 'contexts:' list)")
         }
         for item in sequence {
             let line = item.mark?.line ?? 0
@@ -258,6 +280,63 @@ public struct ImageSet: Sendable {
             default:
                 throw fail(line, "an image must be a reference or a mapping with ref/platforms/tag")
             }
+        }
+    }
+
+    mutating func parseContexts(_ node: Node) throws {
+        guard case .sequence(let items) = node, !items.isEmpty else {
+            throw fail(node.mark?.line, "contexts must be a list of build contexts, each with source: and tag:")
+        }
+        let base = (path as NSString).deletingLastPathComponent
+        var lineOfTag: [String: Int] = [:]
+        for item in items {
+            let line = item.mark?.line ?? 0
+            guard case .mapping(let fields) = item else {
+                throw fail(line, "a context must be a mapping such as {source: ./app, tag: app:1.0}")
+            }
+            var location: ContextLocation?
+            var source = ""
+            var dockerfile = "Dockerfile", tag: Reference?, buildArgs: [String: String] = [:], target: String?, platforms: [Platform]?
+            for (k, v) in fields {
+                let at = v.mark?.line ?? line
+                switch k.string ?? "" {
+                case "source":
+                    guard let text = v.string else { throw fail(at, "source must be a directory or a git URL") }
+                    source = ContextLocation.redacted(text)
+                    do { location = try ContextLocation(parsing: text, relativeTo: base) } catch let error as ContextError {
+                        throw fail(at, error.message)
+                    }
+                case "dockerfile":
+                    guard let text = v.string, !text.isEmpty, !text.contains("\0") else { throw fail(at, "dockerfile must be a path relative to the context") }
+                    dockerfile = text
+                case "tag":
+                    guard let text = v.string, let name = try? Reference(parsing: text), name.digest == nil else {
+                        throw fail(at, "tag must name the built image, such as registry.example/app:1.0 (no digest)")
+                    }
+                    guard BuildContextArtifact.artifactName(for: name) != nil else { throw fail(at, "the tag of \(text) is too long to name its context (\(text).context)") }
+                    tag = name
+                case "buildArgs":
+                    guard case .mapping(let args) = v else { throw fail(at, "buildArgs must map names to values: {BASE: alpine:3.19}") }
+                    for (name, value) in args {
+                        guard let n = name.string, !n.isEmpty, let text = value.string else { throw fail(name.mark?.line ?? at, "a build argument needs a name and a string value") }
+                        buildArgs[n] = text
+                    }
+                case "target":
+                    guard let text = v.string, !text.isEmpty else { throw fail(at, "target must name a stage of the Dockerfile") }
+                    target = text
+                case "platforms":
+                    let (p, all) = try platformList(v)
+                    guard !all else { throw fail(at, "a context builds for the platforms it names, not all; list them") }
+                    platforms = p
+                default:
+                    throw fail(k.mark?.line ?? line, "unknown key '\(k.string ?? "")' in a context (known: source, dockerfile, tag, buildArgs, target, platforms)")
+                }
+            }
+            guard let location else { throw fail(line, "a context needs 'source:' (a directory or a git URL)") }
+            guard let tag else { throw fail(line, "a context needs 'tag:', the name the built image gets") }
+            if let previous = lineOfTag[tag.description] { throw fail(line, "duplicate context tag \(tag.familiarDescription) (first on line \(previous))") }
+            lineOfTag[tag.description] = line
+            contexts.append(Context(source: source, location: location, dockerfile: dockerfile, tag: tag, buildArgs: buildArgs, target: target, platforms: platforms, line: line))
         }
     }
 

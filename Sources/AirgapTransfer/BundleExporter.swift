@@ -68,17 +68,25 @@ public struct BundleExporter {
         let registry = RegistrySource(client: client)
         var source: any ContentSource = registry
         if let store { source = CachedSource(registry: source, cache: store, keep: cache) }
+        // Build contexts: fetched and read first (their Dockerfiles name more images to carry).
+        let contexts = set.contexts.isEmpty ? nil : try ContextExport(scratch: NSTemporaryDirectory() + "airgap-contexts-\(UUID().uuidString)")
+        defer { contexts?.remove() }
+        let prepared = try contexts?.prepare(set) ?? []
+        if let contexts { source = ScratchFirstSource(scratch: StoreSource(store: contexts.store), rest: source) }
         let held = Set(options.receipt?.0.blobs ?? [])
         var planner = CopyPlanner(source: source, held: held, events: events)
         planner.attachments = AttachmentFinder(listing: registry)
-        // Keys each image must be signed with; an image to verify has its signatures looked for
-        // (and carried, so that the inside can check them again).
+        var requests = Self.requests(set)
+        let bases = ContextExport.addBaseRequests(prepared, to: &requests, referrers: set.referrers)
+        // Keys each image must be signed with (an image the manifest lists: its own `verify:`,
+        // else the set's; an image a build pulls: the set's); an image to verify has its
+        // signatures looked for (and carried, so that the inside can check them again).
         var keysOf: [String: [ImageKey]] = [:]
         var loaded: [String: ImageKey] = [:]
-        var requests = Self.requests(set)
-        for (i, entry) in set.images.enumerated() {
+        let keyPaths = set.images.map { $0.verifyKeys ?? set.verifyKeys } + bases.map { _ in set.verifyKeys }
+        for (i, paths) in zip(Array(set.images.indices) + bases, keyPaths) {
             var keys = options.imageKeys
-            for path in entry.verifyKeys ?? set.verifyKeys {
+            for path in paths {
                 if loaded[path] == nil { loaded[path] = try ImageKey.load(path: path) }
                 keys.append(loaded[path]!)
             }
@@ -89,6 +97,13 @@ public struct BundleExporter {
         var plan = try await planner.plan(requests)
         if let registriesD = options.registriesD { try await addLookasideSignatures(&plan, registriesD: registriesD, client: client) }
         if !keysOf.isEmpty { try await checkSignatures(&plan, keysOf: keysOf, source: source) }
+        if let contexts {
+            // The contexts name their bases by the digests just planned, so they are planned last.
+            let artifacts = try contexts.pack(prepared, pinnedBy: plan, events: events)
+            var second = CopyPlanner(source: source, held: held, events: events)
+            second.concurrency = planner.concurrency
+            plan.append(try await second.plan(artifacts))
+        }
         let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
         return try await write(plan, from: source, options: options, manifest: manifest)
     }

@@ -68,8 +68,8 @@ import Testing
         #expect(parsed.stages.map(\.base) == ["debian:bookworm-slim", "alpine:3.20", "scratch"])
         #expect(parsed.stages.map(\.name) == ["build", nil, "final"])
         #expect(parsed.stages[0].platform == "$BUILDPLATFORM", "the builder's own platform argument stays as written")
-        #expect(parsed.externalImages == ["debian:bookworm-slim", "registry.example/cache/tools:1", "alpine:3.20", "nginx:1.27", "busybox:1.36"],
-                "\(parsed.externalImages)")
+        #expect(parsed.externalImages == ["docker/dockerfile:1", "debian:bookworm-slim", "registry.example/cache/tools:1", "alpine:3.20", "nginx:1.27", "busybox:1.36"],
+                "the frontend the syntax directive names is pulled too: \(parsed.externalImages)")
         #expect(!parsed.externalImages.contains("fake/inside-a-heredoc:1") && !parsed.externalImages.contains("build"))
         let overridden = try Dockerfile.parse(text, buildArgs: ["BASE": "ubuntu:24.04", "TOOL": "registry.example/busybox:2"])
         #expect(overridden.stages[0].base == "ubuntu:24.04" && overridden.externalImages.contains("registry.example/busybox:2"))
@@ -82,6 +82,41 @@ import Testing
         #expect(throws: ContextError.self) { try Dockerfile.parse("# just a comment\n") }
         // An undeclared variable expands to nothing, as Docker does: FROM then names nothing.
         #expect(throws: ContextError.self) { try Dockerfile.parse("FROM $NOPE\n") }
+    }
+
+    @Test func theRewriteChangesOnlyTheImagesAndKeepsEveryOtherByte() throws {
+        let text = """
+        # syntax = docker/dockerfile:1
+        ARG BASE=alpine:3.20
+        FROM --platform=$BUILDPLATFORM $BASE AS build
+        RUN --mount=type=bind,from=tools:1,target=/t \\
+            --mount=type=cache,target=/c,from=tools:1 make
+        FROM \\
+          alpine:3.20
+        COPY --from=build /out /out
+        COPY --from=nginx:1.27 /etc/nginx /etc/nginx
+        RUN echo alpine:3.20 $BASE
+
+        """
+        let pinned = ["docker/dockerfile:1": "r:5000/docker/dockerfile@sha256:1", "alpine:3.20": "r:5000/library/alpine@sha256:a",
+                      "tools:1": "r:5000/library/tools@sha256:t", "nginx:1.27": "r:5000/library/nginx@sha256:n"]
+        let rewritten = try Dockerfile.rewrite(text) { pinned[$0] }
+        #expect(rewritten == """
+        # syntax = r:5000/docker/dockerfile@sha256:1
+        ARG BASE=alpine:3.20
+        FROM --platform=$BUILDPLATFORM r:5000/library/alpine@sha256:a AS build
+        RUN --mount=type=bind,from=r:5000/library/tools@sha256:t,target=/t \\
+            --mount=type=cache,target=/c,from=r:5000/library/tools@sha256:t make
+        FROM \\
+          r:5000/library/alpine@sha256:a
+        COPY --from=build /out /out
+        COPY --from=r:5000/library/nginx@sha256:n /etc/nginx /etc/nginx
+        RUN echo alpine:3.20 $BASE
+
+        """, "\(rewritten)")
+        let again = try Dockerfile.parse(rewritten)
+        #expect(Set(again.externalImages) == Set(pinned.values), "every image now names the registry: \(again.externalImages)")
+        #expect(try Dockerfile.rewrite(text) { _ in nil } == text, "nothing to point elsewhere: the bytes as written")
     }
 
     @Test func theEscapeDirectiveAndCaseInsensitiveKeywords() throws {
@@ -123,5 +158,72 @@ import Testing
         #expect(listing.contains("-rwxr-xr-x 0/0") && listing.contains("app/run -> main.sh"), "\(listing)")
         #expect(summary.excluded.sorted() == ["build/", "logs/debug.log", "secret.env"], "\(summary.excluded)")
         #expect(summary.skippedSpecial == ["app/pipe"])
+    }
+}
+
+/// The forms `docker build` takes for its context argument.
+@Suite struct ContextLocationTests {
+    @Test(arguments: [
+        ("./app", ContextLocation.directory("/m/app")), ("/opt/my-custom-app", .directory("/opt/my-custom-app")),
+        ("https://github.com/docker/rootfs.git", .git(url: "https://github.com/docker/rootfs.git", ref: nil, folder: nil)),
+        ("https://github.com/docker/rootfs.git#container:docker", .git(url: "https://github.com/docker/rootfs.git", ref: "container", folder: "docker")),
+        ("https://example.com/r.git#v1.0", .git(url: "https://example.com/r.git", ref: "v1.0", folder: nil)),
+        ("https://example.com/r.git#:sub/dir", .git(url: "https://example.com/r.git", ref: nil, folder: "sub/dir")),
+        ("git@github.com:org/repo.git#main", .git(url: "git@github.com:org/repo.git", ref: "main", folder: nil)),
+        ("git://127.0.0.1:9418/repo#refs/tags/v1:app", .git(url: "git://127.0.0.1:9418/repo", ref: "refs/tags/v1", folder: "app")),
+        ("ssh://git@host/repo.git", .git(url: "ssh://git@host/repo.git", ref: nil, folder: nil)),
+        ("file:///srv/repo#:./app/", .git(url: "file:///srv/repo", ref: nil, folder: "app")),
+    ] as [(String, ContextLocation)])
+    func forms(text: String, expected: ContextLocation) throws {
+        #expect(try ContextLocation(parsing: text, relativeTo: "/m") == expected)
+    }
+
+    @Test func badFormsAreRefusedAndCredentialsNeverShown() throws {
+        for bad in ["https://example.com/context.tar.gz", "file:///r#v1:../../etc", "file:///r#--upload-pack=x", "file:///r#a..b", "   "] {
+            #expect(throws: ContextError.self, "\(bad)") { try ContextLocation(parsing: bad, relativeTo: "/m") }
+        }
+        let location = try ContextLocation(parsing: "https://user:s3cret@git.example/r.git#main", relativeTo: "")
+        #expect(!location.description.contains("s3cret") && location.description == "https://git.example/r.git#main")
+        #expect(ContextLocation.redacted("https://tok@h/x.git") == "https://h/x.git" && ContextLocation.redacted("git@h:x.git") == "git@h:x.git")
+    }
+}
+
+/// A hostile context tar cannot write outside the directory it is extracted to.
+@Suite struct ContextExtractorTests {
+    func extract(_ entries: [CraftedEntry]) throws -> (TempDirectory, Result<ContextExtractor.Summary, any Error>) {
+        let dir = TempDirectory("extract")
+        let tar = try craftTar(entries)
+        let result = Result { try ContextExtractor.extract(try TarReader(source: DataSource(tar)), into: dir.file("out")) }
+        return (dir, result)
+    }
+
+    @Test func filesDirectoriesAndLinksComeOutAsPacked() throws {
+        let (dir, result) = try extract([.directory("src"), .file("src/a.txt", Data("a".utf8)), .symlink("link", target: "src/a.txt"), .file("b", Data("bb".utf8))])
+        let summary = try result.get()
+        #expect(summary.files == 3 && summary.bytes == 3)
+        #expect(try String(contentsOfFile: dir.file("out/link"), encoding: .utf8) == "a")
+    }
+
+    @Test(arguments: [
+        [CraftedEntry.symlink("evil", target: "/tmp"), .file("evil/planted", Data("x".utf8))],
+        [.file("../escape", Data("x".utf8))],
+        [.file("/abs", Data("x".utf8))],
+        [.file("a", Data("1".utf8)), .file("a", Data("2".utf8))],
+        [.symlink("a", target: "/etc/passwd"), .file("a", Data("x".utf8))],
+        [.file("x", Data()), .hardlink("y", target: "/etc/shadow")],
+        [.device("dev")],
+    ])
+    func hostileEntriesAreRefused(entries: [CraftedEntry]) throws {
+        let (dir, result) = try extract(entries)
+        #expect(throws: ContextError.self) { try result.get() }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/planted") && !FileManager.default.fileExists(atPath: dir.path + "/escape"))
+    }
+
+    @Test func aDirectoryThatHoldsSomethingIsNotWrittenInto() throws {
+        let dir = TempDirectory("extract")
+        try FileManager.default.createDirectory(atPath: dir.file("out"), withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: dir.file("out/keep")))
+        #expect(throws: ContextError.self) { try ContextExtractor.extract(try TarReader(source: DataSource(try craftTar([.file("keep", Data("x".utf8))]))), into: dir.file("out")) }
+        #expect(try String(contentsOfFile: dir.file("out/keep"), encoding: .utf8) == "mine")
     }
 }

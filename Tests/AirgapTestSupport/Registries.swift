@@ -83,3 +83,57 @@ public struct TestFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// A plain distribution registry of a test's own on 127.0.0.1, so that the test can stop it (the
+/// registry a bundle was exported from is gone inside).
+public final class ThrowawayRegistry: @unchecked Sendable {
+    public let address: String
+    private let process = Process()
+    private let dir = TempDirectory("registry")
+
+    public init() throws {
+        let port = try freePort()
+        address = "127.0.0.1:\(port)"
+        let config = "version: 0.1\nstorage: {filesystem: {rootdirectory: \(dir.file("data"))}}\nhttp: {addr: \(address)}\nlog: {level: error}\n"
+        try Data(config.utf8).write(to: URL(fileURLWithPath: dir.file("config.yml")))
+        process.executableURL = URL(fileURLWithPath: try which("docker-registry"))
+        process.arguments = ["serve", dir.file("config.yml")]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<100 {
+            if try runProcess("curl", ["-sf", "-o", "/dev/null", "http://\(address)/v2/"]).status == 0 { return }
+            usleep(100_000)
+        }
+        stop()
+        throw TestFailure("docker-registry did not start on \(address)")
+    }
+
+    public var running: Bool { process.isRunning }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A TCP port on 127.0.0.1 nobody listens on right now.
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("no socket") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw TestFailure("cannot bind a port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

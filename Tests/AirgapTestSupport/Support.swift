@@ -78,7 +78,7 @@ public func builtBinary(_ name: String) -> String {
 }
 
 /// One entry of a hand-made tar, for crafting good and hostile archives.
-public enum CraftedEntry {
+public enum CraftedEntry: Sendable {
     case file(String, Data)
     case directory(String)
     case symlink(String, target: String)
