@@ -116,8 +116,8 @@ public struct CarriedContext: Sendable {
             var walked = directory
             for part in relative.split(separator: "/").dropLast() {
                 walked += "/" + part
-                var info = stat()
-                guard lstat(walked, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                // attributesOfItem does not follow a link: a link here reads as one.
+                guard (try? FileManager.default.attributesOfItem(atPath: walked)[.type]) as? FileAttributeType == .typeDirectory else {
                     throw ContentError(.unsupported, "the Dockerfile of \(name.familiarDescription) lies below \(walked), which is no directory of the context")
                 }
             }
