@@ -21,7 +21,8 @@ final class ContextFixture: @unchecked Sendable {
         registry = try ThrowawayRegistry()
         let conf = "[storage]\ndriver = \"vfs\"\ngraphroot = \"\(dir.file("b/storage"))\"\nrunroot = \"\(dir.file("b/run"))\"\n"
         try Data(conf.utf8).write(to: URL(fileURLWithPath: dir.file("storage.conf")))
-        environment = ["CONTAINERS_STORAGE_CONF": dir.file("storage.conf"), "BUILDAH_ISOLATION": "chroot",
+        try Data("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n".utf8).write(to: URL(fileURLWithPath: dir.file("containers.conf")))
+        environment = ["CONTAINERS_STORAGE_CONF": dir.file("storage.conf"), "CONTAINERS_CONF": dir.file("containers.conf"), "BUILDAH_ISOLATION": "chroot",
                        "AIRGAP_STORE": dir.file("store"), "DOCKER_CONFIG": dir.file("docker-config"), "SOURCE_DATE_EPOCH": "1700000000"]
         try FileManager.default.createDirectory(atPath: dir.file("docker-config"), withIntermediateDirectories: true)
         try Data("{}".utf8).write(to: URL(fileURLWithPath: dir.file("docker-config/config.json")))
@@ -215,6 +216,30 @@ struct ContextTests {
                                                 "-t", "app:from-registry", "--builder-arg=--layers"])
         #expect(build.status == 0, "\(build.stdout)\n\(build.stderr)")
         #expect(try f.file("/config.txt", inImage: "app:from-registry") == "cfg-v1\n")
+    }
+
+    /// The other two builders on the same carried context: podman, and a real dockerd.
+    @Test func podmanAndDockerBuildTheCarriedContextToo() throws {
+        let f = try ContextFixture()
+        try f.writeManifest(gitSource: "file://\(f.dir.file("repo"))#v1:app")
+        let export = try f.run("airgap-export", ["bundle", "-f", f.manifest, "-o", f.dir.file("b.tar"), "--key", f.key])
+        #expect(export.status == 0, "\(export.stderr)")
+        f.registry.stop()
+        let podman = try f.run("airgap-import", ["build", "tools:dev", f.dir.file("b.tar"), "--key", f.pub, "--builder", "podman", "-t", "tools:podman"])
+        #expect(podman.status == 0 && podman.stdout.contains("Built tools:podman with podman"), "\(podman.stdout)\n\(podman.stderr)")
+        #expect(try f.file("/srv/tool.txt", inImage: "tools:podman") == "tool\n")
+        guard let engine = DockerEngine() else {
+            print("skipped: dockerd cannot start on this machine; build --builder docker is untested here")
+            return
+        }
+        f.environment["DOCKER_HOST"] = "unix://\(engine.socket)"
+        let docker = try f.run("airgap-import", ["build", "tools:dev", f.dir.file("b.tar"), "--key", f.pub, "--builder", "docker", "-t", "tools:docker"])
+        #expect(docker.status == 0, "\(docker.stdout)\n\(docker.stderr)")
+        let content = try f.shell("""
+        c=$(docker create tools:docker /bin/sh)
+        docker export $c | tar -xO srv/tool.txt; docker rm $c >/dev/null
+        """)
+        #expect(content == "tool\n", "\(content)")
     }
 
     @Test func badContextsNameTheManifestLine() throws {
