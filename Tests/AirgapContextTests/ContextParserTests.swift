@@ -227,3 +227,39 @@ import Testing
         #expect(try String(contentsOfFile: dir.file("out/keep"), encoding: .utf8) == "mine")
     }
 }
+
+/// The system git fetching the commit each of Docker's ref forms names, from a real repository.
+@Suite(.enabled(if: toolAvailable("git"))) struct GitCheckoutTests {
+    @Test func everyRefFormNamesItsCommit() throws {
+        let dir = TempDirectory("git")
+        func git(_ args: [String]) throws -> String {
+            let r = try runProcess("git", ["-C", dir.file("repo"), "-c", "user.email=t@t", "-c", "user.name=t"] + args)
+            guard r.status == 0 else { throw TestFailure("git \(args): \(r.stderr)") }
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try FileManager.default.createDirectory(atPath: dir.file("repo"), withIntermediateDirectories: true)
+        _ = try git(["init", "-q", "-b", "main"])
+        try Data("one\n".utf8).write(to: URL(fileURLWithPath: dir.file("repo/f")))
+        _ = try git(["add", "f"]); _ = try git(["commit", "-qm", "one"]); _ = try git(["tag", "-a", "v1", "-m", "v1"])
+        let first = try git(["rev-parse", "HEAD"])
+        _ = try git(["checkout", "-qb", "feature"])
+        try Data("feature\n".utf8).write(to: URL(fileURLWithPath: dir.file("repo/f")))
+        _ = try git(["commit", "-qam", "feature"])
+        let feature = try git(["rev-parse", "HEAD"])
+        _ = try git(["checkout", "-q", "main"])
+        try Data("two\n".utf8).write(to: URL(fileURLWithPath: dir.file("repo/f")))
+        _ = try git(["commit", "-qam", "two"])
+        let main = try git(["rev-parse", "HEAD"])
+        let url = "file://\(dir.file("repo"))"
+        for (i, (ref, commit, content)) in [(nil, main, "two\n"), ("v1", first, "one\n"), ("feature", feature, "feature\n"),
+                                            ("refs/heads/main", main, "two\n"), (first, first, "one\n")].enumerated() {
+            let checkout = try GitCheckout.fetch(url: url, ref: ref, into: dir.file("c\(i)"))
+            #expect(checkout.commit == commit, "\(ref ?? "HEAD")")
+            #expect(try String(contentsOfFile: dir.file("c\(i)/f"), encoding: .utf8) == content, "\(ref ?? "HEAD")")
+        }
+        #expect(throws: ContextError.self) { try GitCheckout.fetch(url: url, ref: "no-such-ref", into: dir.file("bad")) }
+        do { _ = try GitCheckout.fetch(url: "https://user:s3cret@127.0.0.1:1/r.git", ref: nil, into: dir.file("cred")) } catch {
+            #expect(!"\(error)".contains("s3cret"), "\(error)")
+        }
+    }
+}
