@@ -49,7 +49,9 @@ public final class RegistryClient: Sendable {
                                      _ body: (RegistryClient) async throws -> T) async throws -> T {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(15), read: retryPolicy.requestTimeout)
+        // A registry that is there connects within a second or two; on an air-gapped machine a
+        // host that is not answers never, and the user should hear so in seconds.
+        configuration.timeout = .init(connect: .seconds(5), read: retryPolicy.requestTimeout)
         configuration.decompression = .disabled
         configuration.httpVersion = .automatic
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -90,13 +92,16 @@ public final class RegistryClient: Sendable {
         // Probe plain HTTP first: a TLS server answers it at once with 400, whereas a plain server
         // would sit on a TLS hello until the timeout.
         let plain = Endpoint(baseURL: "http://\(host)", tls: nil)
-        if let response = try? await http.execute(HTTPClientRequest(url: plain.baseURL + "/v2/"), timeout: .seconds(10)) {
+        do {
+            let response = try await http.execute(HTTPClientRequest(url: plain.baseURL + "/v2/"), timeout: .seconds(10))
             _ = try? await response.body.collect(upTo: 1 << 16)
             if response.status != .badRequest {
                 await state.setEndpoint(registry, plain)
                 return plain
             }
-        }
+        } catch where Self.isPermanentTransportFailure(error) {
+            throw Self.mapTransportError(error, registry: registry)
+        } catch {}
         try await probeTLS(secure, registry: registry)
         await state.setEndpoint(registry, secure)
         return secure
@@ -111,6 +116,8 @@ public final class RegistryClient: Sendable {
             let response = try await http.execute(request, timeout: .seconds(3))
             _ = try? await response.body.collect(upTo: 1 << 16)
         } catch {
+            // No such host, or nobody listening: say so now, not after every retry.
+            if Self.isPermanentTransportFailure(error) { throw Self.mapTransportError(error, registry: registry) }
             if Self.isCertificateProblem(error) {
                 throw RegistryError(.tls, "the TLS certificate of \(registry) is not trusted (\(Self.shortTLSReason(error))); give its CA with --ca-file, put it in /etc/docker/certs.d/\(registry)/ca.crt, or use --insecure")
             }
@@ -174,7 +181,9 @@ public final class RegistryClient: Sendable {
                 throw CancellationError()
             } catch {
                 let mapped = Self.mapTransportError(error, registry: call.registry)
-                if attempt < retryPolicy.attempts && call.idempotent && mapped.kind == .network {
+                if attempt < retryPolicy.attempts && call.idempotent && mapped.kind == .network && !Self.isPermanentTransportFailure(error) {
+                    // Not in silence: a stall of minutes would look like a hang.
+                    warn("warning: \(mapped.message); retrying (\(attempt + 1) of \(retryPolicy.attempts))")
                     try await Task.sleep(nanoseconds: UInt64(delay(attempt: attempt, retryAfter: nil) * 1e9))
                     continue
                 }
@@ -208,16 +217,44 @@ public final class RegistryClient: Sendable {
         if isCertificateProblem(error) || text.contains("NIOSSL") || text.contains("handshake") {
             return RegistryError(.tls, "TLS with \(registry) failed (\(shortTLSReason(error))); give its CA with --ca-file or use --insecure")
         }
-        if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("connectTimeout") {
-            return RegistryError(.network, "cannot connect to \(registry): the connection was refused or timed out; check the address and that the registry is running")
+        if isUnresolvable(error) {
+            let host = registry == "docker.io" ? "registry-1.docker.io" : String(registry.split(separator: ":").first ?? Substring(registry))
+            if registry == "docker.io" {
+                return RegistryError(.network, "cannot resolve \(host): this machine has no route to Docker Hub; on an air-gapped machine, load a bundle instead ('airgap-import load BUNDLE')")
+            }
+            return RegistryError(.network, "cannot resolve \(host): no name server this machine can reach knows it; check the name, or on an air-gapped machine load a bundle instead")
+        }
+        if isRefused(error) {
+            return RegistryError(.network, "cannot connect to \(registry): nothing is listening there (connection refused); check the address and that the registry is running")
+        }
+        if text.contains("connectTimeout") || text.contains("Connect timeout") {
+            return RegistryError(.network, "cannot connect to \(registry): no answer within 5 seconds; check the address, the route and any firewall")
         }
         if text.contains("deadlineExceeded") || text.contains("readTimeout") {
             return RegistryError(.network, "\(registry) stopped answering (timed out); check the network and try again")
         }
-        if text.contains("NXDOMAIN") || text.contains("getaddrinfo") || text.contains("unknownHost") {
-            return RegistryError(.network, "cannot resolve the host of \(registry); check the name")
-        }
-        return RegistryError(.network, "the connection to \(registry) failed (\(text.prefix(120))); try again")
+        return RegistryError(.network, "the connection to \(registry) failed (\(plainReason(text))); check the network and try again")
+    }
+
+    static func isUnresolvable(_ error: any Error) -> Bool {
+        let text = String(describing: error)
+        return ["UnknownHost", "unknownHost", "NXDOMAIN", "getaddrinfo", "Name or service not known", "name resolution", "No address associated"]
+            .contains { text.contains($0) }
+    }
+
+    static func isRefused(_ error: any Error) -> Bool {
+        let text = String(describing: error)
+        return text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("ECONNREFUSED")
+    }
+
+    /// Failures another attempt would only repeat: no such host, nobody listening.
+    static func isPermanentTransportFailure(_ error: any Error) -> Bool { isUnresolvable(error) || isRefused(error) }
+
+    /// An error's description without Swift type names (`NIOConnectionError.connectFailed: …`).
+    static func plainReason(_ text: String) -> String {
+        var reason = text.replacingOccurrences(of: #"\b[A-Z][A-Za-z0-9]*(Error|Exception)(\.[A-Za-z0-9]+)*(\([^)]*\))?:?\s*"#, with: "", options: .regularExpression)
+        reason = reason.trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ":()")))
+        return reason.isEmpty ? "a network error" : String(reason.prefix(120))
     }
 
     /// One attempt: auth header from cache, redirects followed by hand, one re-authentication on 401.

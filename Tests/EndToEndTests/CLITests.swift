@@ -89,6 +89,36 @@ func podman(_ root: String, _ args: [String]) throws -> ProcessResult {
         #expect(bad.stderr.split(separator: "\n").count == 1, "one error sentence: \(bad.stderr)")
     }
 
+    /// The first thing an air-gap user meets: a registry that is not there. Each is said in words,
+    /// in seconds, with no Swift type names.
+    @Test func unreachableRegistriesAreReportedInSecondsAndInWords() throws {
+        let cli = CLI()
+        func pull(_ reference: String, prefix: [String] = []) throws -> (ProcessResult, Double) {
+            let started = Date()
+            let tool = prefix.isEmpty ? builtBinary("airgap-export") : prefix[0]
+            let result = try runProcess(tool, Array(prefix.dropFirst()) + (prefix.isEmpty ? [] : [builtBinary("airgap-export")])
+                                        + ["--store", cli.dir.file("s"), "image", "pull", reference])
+            return (result, Date().timeIntervalSince(started))
+        }
+        let port = try freePort()
+        let (dead, deadSeconds) = try pull("127.0.0.1:\(port)/foo/bar:1")
+        #expect(dead.status == 4 && dead.stderr.contains("cannot connect to 127.0.0.1:\(port): nothing is listening there"), "\(dead.stderr)")
+        #expect(deadSeconds < 15, "\(deadSeconds) s")
+        // No resolver at all: a network namespace with only a loopback that is down.
+        if toolAvailable("unshare"), try runProcess("unshare", ["-n", "true"]).status == 0 {
+            let (hub, hubSeconds) = try pull("httpd", prefix: [try which("unshare"), "-n"])
+            #expect(hub.status == 4 && hub.stderr.contains("cannot resolve registry-1.docker.io: this machine has no route to Docker Hub; on an air-gapped machine, load a bundle instead"), "\(hub.stderr)")
+            #expect(hubSeconds < 15, "\(hubSeconds) s")
+            let (named, _) = try pull("registry.invalid/team/app:1", prefix: [try which("unshare"), "-n"])
+            #expect(named.status == 4 && named.stderr.contains("cannot resolve registry.invalid"), "\(named.stderr)")
+            for result in [dead, hub, named] {
+                #expect(!result.stderr.contains("Error.") && !result.stderr.contains("NIO"), "no Swift type names: \(result.stderr)")
+            }
+        }
+        let left = try cli.export("--store", cli.dir.file("s"), "image", "ls", "-q")
+        #expect(left.stdout.isEmpty, "nothing was pulled: \(left.stdout)")
+    }
+
     @Test func globalStoreOptionBeforeTheSubcommand() throws {
         let cli = CLI()
         let archive = try cli.withSamples(count: 1)
