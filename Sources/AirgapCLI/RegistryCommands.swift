@@ -95,15 +95,22 @@ struct Login: AsyncParsableCommand {
 
     func run() async throws {
         let host = try registryHost(server)
-        guard let username, !username.isEmpty else { throw CommandError(.usage, "give the user name with -u USER") }
+        // Like docker login: on a terminal, ask for what was not given (the password without echo).
+        let interactive = !passwordStdin && password == nil && isTerminal(0)
+        var user = username ?? ""
+        if user.isEmpty && interactive { user = TerminalPrompt.line("Username: ") ?? "" }
+        guard !user.isEmpty else { throw CommandError(.usage, "give the user name with -u USER (on a terminal, login asks for it)") }
         var secret = password ?? ""
         if password != nil { printErr("warning: --password puts the password in the process list and shell history; prefer --password-stdin") }
         if passwordStdin {
             var data = FileHandle.standardInput.readDataToEndOfFile()
             while let last = data.last, last == 0x0a || last == 0x0d { data.removeLast() }
             secret = String(decoding: data, as: UTF8.self)
+        } else if interactive {
+            secret = TerminalPrompt.secret("Password: ") ?? ""
         }
-        guard !secret.isEmpty else { throw CommandError(.usage, "no password given: pipe it into --password-stdin") }
+        guard !secret.isEmpty else { throw CommandError(.usage, "no password given: on a terminal login asks for it; in a script, pipe it into --password-stdin") }
+        let username = user
         let credential = Credential(username: username, secret: secret)
         try await registry.withClient { client in try await client.checkLogin(registry: host, credential: credential) }
         let store = CredentialStore()
@@ -165,5 +172,34 @@ struct Search: AsyncParsableCommand {
              "\(r.stars)", r.official ? "[OK]" : ""]
         }
         print(Format.table(["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], rows))
+    }
+}
+
+/// Questions on the terminal: a line, or a secret read with echo off (restored on Ctrl-C too).
+enum TerminalPrompt {
+    nonisolated(unsafe) static var saved = termios()
+
+    static func line(_ prompt: String) -> String? {
+        writeOut(1, prompt)
+        return readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces)
+    }
+
+    static func secret(_ prompt: String) -> String? {
+        var settings = termios()
+        guard tcgetattr(0, &settings) == 0 else { return line(prompt) }
+        saved = settings
+        settings.c_lflag &= ~tcflag_t(ECHO)
+        signal(SIGINT) { _ in
+            tcsetattr(0, TCSANOW, &TerminalPrompt.saved)
+            _exit(130)
+        }
+        tcsetattr(0, TCSANOW, &settings)
+        defer {
+            tcsetattr(0, TCSANOW, &saved)
+            signal(SIGINT, SIG_DFL)
+            writeOut(1, "\n")
+        }
+        writeOut(1, prompt)
+        return readLine(strippingNewline: true)
     }
 }

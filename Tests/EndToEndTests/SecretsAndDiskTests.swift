@@ -65,3 +65,42 @@ struct SecretsTests {
         #expect(ingest.isEmpty, "temp files left behind: \(ingest)")
     }
 }
+
+/// `login` on a terminal asks like `docker login`: the user name, then the password with echo off.
+@Suite(.enabled(if: TestRegistries.available)) struct LoginPromptTests {
+    @Test func loginAsksOnATerminalAndNeverEchoesThePassword() throws {
+        let r = TestRegistries.current!
+        let dir = TempDirectory("login")
+        // A pseudo-terminal: the answers are typed once each prompt has been shown.
+        let script = """
+        import os, pty, sys, time
+        user, password = sys.argv[1].encode(), sys.argv[2].encode()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(sys.argv[3], sys.argv[3:])
+        out = b''
+        def until(text, seconds=30):
+            global out
+            end = time.time() + seconds
+            while text not in out and time.time() < end:
+                try: out += os.read(fd, 4096)
+                except OSError: break
+        until(b'Username: '); os.write(fd, user + b'\\n')
+        until(b'Password: '); time.sleep(0.2); os.write(fd, password + b'\\n')
+        until(b'Login Succeeded')
+        until(b'\\x00', 2)
+        _, status = os.waitpid(pid, 0)
+        sys.stdout.write(out.decode(errors='replace'))
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """
+        let result = try runProcess("/usr/bin/python3", ["-c", script, r.tlsUser, r.tlsPassword, builtBinary("airgap-export"), "login", "--ca-file", r.tlsCA, r.tls],
+                                    environment: ["DOCKER_CONFIG": dir.file("docker"), "REGISTRY_AUTH_FILE": dir.file("auth.json")])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("Username: \(r.tlsUser)") && result.stdout.contains("Password: "), "\(result.stdout)")
+        #expect(result.stdout.contains("Login Succeeded"), "\(result.stdout)")
+        #expect(!result.stdout.contains(r.tlsPassword), "the password was echoed: \(result.stdout)")
+        // Not a terminal and nothing given: one sentence saying how, no prompt.
+        let piped = try runProcess(builtBinary("airgap-export"), ["login", "-u", r.tlsUser, r.tls], environment: ["DOCKER_CONFIG": dir.file("docker2")])
+        #expect(piped.status == 2 && piped.stderr.contains("pipe it into --password-stdin") && !piped.stdout.contains("Password:"), "\(piped.stderr)")
+    }
+}
