@@ -57,13 +57,12 @@ struct BundlePush: AsyncParsableCommand {
     }
 }
 
-/// `load --into docker`: one pass over the bundle (itself a Docker archive) that verifies it and
-/// streams the same bytes to the engine; the end of the stream reaches the engine only after every
-/// check passed, and a failed check aborts the request, so the engine never gets an unverified
-/// bundle whole and loads nothing from a bad one.
-enum DockerEngineLoader {
-    static func load(input: BundleInput, storeRoot: String, quiet: Bool) async throws {
-        let engine = try DockerEngineClient()
+/// `load --into docker|podman|containerd`: one pass over the bundle (itself a Docker archive and an
+/// OCI layout) that verifies it and streams the same bytes to the engine; the end of the stream
+/// reaches the engine only after every check passed, and a failed check aborts the transfer, so
+/// the engine never gets an unverified bundle whole and loads nothing from a bad one.
+enum EngineLoader {
+    static func load(input: BundleInput, storeRoot: String, quiet: Bool, engine: any ImageEngine) async throws {
         // The engine takes the bytes as they are verified: image signatures are checked in a pass
         // of their own first (the second pass is checked against the same signed checksums).
         if !input.imageKeys.isEmpty {
@@ -85,9 +84,9 @@ enum DockerEngineLoader {
                 continuation.resume(returning: Result {
                     try reader.read(verifiedMetadata: { metadata, signature in
                         if !metadata.requiredOnInside.isEmpty {
-                            throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; a Docker engine needs whole images, so load it into the store or push it instead")
+                            throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; \(engine.name) needs whole images, so load it into the store or push it instead")
                         }
-                        try input.checkRollback(metadata, signature, history: history, destination: "docker", tags: metadata.tags)
+                        try input.checkRollback(metadata, signature, history: history, destination: engine.destination, tags: metadata.tags)
                     }, passthrough: { try pipe.send($0) })
                 })
             }
@@ -113,7 +112,7 @@ enum DockerEngineLoader {
         let messages: [String]
         do { messages = try await engineMessages } catch { pipe.cancel(); throw error }
         for message in messages where !quiet { print(message) }
-        let listed = Set(try await engine.repoTags())
+        let listed = try await engine.listedNames()
         var missing: [String] = []
         // Attachments and artifacts are no images an engine loads: the Docker view leaves them out.
         for image in result.metadata?.engineImages ?? [] {
@@ -123,10 +122,10 @@ enum DockerEngineLoader {
             else if quiet { print(familiar) }
         }
         if !missing.isEmpty {
-            throw CommandError(.failure, "the Docker engine does not list \(missing.joined(separator: ", ")) after the load")
+            throw CommandError(.failure, "\(engine.name) does not list \(missing.joined(separator: ", ")) after the load")
         }
         if let metadata = result.metadata {
-            try input.recordTags(result, history: history, destination: "docker", tags: metadata.tags)
+            try input.recordTags(result, history: history, destination: engine.destination, tags: metadata.tags)
         }
     }
 }

@@ -26,7 +26,7 @@ struct ImageList: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try globals.openStore()
+        let store = try globals.openStoreForReading()
         var problems: [String] = []
         let images = try store.images(problems: &problems).sorted { a, b in
             (a.reference?.familiarName ?? "~", a.reference?.tag ?? "") < (b.reference?.familiarName ?? "~", b.reference?.tag ?? "")
@@ -126,7 +126,7 @@ struct ImageHistory: AsyncParsableCommand {
     @Argument(help: "Image name or ID.") var image: String
 
     func run() async throws {
-        let store = try globals.openStore()
+        let store = try globals.openStoreForReading()
         let found = try store.findOne(image)
         var layers = found.manifest.layers.makeIterator()
         var rows: [[String]] = []
@@ -151,7 +151,7 @@ struct ImageInspect: AsyncParsableCommand {
     func validate() throws { if images.isEmpty { throw ValidationError("give at least one image to inspect") } }
 
     func run() async throws {
-        let store = try globals.openStore()
+        let store = try globals.openStoreForReading()
         let all = try store.images()
         var output: [JSONValue] = []
         var missing: [String] = []
@@ -200,7 +200,7 @@ struct ImageSave: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try globals.openStore()
+        let store = try globals.openStoreForReading()
         let selected = try images.map { try store.findOne($0) }
         let saver = ArchiveSaver(store: store)
         let format = ArchiveSaver.Format(rawValue: format)!

@@ -145,19 +145,22 @@ struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "load", abstract: "Verify a bundle while loading it into the store (or a Docker engine).")
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
-    @Option(help: "store (the local store) or docker (a Docker engine via DOCKER_HOST).") var into = "store"
+    @Option(help: ArgumentHelp("store (the local store), docker (a Docker engine via DOCKER_HOST), podman (podman load), or containerd[:NAMESPACE] (ctr import; CONTAINERD_ADDRESS, namespace default).", valueName: "TARGET"))
+    var into = "store"
     @Flag(name: .shortAndLong, help: "Only the loaded references.") var quiet = false
     @Option(help: "text or json (a summary object for scripts).") var format = "text"
 
     func validate() throws {
-        guard ["store", "docker"].contains(into) else { throw ValidationError("--into must be store or docker") }
+        guard ["store", "docker", "podman"].contains(into) || into == "containerd" || into.hasPrefix("containerd:") else {
+            throw ValidationError("--into must be store, docker, podman or containerd[:NAMESPACE]")
+        }
         guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
     }
 
     func run() async throws {
         let started = Date()
-        if into == "docker" {
-            try await DockerEngineLoader.load(input: input, storeRoot: globals.storeRoot, quiet: quiet)
+        if into != "store" {
+            try await EngineLoader.load(input: input, storeRoot: globals.storeRoot, quiet: quiet, engine: try Engines.named(into))
             return
         }
         let reader = try input.reader(storeRoot: globals.storeRoot)
@@ -198,7 +201,7 @@ struct ReceiptCommand: AsyncParsableCommand {
         if let registryTarget {
             receipt = try await registry.withClient { client in try await RegistryReceipt.make(client: client, target: registryTarget) }
         } else {
-            let store = try globals.openStore()
+            let store = try globals.openStoreForReading()
             let images = try store.images()
             // Only blobs reachable from a named image: stray cache blobs could be pruned before the next bundle arrives.
             var blobs = Set<Digest>()

@@ -60,7 +60,7 @@ struct ImagePush: AsyncParsableCommand {
     @Argument(help: "Where to push (defaults to the image's own name).") var target: String?
 
     func run() async throws {
-        let store = try globals.openStore()
+        let store = try globals.openStoreForReading()
         let image = try store.findOne(source)
         let destination: Reference
         if let target { destination = try Reference(parsing: target) }
@@ -157,7 +157,7 @@ struct Search: AsyncParsableCommand {
         let remote = try await registry.withClient { client in try await client.search(registry: host, term: query, limit: limit) }
         var results = remote
         // The local store answers too, so the command is useful with no network at all.
-        if let store = try? globals.openStore(), let images = try? store.images() {
+        if let store = try? globals.openStoreForReading(), let images = try? store.images() {
             let names = Set(images.compactMap { $0.reference?.familiarName }).filter { $0.contains(query.lowercased()) }
             for name in names.sorted() where !results.contains(where: { $0.name == name }) && results.count < limit {
                 results.append(SearchResult(name: name, description: "(local store)"))

@@ -40,6 +40,9 @@ public enum CommandRunner {
 
     /// `--store DIR` given before the subcommand applies to it (as `docker --config` does); it is
     /// passed through the environment variable the option reads anyway.
+    /// Whether `--store` was given before the command (hoisted into AIRGAP_STORE).
+    nonisolated(unsafe) static var storeNamedOnCommandLine = false
+
     static func hoistGlobalOptions(_ arguments: [String]) -> [String] {
         var rest: [String] = []
         var i = 0
@@ -48,11 +51,13 @@ public enum CommandRunner {
             let arg = arguments[i]
             if !sawCommand, arg == "--store", i + 1 < arguments.count {
                 setenv("AIRGAP_STORE", arguments[i + 1], 1)
+                storeNamedOnCommandLine = true
                 i += 2
                 continue
             }
             if !sawCommand, arg.hasPrefix("--store=") {
                 setenv("AIRGAP_STORE", String(arg.dropFirst("--store=".count)), 1)
+                storeNamedOnCommandLine = true
                 i += 1
                 continue
             }
@@ -117,6 +122,32 @@ public struct GlobalOptions: ParsableArguments {
 
     public func openStore() throws -> LocalStore {
         try LocalStore(path: store ?? LocalStore.defaultPath())
+    }
+
+    /// The store for a command that only reads it: never created. A store named with --store that
+    /// is not there is a mistake worth a sentence (a typo); the default one (or AIRGAP_STORE's) not
+    /// made yet reads as empty.
+    func openStoreForReading() throws -> LocalStore {
+        let root = store ?? LocalStore.defaultPath()
+        if FileManager.default.fileExists(atPath: root + "/index.json") { return try LocalStore(path: root) }
+        if store != nil || CommandRunner.storeNamedOnCommandLine {
+            throw CommandError(.failure, "there is no store at \(root) (no index.json); check the --store path, or load a bundle into it first (nothing was created)")
+        }
+        return try EmptyStore.shared()
+    }
+}
+
+/// An empty store in a scratch directory that goes away with the process: what a read-only
+/// command sees before anything was ever loaded, without creating the default store.
+enum EmptyStore {
+    nonisolated(unsafe) static var path: String?
+
+    static func shared() throws -> LocalStore {
+        if let path { return try LocalStore(path: path) }
+        let created = NSTemporaryDirectory() + "airgap-empty-store-\(getpid())"
+        path = created
+        atexit { if let path = EmptyStore.path { try? FileManager.default.removeItem(atPath: path) } }
+        return try LocalStore(path: created)
     }
 }
 

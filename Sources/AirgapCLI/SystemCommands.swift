@@ -15,7 +15,7 @@ struct SystemDiskUsage: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Show per-image usage with shared and unique sizes.") var verbose = false
 
     func run() async throws {
-        let usage = try globals.openStore().diskUsage()
+        let usage = try globals.openStoreForReading().diskUsage()
         let percent = usage.totalBytes > 0 ? Int((Double(usage.reclaimableBytes) / Double(usage.totalBytes) * 100).rounded()) : 0
         if !verbose {
             print(Format.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],

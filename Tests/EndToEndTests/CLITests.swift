@@ -119,6 +119,21 @@ func podman(_ root: String, _ args: [String]) throws -> ProcessResult {
         #expect(left.stdout.isEmpty, "nothing was pulled: \(left.stdout)")
     }
 
+    /// A mistyped --store is said so, and nothing is created; the default store not made yet reads as empty.
+    @Test func readOnlyCommandsNeverCreateAStore() throws {
+        let cli = CLI()
+        let typo = cli.dir.file("typo/store")
+        for args in [["image", "ls"], ["image", "inspect", "x"], ["image", "history", "x"], ["system", "df"]] {
+            let result = try runProcess(builtBinary("airgap-export"), ["--store", typo] + args)
+            #expect(result.status == 1 && result.stderr.contains("there is no store at \(typo)"), "\(args): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: cli.dir.file("typo")))
+        let home = cli.dir.file("home")
+        let fresh = try runProcess(builtBinary("airgap-export"), ["image", "ls"], environment: ["HOME": home, "XDG_DATA_HOME": "", "AIRGAP_STORE": ""])
+        #expect(fresh.status == 0 && fresh.stdout.hasPrefix("REPOSITORY"), "\(fresh.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: home))
+    }
+
     @Test func globalStoreOptionBeforeTheSubcommand() throws {
         let cli = CLI()
         let archive = try cli.withSamples(count: 1)

@@ -156,6 +156,39 @@ final class DockerEngine: @unchecked Sendable {
 
 @Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
 struct EngineTests {
+    /// `--into podman` and `--into containerd:NS`: the engine's own command fed the verified bytes;
+    /// what it lists afterwards is checked, and a tampered bundle reaches neither.
+    @Test(.enabled(if: toolAvailable("podman") && toolAvailable("containerd") && toolAvailable("ctr")))
+    func loadIntoPodmanAndContainerd() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        var data = try Data(contentsOf: URL(fileURLWithPath: f.bundle))
+        data[data.count - 20_000] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: f.dir.file("bad.tar")))
+        let short = f.dir.file("pe")
+        try Data("[storage]\ndriver = \"vfs\"\ngraphroot = \"\(short)/s\"\nrunroot = \"\(short)/r\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("storage.conf")))
+        try Data("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("containers.conf")))
+        let podmanEnv = ["CONTAINERS_STORAGE_CONF": f.dir.file("storage.conf"), "CONTAINERS_CONF": f.dir.file("containers.conf")]
+        let podmanImages = { try runProcess("podman", ["images", "--format", "{{.Repository}}:{{.Tag}}"], environment: podmanEnv).stdout }
+        let bad = try runProcess(builtBinary("airgap-import"), ["load", f.dir.file("bad.tar"), "--key", f.pub, "--into", "podman"], environment: podmanEnv)
+        #expect(bad.status == 3, "\(bad.stderr)")
+        #expect(try podmanImages().isEmpty, "a tampered bundle reached podman")
+        let load = try runProcess(builtBinary("airgap-import"), ["load", f.bundle, "--key", f.pub, "--into", "podman"], environment: podmanEnv)
+        #expect(load.status == 0, "\(load.stderr)")
+        #expect(try podmanImages().contains("\(f.source)/app-1:1.0"))
+
+        let containerd = try Containerd()
+        let ctdEnv = ["CONTAINERD_ADDRESS": containerd.address]
+        let badCtd = try runProcess(builtBinary("airgap-import"), ["load", f.dir.file("bad.tar"), "--key", f.pub, "--into", "containerd:airgap"], environment: ctdEnv)
+        #expect(badCtd.status == 3, "\(badCtd.stderr)")
+        #expect(try containerd.ctr(["-n", "airgap", "images", "ls", "-q"]).stdout.isEmpty, "a tampered bundle reached containerd")
+        let ctd = try runProcess(builtBinary("airgap-import"), ["load", f.bundle, "--key", f.pub, "--into", "containerd:airgap"], environment: ctdEnv)
+        #expect(ctd.status == 0, "\(ctd.stderr)")
+        let listed = try containerd.ctr(["-n", "airgap", "images", "ls"]).stdout
+        #expect(listed.contains("\(f.source)/app-1:1.0"), "\(listed)")
+        #expect(try containerd.ctr(["-n", "default", "images", "ls", "-q"]).stdout.isEmpty, "only the namespace asked for")
+    }
+
     @Test func loadIntoARealDockerEngine() throws {
         guard let engine = DockerEngine() else {
             print("skipped: dockerd is not installed or cannot start on this machine (vfs, no iptables); --into docker is untested here")
