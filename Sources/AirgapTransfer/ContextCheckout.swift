@@ -100,6 +100,11 @@ public struct CarriedContext: Sendable {
                     return new
                 }
             } catch let error as ContextError { throw ContentError(.unsupported, error.message) }
+            // An image left as written would make the build reach past the registry given.
+            let sites = (try? Dockerfile.parse(text, buildArgs: artifact.buildArgs, path: artifact.dockerfile).sites) ?? []
+            if let missing = sites.first(where: { pinned[$0.image].flatMap(registry.pinned) == nil }) {
+                throw ContentError(.missing, "the Dockerfile of \(name.familiarDescription) pulls \(missing.image) (line \(missing.lines.lowerBound + 1)), which the context does not pin; export it again")
+            }
         }
         let summary: ContextExtractor.Summary
         do {
