@@ -55,6 +55,7 @@ let package = Package(
                     "AirgapOCI", "AirgapContent", "AirgapTar",
                     .product(name: "AsyncHTTPClient", package: "async-http-client"),
                     .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
                     .product(name: "NIOFoundationCompat", package: "swift-nio"),
                     .product(name: "NIOSSL", package: "swift-nio-ssl"),
                     .product(name: "Logging", package: "swift-log"),

@@ -23,7 +23,8 @@ extension BundlePlan {
             if !image.lookasideSignatures.isEmpty {
                 listedImage.lookasideSignatures = image.lookasideSignatures.map { .init(subject: $0.subject, digest: $0.blob.digest, size: $0.blob.size) }
             }
-            if image.top.mediaType.isImageManifest, let data = plan.documents[image.top.digest],
+            // Only names the context naming rule gives are read as contexts (no decode per image).
+            if image.top.mediaType.isImageManifest, image.name.tag?.hasSuffix(BuildContextArtifact.tagSuffix) == true, let data = plan.documents[image.top.digest],
                let manifest = try? ImageManifest.decode(data), let context = BuildContextArtifact(manifest: manifest) {
                 listedImage.context = context
             }

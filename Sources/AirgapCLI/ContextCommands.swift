@@ -142,7 +142,7 @@ struct Build: AsyncParsableCommand {
         let kind = (builderPath as NSString).lastPathComponent
         var arguments = ["build", "-f", extracted.dockerfile, "-t", builtName]
         // The loopback server speaks plain HTTP, as loopback registries may (Docker allows it there too).
-        if kind != "docker" && Self.isLoopback(pullFrom.host) { arguments.append("--tls-verify=false") }
+        if kind != "docker" && Reference.isLoopback(registry: pullFrom.host) { arguments.append("--tls-verify=false") }
         for (key, value) in context.artifact.buildArgs.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(key)=\(value)"] }
         if let target = context.artifact.target { arguments += ["--target", target] }
         if kind != "docker", !context.artifact.platforms.isEmpty { arguments += ["--platform", context.artifact.platforms.joined(separator: ",")] }
@@ -154,22 +154,16 @@ struct Build: AsyncParsableCommand {
         }
         if push {
             var pushArguments = ["push"]
-            if kind != "docker", let name = try? Reference(parsing: builtName), Self.isLoopback(name.registry) { pushArguments.append("--tls-verify=false") }
+            if kind != "docker", let name = try? Reference(parsing: builtName), Reference.isLoopback(registry: name.registry) { pushArguments.append("--tls-verify=false") }
             let pushed = try await Self.runBuilder(builderPath, pushArguments + [builtName])
             guard pushed == 0 else { throw CommandError(.failure, "\(kind) push of \(builtName) failed (exit \(pushed)); the image is built and stays in \(kind)'s store") }
         }
         print("Built \(builtName) with \(kind)\(push ? " and pushed it" : "")")
     }
 
-    static func isLoopback(_ host: String) -> Bool {
-        let name = host.hasPrefix("[") ? String(host.dropFirst().prefix { $0 != "]" }) : String(host.split(separator: ":").first ?? "")
-        return name == "localhost" || name == "::1" || name.hasPrefix("127.")
-    }
-
     func findBuilder() throws -> String {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
         for name in builder.map({ [$0] }) ?? Self.builders {
-            for dir in path where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") { return "\(dir)/\(name)" }
+            if let path = executableOnPath(name) { return path }
         }
         throw CommandError(.usage, builder.map { "\($0) is not on PATH; install it or choose another with --builder" }
                                    ?? "no builder on PATH (buildah, podman or docker); install one, or extract the context with 'context extract' and build it elsewhere")
@@ -196,12 +190,8 @@ struct Build: AsyncParsableCommand {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         // The builder runs for minutes while the loopback server answers it: wait without holding a thread.
-        return try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: CommandError(.failure, "cannot run \(path): \(error.localizedDescription)"))
-            }
-        }
+        let exited = ExitWaiter(process)
+        do { try process.run() } catch { throw CommandError(.failure, "cannot run \(path): \(error.localizedDescription)") }
+        return await exited.status()
     }
 }

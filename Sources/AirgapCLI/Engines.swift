@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import AirgapRegistry
 import Foundation
 import NIOCore
@@ -55,6 +58,11 @@ struct CommandEngine: ImageEngine {
 
     static func containerd(namespace: String) throws -> CommandEngine {
         let path = try Self.find("ctr", hint: "install containerd's ctr (it talks to the socket CONTAINERD_ADDRESS names, default /run/containerd/containerd.sock)")
+        // Said before the bundle is read, not as ctr's dial timeout after it.
+        let socket = ProcessInfo.processInfo.environment["CONTAINERD_ADDRESS"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/containerd/containerd.sock"
+        guard FileManager.default.fileExists(atPath: socket.hasPrefix("unix://") ? String(socket.dropFirst(7)) : socket) else {
+            throw CommandError(.failure, "no containerd socket at \(socket); start containerd, or set CONTAINERD_ADDRESS=/path/to/containerd.sock")
+        }
         // Every platform the bundle carries, not unpacked: a bundle holds artifacts (signatures,
         // build contexts) whose layers are no file system, and ctr refuses the whole import when
         // one of its images cannot be unpacked.
@@ -64,11 +72,8 @@ struct CommandEngine: ImageEngine {
     }
 
     static func find(_ tool: String, hint: String) throws -> String {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let candidate = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw CommandError(.usage, "\(tool) is not on PATH; \(hint)")
+        guard let path = executableOnPath(tool) else { throw CommandError(.usage, "\(tool) is not on PATH; \(hint)") }
+        return path
     }
 
     func load(_ bytes: ByteBufferPipe) async throws -> [String] {
@@ -86,7 +91,16 @@ struct CommandEngine: ImageEngine {
         var streamError: (any Error)?
         do {
             for try await chunk in bytes {
-                try chunk.withUnsafeReadableBytes { try writer.write(contentsOf: Data($0)) }
+                // Straight from the verified buffer to the engine's pipe, no copy on the way.
+                try chunk.withUnsafeReadableBytes { bytes in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let n = Glibc.write(writer.fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else { throw CommandError(.failure, "\(name) stopped reading the bundle") }
+                        offset += n
+                    }
+                }
             }
             try writer.close()
         } catch {
@@ -121,6 +135,15 @@ struct CommandEngine: ImageEngine {
         guard await exited.status() == 0 else { throw CommandError(.failure, "\(name) did not list its images: \(output.lastError() ?? "")") }
         return Set(output.lines())
     }
+}
+
+/// The first executable named `name` on PATH.
+func executableOnPath(_ name: String) -> String? {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let candidate = "\(dir)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
 }
 
 /// A process's exit status, awaited without holding a thread (the handler is set before it runs).

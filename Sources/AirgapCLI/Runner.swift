@@ -38,11 +38,11 @@ public enum CommandRunner {
         exit(code)
     }
 
-    /// `--store DIR` given before the subcommand applies to it (as `docker --config` does); it is
-    /// passed through the environment variable the option reads anyway.
     /// Whether `--store` was given before the command (hoisted into AIRGAP_STORE).
     nonisolated(unsafe) static var storeNamedOnCommandLine = false
 
+    /// `--store DIR` given before the subcommand applies to it (as `docker --config` does); it is
+    /// passed through the environment variable the option reads anyway.
     static func hoistGlobalOptions(_ arguments: [String]) -> [String] {
         var rest: [String] = []
         var i = 0

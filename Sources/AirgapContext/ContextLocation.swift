@@ -82,8 +82,9 @@ public struct GitCheckout: Sendable {
     public let commit: String
 
     public static func fetch(url: String, ref: String?, into directory: String, git: String = GitCheckout.gitPath()) throws -> GitCheckout {
-        let config = ["-c", "core.autocrlf=false", "-c", "core.eol=lf", "-c", "core.symlinks=true", "-c", "advice.detachedHead=false",
-                      "-c", "protocol.file.allow=always"]
+        // git's own protocol policy stays: file:// for the URL the user gave, but not for a
+        // submodule a hostile repository names (it would carry local repositories of this machine).
+        let config = ["-c", "core.autocrlf=false", "-c", "core.eol=lf", "-c", "core.symlinks=true", "-c", "advice.detachedHead=false"]
         func run(_ args: [String], in cwd: String? = directory) throws -> String {
             try Self.run(git, config + args, cwd: cwd, url: url)
         }

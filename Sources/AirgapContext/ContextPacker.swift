@@ -1,5 +1,8 @@
 import AirgapTar
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A build context as Docker's builder would receive it, packed reproducibly: every file the
 /// `.dockerignore` (or `<Dockerfile>.dockerignore` next to the Dockerfile) leaves in, in sorted
@@ -70,11 +73,15 @@ public struct ContextPacker {
                 try walk(path, ignore: ignore, alwaysSent: alwaysSent, writer: writer, summary: &summary)
             case .typeRegular?:
                 guard !excluded else { summary.excluded.append(path); continue }
-                let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
-                let permissions = (attributes[.posixPermissions] as? NSNumber)?.int32Value ?? 0o644
-                try writer.beginFile(path, size: size, mode: permissions & 0o111 != 0 ? 0o755 : 0o644)
-                guard let handle = FileHandle(forReadingAtPath: full) else { throw ContextError("cannot read \(full)") }
-                defer { try? handle.close() }
+                // Opened without following a link, and checked to be the regular file just listed:
+                // a file swapped for a link to /etc/shadow after the listing is not read.
+                let fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                guard fd >= 0 else { throw ContextError("cannot read \(full): \(String(cString: strerror(errno)))") }
+                let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+                var info = stat()
+                guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw ContextError("\(full) changed while it was packed; pack the context again") }
+                let size = Int64(info.st_size)
+                try writer.beginFile(path, size: size, mode: info.st_mode & 0o111 != 0 ? 0o755 : 0o644)
                 var written: Int64 = 0
                 while written < size, let chunk = try handle.read(upToCount: min(1 << 20, Int(size - written))), !chunk.isEmpty {
                     try writer.write(chunk)

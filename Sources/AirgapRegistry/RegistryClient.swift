@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
 /// A client for registries speaking the OCI distribution spec / Docker registry v2.
@@ -236,15 +237,19 @@ public final class RegistryClient: Sendable {
         return RegistryError(.network, "the connection to \(registry) failed (\(plainReason(text))); check the network and try again")
     }
 
+    /// No address for the host: SwiftNIO's resolver failed and no connection was tried.
     static func isUnresolvable(_ error: any Error) -> Bool {
-        let text = String(describing: error)
-        return ["UnknownHost", "unknownHost", "NXDOMAIN", "getaddrinfo", "Name or service not known", "name resolution", "No address associated"]
-            .contains { text.contains($0) }
+        if error is SocketAddressError.UnknownHost { return true }
+        guard let failure = error as? NIOConnectionError else { return false }
+        return (failure.dnsAError != nil || failure.dnsAAAAError != nil) && failure.connectionErrors.isEmpty
     }
 
+    /// Every address of the host refused the connection.
     static func isRefused(_ error: any Error) -> Bool {
-        let text = String(describing: error)
-        return text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("ECONNREFUSED")
+        func refused(_ e: any Error) -> Bool { (e as? IOError)?.errnoCode == ECONNREFUSED }
+        if refused(error) { return true }
+        guard let failure = error as? NIOConnectionError, !failure.connectionErrors.isEmpty else { return false }
+        return failure.connectionErrors.allSatisfy { refused($0.error) }
     }
 
     /// Failures another attempt would only repeat: no such host, nobody listening.

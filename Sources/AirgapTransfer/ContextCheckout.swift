@@ -17,7 +17,9 @@ public struct CarriedContext: Sendable {
     /// Every build context among `names`, read from the source's (verified) manifests.
     public static func all(in source: any ContentSource, names: [(Reference, Descriptor)]) async throws -> [CarriedContext] {
         var found: [CarriedContext] = []
-        for (name, descriptor) in names where descriptor.mediaType == .ociManifest {
+        // Only names the artifact naming rule gives (`TAG.context`): a store of 10,000 images has
+        // no need to read every manifest to find the few contexts.
+        for (name, descriptor) in names where descriptor.mediaType == .ociManifest && (name.tag ?? "").hasSuffix(BuildContextArtifact.tagSuffix) {
             guard let data = try await source.document(descriptor, in: name), let manifest = try? ImageManifest.decode(data),
                   let artifact = BuildContextArtifact(manifest: manifest) else { continue }
             found.append(CarriedContext(name: name, manifest: descriptor, artifact: artifact,
@@ -93,17 +95,17 @@ public struct CarriedContext: Sendable {
         var dockerfile = text
         if let registry {
             let pinned = Dictionary(artifact.bases.map { ($0.written, $0) }, uniquingKeysWith: { a, _ in a })
+            var unpinned: [String] = []
             do {
                 dockerfile = try Dockerfile.rewrite(text, buildArgs: artifact.buildArgs, path: artifact.dockerfile) { image in
-                    guard let base = pinned[image], let new = registry.pinned(base) else { return nil }
+                    guard let base = pinned[image], let new = registry.pinned(base) else { unpinned.append(image); return nil }
                     rewritten += 1
                     return new
                 }
             } catch let error as ContextError { throw ContentError(.unsupported, error.message) }
             // An image left as written would make the build reach past the registry given.
-            let sites = (try? Dockerfile.parse(text, buildArgs: artifact.buildArgs, path: artifact.dockerfile).sites) ?? []
-            if let missing = sites.first(where: { pinned[$0.image].flatMap(registry.pinned) == nil }) {
-                throw ContentError(.missing, "the Dockerfile of \(name.familiarDescription) pulls \(missing.image) (line \(missing.lines.lowerBound + 1)), which the context does not pin; export it again")
+            if let missing = unpinned.first {
+                throw ContentError(.missing, "the Dockerfile of \(name.familiarDescription) pulls \(missing), which the context does not pin; export it again")
             }
         }
         let summary: ContextExtractor.Summary

@@ -258,6 +258,16 @@ import Testing
             #expect(try String(contentsOfFile: dir.file("c\(i)/f"), encoding: .utf8) == content, "\(ref ?? "HEAD")")
         }
         #expect(throws: ContextError.self) { try GitCheckout.fetch(url: url, ref: "no-such-ref", into: dir.file("bad")) }
+        // A hostile repository whose submodule names a repository of this machine by file://: not fetched.
+        try FileManager.default.createDirectory(atPath: dir.file("secret"), withIntermediateDirectories: true)
+        _ = try runProcess("git", ["-C", dir.file("secret"), "init", "-q", "-b", "main"])
+        try Data("private\n".utf8).write(to: URL(fileURLWithPath: dir.file("secret/key.txt")))
+        _ = try runProcess("git", ["-C", dir.file("secret"), "add", "key.txt"])
+        _ = try runProcess("git", ["-C", dir.file("secret"), "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "secret"])
+        _ = try git(["-c", "protocol.file.allow=always", "submodule", "add", "-q", "file://\(dir.file("secret"))", "sub"])
+        _ = try git(["commit", "-qm", "with a submodule"])
+        #expect(throws: ContextError.self) { try GitCheckout.fetch(url: url, ref: nil, into: dir.file("hostile")) }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("hostile/sub/key.txt")), "a local repository was carried through a submodule")
         do { _ = try GitCheckout.fetch(url: "https://user:s3cret@127.0.0.1:1/r.git", ref: nil, into: dir.file("cred")) } catch {
             #expect(!"\(error)".contains("s3cret"), "\(error)")
         }

@@ -115,6 +115,15 @@ final class ContextFixture: @unchecked Sendable {
         try Data(yaml.utf8).write(to: URL(fileURLWithPath: manifest))
     }
 
+    /// The manifest with the repository by file://, exported to `bundle`; then the registry the
+    /// bases came from is stopped.
+    func exportFromFileURL(to bundle: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try writeManifest(gitSource: "file://\(dir.file("repo"))#v1:app")
+        let export = try run("airgap-export", ["bundle", "-f", manifest, "-o", bundle, "--key", key])
+        #expect(export.status == 0, "\(export.stderr)", sourceLocation: sourceLocation)
+        registry.stop()
+    }
+
     deinit {
         if let daemon, daemon.isRunning {
             kill(daemon.processIdentifier, SIGKILL)
@@ -202,10 +211,7 @@ struct ContextTests {
 
     @Test func aFileURLPinsTheSameCommitAndThePushedBundleBuildsFromTheInternalRegistry() throws {
         let f = try ContextFixture()
-        try f.writeManifest(gitSource: "file://\(f.dir.file("repo"))#v1:app")
-        let export = try f.run("airgap-export", ["bundle", "-f", f.manifest, "-o", f.dir.file("b.tar"), "--key", f.key])
-        #expect(export.status == 0, "\(export.stderr)")
-        f.registry.stop()
+        try f.exportFromFileURL(to: f.dir.file("b.tar"))
         let inside = try ThrowawayRegistry()
         let push = try f.run("airgap-import", ["push", f.dir.file("b.tar"), "--key", f.pub, "--to", "\(inside.address)/mirror"])
         #expect(push.status == 0, "\(push.stderr)")
@@ -221,10 +227,7 @@ struct ContextTests {
     /// The other two builders on the same carried context: podman, and a real dockerd.
     @Test func podmanAndDockerBuildTheCarriedContextToo() throws {
         let f = try ContextFixture()
-        try f.writeManifest(gitSource: "file://\(f.dir.file("repo"))#v1:app")
-        let export = try f.run("airgap-export", ["bundle", "-f", f.manifest, "-o", f.dir.file("b.tar"), "--key", f.key])
-        #expect(export.status == 0, "\(export.stderr)")
-        f.registry.stop()
+        try f.exportFromFileURL(to: f.dir.file("b.tar"))
         let podman = try f.run("airgap-import", ["build", "tools:dev", f.dir.file("b.tar"), "--key", f.pub, "--builder", "podman", "-t", "tools:podman"])
         #expect(podman.status == 0 && podman.stdout.contains("Built tools:podman with podman"), "\(podman.stdout)\n\(podman.stderr)")
         #expect(try f.file("/srv/tool.txt", inImage: "tools:podman") == "tool\n")
