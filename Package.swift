@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "AirgapTar", dependencies: ["CArchive"], swiftSettings: swiftSettings),
         // The OCI image layout store: the one place bytes become trusted.
         .target(name: "AirgapStore",
-                dependencies: ["AirgapOCI", "AirgapContent", "CShims", .product(name: "Crypto", package: "swift-crypto")],
+                dependencies: ["AirgapOCI", "AirgapContent", "AirgapTar", "CShims", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: swiftSettings),
         // Registry client (distribution spec), auth, TLS, credentials.
         .target(name: "AirgapRegistry",
@@ -114,6 +114,8 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "AirgapRegistryTests",
                     dependencies: ["AirgapRegistry", "AirgapContent", "AirgapTransfer", "AirgapStore", "AirgapOCI", "AirgapTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "AirgapCLITests", dependencies: ["AirgapCLI", "AirgapOCI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["AirgapOCI", "AirgapStore", "AirgapTar", "AirgapTestSupport"], swiftSettings: swiftSettings),
     ]

@@ -21,6 +21,21 @@ export AIRGAP_REQUIRE_REGISTRIES=1
 
 swift test --skip-build "$@"
 
+# Man pages and completions install, every page shows examples, and the completion scripts parse.
+if [ $# -eq 0 ]; then
+  DOCS=$(mktemp -d /tmp/airgap-docs.XXXXXX)
+  PREFIX="$DOCS" CONFIG=debug scripts/install-docs.sh
+  for page in "$DOCS"/share/man/man1/*.1; do
+    grep -q "Examples:" "$page" || { echo "the man page $page has no examples" >&2; exit 1; }
+  done
+  for tool in airgap-export airgap-import; do
+    bash -n "$DOCS/share/bash-completion/completions/$tool"
+    if command -v zsh >/dev/null; then zsh -n "$DOCS/share/zsh/site-functions/_$tool"; fi
+    "$DOCS/bin/$tool" --help | grep -q "Examples:"
+  done
+  rm -rf "$DOCS"
+fi
+
 # A short bounded libFuzzer run of every parser (longer runs: see scripts/fuzz.sh). Skipped when
 # the caller picks tests with arguments, or with AIRGAP_SKIP_FUZZ=1.
 if [ $# -eq 0 ] && [ "${AIRGAP_SKIP_FUZZ:-0}" != 1 ]; then

@@ -9,7 +9,14 @@ import ArgumentParser
 import Foundation
 
 struct BundlePush: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "push", abstract: "Verify a bundle, then push its images to the internal registry.")
+    static let configuration = CommandConfiguration(
+        commandName: "push", abstract: "Verify a bundle, then push its images to the internal registry.",
+        discussion: """
+        Examples:
+          airgap-import push bundle.tar --key airgap.pub --to registry.internal:5000/mirror
+          airgap-import push bundle.tar.001 --to 127.0.0.1:5000 --ca-file ca.pem --format json
+          airgap-import push app:1.0   (no --to: Docker's push of a store image, as image push)
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
     @OptionGroup var registry: RegistryFlags
@@ -131,7 +138,14 @@ enum EngineLoader {
 }
 
 struct Audit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Write a checksum audit report of a bundle (or of the store it was loaded into).")
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Write a checksum audit report of a bundle (or of the store it was loaded into).",
+        discussion: """
+        Examples:
+          airgap-import audit bundle.tar --key airgap.pub
+          airgap-import audit bundle.tar --format html -o report.html
+          airgap-import audit bundle.tar --in-store --registry registry.internal:5000/mirror --format csv
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
     @Option(help: "text, json, csv or html.") var format = "text"

@@ -24,11 +24,22 @@ struct ContextGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "context",
         abstract: "List and extract the build contexts a bundle (or the store) carries.",
+        discussion: """
+        Examples:
+          airgap-import context ls bundle.tar
+          airgap-import context extract web:1.0 bundle.tar -o ./web --registry registry.internal:5000/mirror
+        """,
         subcommands: [ContextList.self, ContextExtract.self])
 }
 
 struct ContextList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the carried build contexts and the images each pulls.")
+    static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List the carried build contexts and the images each pulls.",
+        discussion: """
+        Examples:
+          airgap-import context ls bundle.tar
+          airgap-import context ls --json
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: ContextInput
     @Flag(help: "Print JSON.") var json = false

@@ -9,7 +9,13 @@ import ArgumentParser
 import Foundation
 
 struct Keygen: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "keygen", abstract: "Create an Ed25519 key pair for signing bundles.")
+    static let configuration = CommandConfiguration(
+        commandName: "keygen", abstract: "Create an Ed25519 key pair for signing bundles.",
+        discussion: """
+        Examples:
+          airgap-export keygen --output-prefix site-a
+            (writes site-a.key, mode 0600, and site-a.pub for the inside)
+        """)
     @Option(name: .customLong("output-prefix"), help: "Writes NAME.key (private, mode 0600) and NAME.pub.") var outputPrefix = "airgap"
     @Flag(help: "Overwrite existing key files.") var force = false
 
@@ -30,7 +36,14 @@ struct Keygen: AsyncParsableCommand {
 }
 
 struct BundleCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bundle", abstract: "Pull the images a manifest lists and write a signed bundle.")
+    static let configuration = CommandConfiguration(
+        commandName: "bundle", abstract: "Pull the images a manifest lists and write a signed bundle.",
+        discussion: """
+        Examples:
+          airgap-export bundle -f images.yaml -o bundle.tar --key airgap.key
+          airgap-export bundle -f images.txt -o bundle.tar --key airgap.key --split-size 4G
+          airgap-export bundle -f images.yaml -o delta.tar --key airgap.key --since receipt.json
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags
     @Option(name: .shortAndLong, help: "The image manifest (YAML ImageSet or a plain list).") var file: String

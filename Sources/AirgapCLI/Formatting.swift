@@ -37,14 +37,26 @@ enum Format {
         return text + " ago"
     }
 
-    /// Columns padded like Go's tabwriter with Docker's settings (padding 3).
+    /// Columns padded like Go's tabwriter with Docker's settings (minimum width 10, padding 3).
     static func table(_ header: [String], _ rows: [[String]]) -> String {
-        let all = [header] + rows
-        var widths = [Int](repeating: 0, count: header.count)
-        for row in all { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-        return all.map { row in
+        tabwriter(([header] + rows).map { $0.joined(separator: "\t") })
+    }
+
+    /// Go's tabwriter as Docker sets it up (`NewWriter(out, 10, 1, 3, ' ', 0)`): a cell is text
+    /// ended by a tab; a column is as wide as its widest cell plus 3, and at least 10; the text
+    /// after a line's last tab is not aligned.
+    static func tabwriter(_ lines: [String]) -> String {
+        let cells = lines.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        var widths: [Int] = []
+        for row in cells {
+            for (i, cell) in row.dropLast().enumerated() {
+                if i == widths.count { widths.append(0) }
+                widths[i] = max(widths[i], cell.count)
+            }
+        }
+        return cells.map { row in
             row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell.padding(toLength: widths[i] + 3, withPad: " ", startingAt: 0)
+                i == row.count - 1 ? cell : cell.padding(toLength: max(widths[i] + 3, 10), withPad: " ", startingAt: 0)
             }.joined()
         }.joined(separator: "\n")
     }
@@ -80,9 +92,69 @@ enum Format {
         return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
     }
 
+    /// Go's `time.Time.String()` in UTC, as Docker's `CreatedAt` prints it.
+    static func goTime(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss Z"
+        return f.string(from: date) + " UTC"
+    }
+
     static func rfc3339(_ date: Date) -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime]
         return f.string(from: date)
+    }
+}
+
+/// `--format` as Docker reads it: `table` (the default columns), `json` (one object a line),
+/// `table TEMPLATE` (a header from the field names, then aligned rows), or a Go template.
+struct OutputFormat {
+    private let template: GoTemplate
+    private let isTable: Bool
+    private let headers: [String: String]
+
+    /// `fields` maps each field a row has to its column header; `defaultColumns` are the fields
+    /// the plain table shows.
+    init(_ text: String, fields: [String: String], defaultColumns: [String]) throws {
+        headers = fields
+        var source = text
+        if text == "table" || text.isEmpty {
+            source = "table " + defaultColumns.map { "{{.\($0)}}" }.joined(separator: "\t")
+        } else if text == "json" {
+            source = "{{json .}}"
+        } else if !text.contains("{{") {
+            throw CommandError(.usage, "--format must be table, json or a Go template such as '{{.\(defaultColumns.first ?? "ID")}}', not '\(text)'")
+        }
+        isTable = source.hasPrefix("table")
+        if isTable { source = String(source.dropFirst(5)) }
+        // Docker trims the spaces around the template and reads \t and \n typed in the shell as tab and newline.
+        source = source.trimmingCharacters(in: .whitespaces)
+            .replacingOccurrences(of: "\\t", with: "\t").replacingOccurrences(of: "\\n", with: "\n")
+        do { template = try GoTemplate(source, rootFields: Set(fields.keys)) }
+        catch { throw CommandError(.usage, "the --format template cannot be read: \(error)") }
+    }
+
+    /// The whole output, a line per row (and the header first for a table).
+    func render(_ rows: [[String: JSONValue]]) throws -> String {
+        do {
+            var lines: [String] = []
+            if isTable {
+                let header = Dictionary(uniqueKeysWithValues: headers.map { ($0.key, JSONValue.string($0.value)) })
+                lines.append(try template.render(.object(header)))
+            }
+            for row in rows { lines.append(try template.render(.object(row))) }
+            if isTable { return Format.tabwriter(lines.joined(separator: "\n").components(separatedBy: "\n")) }
+            return lines.joined(separator: "\n")
+        } catch let error as GoTemplate.Failure {
+            throw CommandError(.usage, "the --format template failed: \(error)")
+        }
+    }
+
+    /// Prints the rendering; nothing at all for no rows, unless it is a table (its header stays).
+    func print(_ rows: [[String: JSONValue]]) throws {
+        let text = try render(rows)
+        if !text.isEmpty || isTable { Swift.print(text) }
     }
 }

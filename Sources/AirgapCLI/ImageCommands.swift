@@ -1,70 +1,190 @@
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTar
 import AirgapTransfer
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct ImageGroup: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "image",
         abstract: "Manage images in the local store.",
+        discussion: """
+        Examples:
+          airgap-import image ls
+          airgap-import image inspect -f '{{.Id}}' httpd:2.4
+          airgap-export image pull httpd:2.4 && airgap-export image save httpd:2.4 -o httpd.tar
+        """,
         subcommands: [ImageList.self, ImageTag.self, ImageRemove.self, ImagePrune.self, ImageHistory.self,
                       ImageInspect.self, ImageSave.self, ImageLoad.self, ImagePull.self, ImagePush.self])
     public init() {}
 }
 
 struct ImageList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List images.", aliases: ["ls"])
-    @OptionGroup var globals: GlobalOptions
-    @Option(help: "Output format: table or json (one JSON object a line, as docker prints).") var format: String = "table"
-    @Flag(name: .shortAndLong, help: "Only show image IDs.") var quiet = false
-    @Flag(name: .customLong("no-trunc"), help: "Do not truncate IDs.") var noTrunc = false
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List images.",
+        discussion: """
+        SIZE is what the image's layers take unpacked, as Docker counts it; the compressed bytes the \
+        store holds are the CompressedSize field. Filters (-f, repeatable): dangling=true|false, \
+        reference=PATTERN (globs: *, ?, [..]), label=KEY or label=KEY=VALUE, before=IMAGE, since=IMAGE. \
+        Template fields: .ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size .CompressedSize \
+        .Platforms .Containers .SharedSize .UniqueSize .VirtualSize.
 
-    func validate() throws {
-        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json, not '\(format)'") }
-    }
+        Examples:
+          airgap-import images
+          airgap-import image ls httpd
+          airgap-import image ls --digests -f 'reference=team/*:1.*'
+          airgap-import image ls -f dangling=true -q
+          airgap-import image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}'
+          airgap-import image ls --format 'table {{.ID}}\\t{{.Repository}}\\t{{.CompressedSize}}'
+        """,
+        aliases: ["ls"])
+    @OptionGroup var globals: GlobalOptions
+    @Option(help: ArgumentHelp("table, json (one object a line), or a Go template ('table {{.Repository}}\\t{{.Size}}').", valueName: "FORMAT"))
+    var format: String = "table"
+    @Flag(name: .shortAndLong, help: "Only show image IDs.") var quiet = false
+    @Flag(name: .shortAndLong, help: "Also show the signatures, attestations and SBOMs attached to images.") var all = false
+    @Flag(help: "Show digests.") var digests = false
+    @Flag(name: .customLong("no-trunc"), help: "Do not truncate IDs.") var noTrunc = false
+    @Option(name: .shortAndLong, help: ArgumentHelp("Filter the list (KEY=VALUE; see below).", valueName: "FILTER")) var filter: [String] = []
+    @Argument(help: "Only images of this repository (REPO or REPO:TAG, globs allowed).") var repository: String?
+
+    static let fields: [String: String] = [
+        "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "CreatedSince": "CREATED",
+        "CreatedAt": "CREATED AT", "Size": "SIZE", "CompressedSize": "COMPRESSED SIZE", "Platforms": "PLATFORMS",
+        "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
+    ]
 
     func run() async throws {
+        let columns = digests ? ["Repository", "Tag", "Digest", "ID", "CreatedSince", "Size"] : ["Repository", "Tag", "ID", "CreatedSince", "Size"]
+        let output = try OutputFormat(format, fields: Self.fields, defaultColumns: columns)
+        var filters = try ImageFilters(filter)
+        if let repository { filters.references.append(repository) }
         let store = try globals.openStoreForReading()
         var problems: [String] = []
-        let images = try store.images(problems: &problems).sorted { a, b in
-            (a.reference?.familiarName ?? "~", a.reference?.tag ?? "") < (b.reference?.familiarName ?? "~", b.reference?.tag ?? "")
-        }
+        let everything = try store.images(problems: &problems)
         for problem in problems { printErr("warning: cannot read \(problem)") }
+        let images = try filters.apply(to: everything, includeAttachments: all)
+            .sorted { a, b in
+                let (x, y) = (a.config.createdDate ?? .distantPast, b.config.createdDate ?? .distantPast)
+                if x != y { return x > y }
+                return (a.reference?.familiarDescription ?? "~") < (b.reference?.familiarDescription ?? "~")
+            }
         func id(_ image: StoredImage) -> String { noTrunc ? image.id.description : image.id.shortID }
         if quiet {
             var seen = Set<String>()
             for image in images where seen.insert(id(image)).inserted { print(id(image)) }
             return
         }
-        if format == "json" {
-            for image in images {
-                let created = image.config.createdDate
-                let row: [String: String] = [
-                    "Repository": image.reference?.familiarName ?? "<none>",
-                    "Tag": image.reference?.tag ?? "<none>",
-                    "ID": id(image),
-                    "Digest": image.entry.digest.description,
-                    "CreatedAt": created.map(Format.rfc3339) ?? "",
-                    "CreatedSince": Format.since(created),
-                    "Size": Format.size(image.contentSize),
-                    "Platforms": image.platforms.map(\.description).joined(separator: ","),
-                ]
-                print(Format.json(row, pretty: false))
+        let sizes = store.unpackedSizes()
+        let rows = images.map { image -> [String: JSONValue] in
+            let size = Format.size(sizes.size(of: image))
+            return [
+                "ID": .string(id(image)),
+                "Repository": .string(image.reference?.familiarName ?? "<none>"),
+                "Tag": .string(image.reference?.tag ?? "<none>"),
+                "Digest": .string(image.reference == nil ? "<none>" : image.entry.digest.description),
+                "CreatedSince": .string(Format.since(image.config.createdDate)),
+                "CreatedAt": .string(image.config.createdDate.map(Format.goTime) ?? ""),
+                "Size": .string(size),
+                "VirtualSize": .string(size),
+                "CompressedSize": .string(Format.size(image.contentSize)),
+                "Platforms": .string(image.platforms.map(\.description).joined(separator: ",")),
+                "Containers": .string("N/A"), "SharedSize": .string("N/A"), "UniqueSize": .string("N/A"),
+            ]
+        }
+        try output.print(rows)
+    }
+}
+
+/// `image ls -f`: Docker's filters. Values of one key widen the match (any reference pattern),
+/// labels narrow it (every label), keys together narrow it.
+struct ImageFilters {
+    var dangling: Bool?
+    var references: [String] = []
+    var labels: [(key: String, value: String?)] = []
+    var before: String?
+    var since: String?
+
+    init(_ filters: [String]) throws {
+        for filter in filters {
+            guard let equals = filter.firstIndex(of: "=") else {
+                throw CommandError(.usage, "bad format of filter '\(filter)' (expected name=value)")
             }
-            return
+            let key = filter[..<equals].lowercased()
+            let value = String(filter[filter.index(after: equals)...])
+            switch key {
+            case "dangling":
+                guard ["true", "false", "1", "0"].contains(value.lowercased()) else {
+                    throw CommandError(.usage, "invalid filter 'dangling=\(value)': use dangling=true or dangling=false")
+                }
+                dangling = value.lowercased() == "true" || value == "1"
+            case "reference": references.append(value)
+            case "label":
+                if let eq = value.firstIndex(of: "=") { labels.append((String(value[..<eq]), String(value[value.index(after: eq)...]))) }
+                else { labels.append((value, nil)) }
+            case "before": before = value
+            case "since": since = value
+            default:
+                throw CommandError(.usage, "invalid filter '\(key)': use dangling, reference, label, before or since")
+            }
         }
-        let rows = images.map { image in
-            [image.reference?.familiarName ?? "<none>", image.reference?.tag ?? "<none>", id(image),
-             Format.since(image.config.createdDate), Format.size(image.contentSize)]
+    }
+
+    func apply(to images: [StoredImage], includeAttachments: Bool) throws -> [StoredImage] {
+        func created(of text: String) throws -> Date {
+            let matches = images.filter { image in
+                image.reference?.familiarDescription == text || image.reference.map { (try? Reference(parsing: text)) == $0 } == true
+                    || image.id.encoded.hasPrefix(text.replacingOccurrences(of: "sha256:", with: "")) && text.count >= 4
+            }
+            guard let image = matches.first else { throw StoreError.imageNotFound(text) }
+            return image.config.createdDate ?? .distantPast
         }
-        print(Format.table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
+        let beforeDate = try before.map(created)
+        let sinceDate = try since.map(created)
+        return images.filter { image in
+            if !includeAttachments, let tag = image.reference?.tag, AttachmentKind.parse(tag: tag) != nil { return false }
+            if let dangling, (image.reference == nil) != dangling { return false }
+            if !references.isEmpty, !references.contains(where: { Self.matches($0, image.reference) }) { return false }
+            let imageLabels = image.config.raw["config"]?["Labels"]
+            for (key, value) in labels {
+                guard let found = imageLabels?[key]?.stringValue else { return false }
+                if let value, found != value { return false }
+            }
+            let date = image.config.createdDate ?? .distantPast
+            if let beforeDate, date >= beforeDate { return false }
+            if let sinceDate, date <= sinceDate { return false }
+            return true
+        }
+    }
+
+    /// Docker's `reference` filter: the pattern is matched (as path.Match does: `*` stops at `/`)
+    /// against the short name, and, with a tag in the pattern, against `name:tag`.
+    static func matches(_ pattern: String, _ reference: Reference?) -> Bool {
+        guard let reference else { return false }
+        if let exact = try? Reference(parsing: pattern), !pattern.contains(where: { "*?[".contains($0) }) {
+            // A plain name: every tag of that repository; a name with a tag or digest: that one.
+            let named = pattern.contains("@") || pattern.split(separator: "/").last?.contains(":") == true
+            return named ? exact == reference : exact.name == reference.name
+        }
+        let name = reference.familiarName
+        let full = reference.familiarDescription
+        return fnmatch(pattern, full, FNM_PATHNAME) == 0 || fnmatch(pattern, name, FNM_PATHNAME) == 0
     }
 }
 
 struct ImageTag: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tag", abstract: "Create a tag TARGET that refers to SOURCE.")
+    static let configuration = CommandConfiguration(
+        commandName: "tag", abstract: "Create a tag TARGET that refers to SOURCE.",
+        discussion: """
+        Examples:
+          airgap-import image tag httpd:2.4 registry.internal:5000/web/httpd:2.4
+          airgap-import tag 6f3e2d1c0b9a web:stable
+        """)
     @OptionGroup var globals: GlobalOptions
     @Argument(help: "Image name or ID.") var source: String
     @Argument(help: "New name.") var target: String
@@ -77,7 +197,13 @@ struct ImageTag: AsyncParsableCommand {
 }
 
 struct ImageRemove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more images.", aliases: ["remove", "rmi"])
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove one or more images.",
+        discussion: """
+        Examples:
+          airgap-import image rm httpd:2.4
+          airgap-import rmi -f 6f3e2d1c0b9a
+        """, aliases: ["remove", "rmi"])
     @OptionGroup var globals: GlobalOptions
     @Flag(name: .shortAndLong, help: "Remove every name of an image given by ID.") var force = false
     @Argument(help: "Image names or IDs.") var images: [String]
@@ -90,7 +216,13 @@ struct ImageRemove: AsyncParsableCommand {
 }
 
 struct ImagePrune: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove unused images and blobs.")
+    static let configuration = CommandConfiguration(
+        commandName: "prune", abstract: "Remove unused images and blobs.",
+        discussion: """
+        Examples:
+          airgap-import image prune
+          airgap-import image prune -a --force
+        """)
     @OptionGroup var globals: GlobalOptions
     @Flag(name: .shortAndLong, help: "Remove all images, not just dangling ones (no containers use images here).") var all = false
     @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
@@ -119,40 +251,82 @@ struct ImagePrune: AsyncParsableCommand {
 }
 
 struct ImageHistory: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "history", abstract: "Show the history of an image.")
+    static let configuration = CommandConfiguration(
+        commandName: "history", abstract: "Show the history of an image.",
+        discussion: """
+        Template fields: .ID .CreatedSince .CreatedAt .CreatedBy .Size .Comment.
+
+        Examples:
+          airgap-import image history httpd:2.4
+          airgap-import image history --no-trunc -H=false httpd:2.4
+          airgap-import image history --format '{{.Size}}\\t{{.CreatedBy}}' httpd:2.4
+        """)
     @OptionGroup var globals: GlobalOptions
+    @Flag(name: [.customShort("H"), .customLong("human")], inversion: .prefixedNo,
+          help: "Sizes and dates in human-readable form (-H=false or --no-human: bytes and RFC 3339 times).")
+    var human = true
     @Flag(name: .customLong("no-trunc"), help: "Do not truncate output.") var noTrunc = false
     @Flag(name: .shortAndLong, help: "Only show image IDs.") var quiet = false
+    @Option(help: ArgumentHelp("table, json, or a Go template.", valueName: "FORMAT")) var format: String = "table"
     @Argument(help: "Image name or ID.") var image: String
 
+    static let fields = ["ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+                         "Size": "SIZE", "Comment": "COMMENT"]
+
     func run() async throws {
+        let output = try OutputFormat(format, fields: Self.fields, defaultColumns: ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"])
         let store = try globals.openStoreForReading()
         let found = try store.findOne(image)
+        let sizes = store.unpackedSizes()
         var layers = found.manifest.layers.makeIterator()
-        var rows: [[String]] = []
+        var rows: [[String: JSONValue]] = []
         for entry in found.config.history {
-            let size: Int64 = entry.emptyLayer == true ? 0 : (layers.next()?.size ?? 0)
+            let size: Int64 = entry.emptyLayer == true ? 0 : (layers.next().map(sizes.size(of:)) ?? 0)
             var createdBy = entry.createdBy ?? ""
             if !noTrunc && createdBy.count > 45 { createdBy = String(createdBy.prefix(44)) + "…" }
-            rows.append(["<missing>", Format.since(entry.created.flatMap(parseRFC3339)), createdBy, Format.size(size), entry.comment ?? ""])
+            let created = entry.created.flatMap(parseRFC3339)
+            rows.append([
+                "ID": .string("<missing>"),
+                "CreatedSince": .string(human ? Format.since(created) : created.map(Format.rfc3339) ?? ""),
+                "CreatedAt": .string(created.map(Format.rfc3339) ?? ""),
+                "CreatedBy": .string(createdBy),
+                "Size": .string(human ? Format.size(size) : String(size)),
+                "Comment": .string(entry.comment ?? ""),
+            ])
         }
         rows.reverse()
-        if !rows.isEmpty { rows[0][0] = noTrunc ? found.id.description : found.id.shortID }
-        if quiet { rows.forEach { print($0[0]) }; return }
-        print(Format.table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows))
+        if !rows.isEmpty { rows[0]["ID"] = .string(noTrunc ? found.id.description : found.id.shortID) }
+        if quiet { rows.forEach { print($0["ID"]?.stringValue ?? "") }; return }
+        try output.print(rows)
     }
 }
 
 struct ImageInspect: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on images (JSON).")
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Display detailed information on images (JSON).",
+        discussion: """
+        Examples:
+          airgap-import image inspect httpd:2.4
+          airgap-import image inspect -f '{{.Id}}' httpd:2.4
+          airgap-import image inspect -f '{{json .Config.Labels}}' httpd:2.4
+          airgap-import image inspect -f '{{range .RepoTags}}{{.}} {{end}}' httpd:2.4
+        """)
     @OptionGroup var globals: GlobalOptions
+    @Option(name: .shortAndLong, help: ArgumentHelp("json (the default), or a Go template applied to each image.", valueName: "FORMAT"))
+    var format: String?
     @Argument(help: "Image names or IDs.") var images: [String]
 
     func validate() throws { if images.isEmpty { throw ValidationError("give at least one image to inspect") } }
 
     func run() async throws {
+        var template: GoTemplate?
+        if let format, format != "json" {
+            do { template = try GoTemplate(format.replacingOccurrences(of: "\\t", with: "\t").replacingOccurrences(of: "\\n", with: "\n")) }
+            catch { throw CommandError(.usage, "the --format template cannot be read: \(error)") }
+        }
         let store = try globals.openStoreForReading()
         let all = try store.images()
+        let sizes = store.unpackedSizes()
         var output: [JSONValue] = []
         var missing: [String] = []
         for text in images {
@@ -171,7 +345,8 @@ struct ImageInspect: AsyncParsableCommand {
                 "Config": image.config.raw["config"] ?? .null,
                 "Architecture": .string(image.config.architecture),
                 "Os": .string(image.config.os),
-                "Size": .int(image.contentSize),
+                "Size": .int(sizes.size(of: image)),
+                "CompressedSize": .int(image.contentSize),
                 "RootFS": .object(["Type": .string(image.config.rootfs.type),
                                    "Layers": .array(image.config.rootfs.diffIDs.map { .string($0.description) })]),
                 "Descriptor": .object(["mediaType": .string(image.entry.mediaType.rawValue),
@@ -182,13 +357,24 @@ struct ImageInspect: AsyncParsableCommand {
             if let variant = image.config.variant { object["Variant"] = .string(variant) }
             output.append(.object(object))
         }
-        print(Format.dockerJSON(.array(output)))
+        if let template {
+            do { for object in output { print(try template.render(object)) } }
+            catch { throw CommandError(.usage, "the --format template failed: \(error)") }
+        } else {
+            print(Format.dockerJSON(.array(output)))
+        }
         if !missing.isEmpty { throw StoreError.imageNotFound(missing.joined(separator: ", ")) }
     }
 }
 
 struct ImageSave: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "save", abstract: "Save images to a tar archive (OCI layout and Docker archive in one).")
+    static let configuration = CommandConfiguration(
+        commandName: "save", abstract: "Save images to a tar archive (OCI layout and Docker archive in one).",
+        discussion: """
+        Examples:
+          airgap-export image save httpd:2.4 -o httpd.tar
+          airgap-export save --format oci httpd:2.4 redis:7 > images.tar
+        """)
     @OptionGroup var globals: GlobalOptions
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
     @Option(help: "docker (OCI layout plus manifest.json) or oci (OCI layout only).") var format: String = "docker"
@@ -218,7 +404,14 @@ struct ImageSave: AsyncParsableCommand {
 }
 
 struct ImageLoad: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "load", abstract: "Load images from a tar archive (docker save, podman save, skopeo, OCI; gzip or zstd too).")
+    static let configuration = CommandConfiguration(
+        commandName: "load", abstract: "Load images from a tar archive (docker save, podman save, skopeo, OCI; gzip or zstd too).",
+        discussion: """
+        Examples:
+          airgap-import image load -i httpd.tar
+          airgap-import load < images.tar.gz
+          docker save busybox | airgap-import image load
+        """)
     @OptionGroup var globals: GlobalOptions
     @Option(name: .shortAndLong, help: "Read from this file instead of standard input.") var input: String?
     @Flag(name: .shortAndLong, help: "Suppress the load output.") var quiet = false

@@ -110,7 +110,13 @@ func reportFindings(_ result: BundleReadResult, quiet: Bool) throws {
 }
 
 struct Verify: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check a bundle: signature, then every entry, then its structure.")
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Check a bundle: signature, then every entry, then its structure.",
+        discussion: """
+        Examples:
+          airgap-import verify bundle.tar --key airgap.pub
+          airgap-import verify bundle.tar.001 --format json
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
     @Option(help: "text or json.") var format = "text"
@@ -142,7 +148,15 @@ struct Verify: AsyncParsableCommand {
 }
 
 struct Load: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "load", abstract: "Verify a bundle while loading it into the store (or a Docker engine).")
+    static let configuration = CommandConfiguration(
+        commandName: "load", abstract: "Verify a bundle while loading it into the store (or a Docker engine).",
+        discussion: """
+        Examples:
+          airgap-import load bundle.tar --key airgap.pub
+          airgap-import load bundle.tar --into docker
+          airgap-import load bundle.tar --into containerd:k8s.io
+          airgap-import load -i image.tar   (no BUNDLE: Docker's load of an image archive, as image load)
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
     @Option(help: ArgumentHelp("store (the local store), docker (a Docker engine via DOCKER_HOST), podman (podman load), or containerd[:NAMESPACE] (ctr import; CONTAINERD_ADDRESS, namespace default).", valueName: "TARGET"))
@@ -190,7 +204,13 @@ struct Load: AsyncParsableCommand {
 }
 
 struct ReceiptCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "receipt", abstract: "Write what the inside holds, for 'airgap-export bundle --since'.")
+    static let configuration = CommandConfiguration(
+        commandName: "receipt", abstract: "Write what the inside holds, for 'airgap-export bundle --since'.",
+        discussion: """
+        Examples:
+          airgap-import receipt -o receipt.json
+          airgap-import receipt --registry registry.internal:5000/mirror -o receipt.json
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags
     @Option(name: .shortAndLong, help: "Write to FILE instead of standard output.") var output: String?

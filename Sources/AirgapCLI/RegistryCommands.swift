@@ -21,7 +21,14 @@ struct RegistryFlags: ParsableArguments {
 }
 
 struct ImagePull: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pull", abstract: "Pull images from a registry into the store.")
+    static let configuration = CommandConfiguration(
+        commandName: "pull", abstract: "Pull images from a registry into the store.",
+        discussion: """
+        Examples:
+          airgap-export image pull httpd:2.4
+          airgap-export pull --platform linux/arm64 127.0.0.1:5000/team/app:1
+          airgap-export pull --all-platforms alpine:3.19
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags
     @Option(name: .customLong("platform"), help: ArgumentHelp("OS/ARCH[/VARIANT] to pull from a multi-platform image (repeatable).", valueName: "PLATFORM"))
@@ -52,7 +59,13 @@ struct ImagePull: AsyncParsableCommand {
 }
 
 struct ImagePush: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "push", abstract: "Push an image from the store to a registry.")
+    static let configuration = CommandConfiguration(
+        commandName: "push", abstract: "Push an image from the store to a registry.",
+        discussion: """
+        Examples:
+          airgap-import image push registry.internal:5000/web/httpd:2.4
+          airgap-import image push httpd:2.4 registry.internal:5000/web/httpd:2.4
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags
     @Flag(name: .shortAndLong, help: "Print only the pushed digest.") var quiet = false
@@ -86,7 +99,13 @@ func registryHost(_ server: String?) throws -> String {
 }
 
 struct Login: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "login", abstract: "Log in to a registry (credentials checked before they are saved).")
+    static let configuration = CommandConfiguration(
+        commandName: "login", abstract: "Log in to a registry (credentials checked before they are saved).",
+        discussion: """
+        Examples:
+          airgap-export login registry.example.com   (asks for the user name and password)
+          echo "$TOKEN" | airgap-export login -u ci --password-stdin registry.example.com
+        """)
     @OptionGroup var registry: RegistryFlags
     @Option(name: .shortAndLong, help: "User name.") var username: String?
     @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
@@ -120,7 +139,12 @@ struct Login: AsyncParsableCommand {
 }
 
 struct Logout: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "logout", abstract: "Remove stored credentials for a registry.")
+    static let configuration = CommandConfiguration(
+        commandName: "logout", abstract: "Remove stored credentials for a registry.",
+        discussion: """
+        Examples:
+          airgap-export logout registry.example.com
+        """)
     @Argument(help: "Registry (default: Docker Hub).") var server: String?
 
     func run() async throws {
@@ -131,7 +155,13 @@ struct Logout: AsyncParsableCommand {
 }
 
 struct Search: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "search", abstract: "Search a registry (and the local store) for images.")
+    static let configuration = CommandConfiguration(
+        commandName: "search", abstract: "Search a registry (and the local store) for images.",
+        discussion: """
+        Examples:
+          airgap-export search nginx
+          airgap-import search registry.internal:5000/web --limit 10
+        """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags
     @Option(help: "Maximum number of results.") var limit = 25

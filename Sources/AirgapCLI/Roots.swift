@@ -11,6 +11,18 @@ public struct ExportRoot: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "airgap-export",
         abstract: "Gather container images into a signed, verifiable bundle for an air-gapped network.",
+        discussion: """
+        Docker's top-level forms work as well: images, pull, push, tag, rmi, save, load, history and \
+        inspect are the image commands of the same name.
+
+        Examples:
+          airgap-export keygen
+          airgap-export bundle -f images.yaml -o bundle.tar --key airgap.key
+          airgap-export pull httpd:2.4 && airgap-export images
+
+        Shell completions: airgap-export --generate-completion-script bash|zsh|fish \
+        (scripts/install-docs.sh installs them with the man pages).
+        """,
         version: AirgapVersion.current,
         subcommands: [BundleCommand.self, Keygen.self, CopyCommand.self, ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self, SampleData.self])
     public init() {}
@@ -21,6 +33,21 @@ public struct ImportRoot: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "airgap-import",
         abstract: "Verify a bundle and load it into the local store, a Docker engine or the internal registry.",
+        discussion: """
+        Docker's top-level forms work as well: images, pull, tag, rmi, save, history and inspect are \
+        the image commands of the same name; 'load -i FILE' (or 'load < FILE') is image load and \
+        'push NAME' without --to is image push, while 'load BUNDLE' and 'push BUNDLE --to' are the \
+        bundle commands.
+
+        Examples:
+          airgap-import verify bundle.tar --key airgap.pub
+          airgap-import load bundle.tar --key airgap.pub
+          airgap-import push bundle.tar --key airgap.pub --to registry.internal:5000/mirror
+          airgap-import serve bundle.tar --key airgap.pub --listen 127.0.0.1:5000
+
+        Shell completions: airgap-import --generate-completion-script bash|zsh|fish \
+        (scripts/install-docs.sh installs them with the man pages).
+        """,
         version: AirgapVersion.current,
         subcommands: [Verify.self, Load.self, BundlePush.self, Serve.self, ContextGroup.self, Build.self, Audit.self, ReceiptCommand.self, TrustGroup.self,
                       CopyCommand.self, ImageGroup.self, SystemGroup.self, Login.self, Logout.self, Search.self])

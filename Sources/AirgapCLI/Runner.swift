@@ -33,7 +33,8 @@ public enum CommandRunner {
     public static func main(_ root: any AsyncParsableCommand.Type) async -> Never {
         // A closed pipe on stdout or stderr shows up as EPIPE on the write, handled where we write.
         signal(SIGPIPE, SIG_IGN)
-        let arguments = hoistGlobalOptions(Array(CommandLine.arguments.dropFirst()))
+        let arguments = DockerShortcuts.expand(hoistGlobalOptions(Array(CommandLine.arguments.dropFirst())),
+                                               bundleCommands: root == ImportRoot.self)
         let code = await run(root, arguments: arguments)
         exit(code)
     }
@@ -110,6 +111,45 @@ public enum CommandRunner {
             if let status = ExitStatus(rawValue: code.rawValue) { return (status, message) }
             return (.failure, message)
         }
+    }
+}
+
+/// Docker's top-level commands (`images`, `pull`, `push`, `tag`, `rmi`, `save`, `load`, `history`,
+/// `inspect`) as the
+/// `image` commands they are. Inside, `load BUNDLE` and `push BUNDLE --to` are the bundle commands
+/// of the contract; `load -i FILE` (or `load < FILE`) and `push NAME` without `--to` are Docker's.
+enum DockerShortcuts {
+    static let plain = ["images": ["image", "ls"], "pull": ["image", "pull"], "tag": ["image", "tag"],
+                        "rmi": ["image", "rm"], "save": ["image", "save"], "push": ["image", "push"], "load": ["image", "load"],
+                        "history": ["image", "history"], "inspect": ["image", "inspect"]]
+
+    static func expand(_ arguments: [String], bundleCommands: Bool) -> [String] {
+        // Go's flag package reads `-H=false`; the argument parser spells it --no-human.
+        let arguments = arguments.map { argument -> String in
+            switch argument {
+            case "-H=false", "--human=false": return "--no-human"
+            case "-H=true", "--human=true": return "--human"
+            default: return argument
+            }
+        }
+        // The command is the first word that is neither an option nor the value of `--store`.
+        let command = arguments.indices.first { i in !arguments[i].hasPrefix("-") && (i == 0 || arguments[i - 1] != "--store") }
+        guard let at = command, let target = plain[arguments[at]] else { return arguments }
+        let rest = arguments[(at + 1)...]
+        if bundleCommands {
+            switch arguments[at] {
+            case "load":
+                let dockerStyle = rest.contains { $0 == "-i" || $0 == "--input" || $0.hasPrefix("--input=") }
+                    || rest.allSatisfy { $0 == "-q" || $0 == "--quiet" }
+                if !dockerStyle { return arguments }
+            case "push":
+                if rest.contains(where: { $0 == "--to" || $0.hasPrefix("--to=") }) || rest.contains(where: { $0 == "-h" || $0 == "--help" }) {
+                    return arguments
+                }
+            default: break
+            }
+        }
+        return Array(arguments[..<at]) + target + rest
     }
 }
 

@@ -20,7 +20,12 @@ struct TrustGroup: AsyncParsableCommand {
         subcommands: [TrustAdd.self, TrustList.self, TrustRemove.self])
 
     struct TrustAdd: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add", abstract: "Trust the signer of a public key (PEM).")
+        static let configuration = CommandConfiguration(
+            commandName: "add", abstract: "Trust the signer of a public key (PEM).",
+            discussion: """
+            Examples:
+              airgap-import trust add site-a.pub
+            """)
         @OptionGroup var globals: GlobalOptions
         @Argument(help: "The public key file (NAME.pub).") var key: String
 
@@ -32,7 +37,13 @@ struct TrustGroup: AsyncParsableCommand {
     }
 
     struct TrustList: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the trusted signers.", aliases: ["list"])
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List the trusted signers.",
+            discussion: """
+            Examples:
+              airgap-import trust ls
+              airgap-import trust ls --format json
+            """, aliases: ["list"])
         @OptionGroup var globals: GlobalOptions
         @Option(help: "table or json.") var format = "table"
 
@@ -45,7 +56,13 @@ struct TrustGroup: AsyncParsableCommand {
     }
 
     struct TrustRemove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Stop trusting a signer (by fingerprint, its start, or key file).", aliases: ["remove"])
+        static let configuration = CommandConfiguration(
+            commandName: "rm", abstract: "Stop trusting a signer (by fingerprint, its start, or key file).",
+            discussion: """
+            Examples:
+              airgap-import trust rm 3f2a9c1b7d4e
+              airgap-import trust rm site-a.pub
+            """, aliases: ["remove"])
         @OptionGroup var globals: GlobalOptions
         @Argument(help: "Fingerprint (or at least its first 12 characters), or the key file.") var signer: String
 

@@ -36,6 +36,11 @@ public struct MediaType: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     /// A container image's config: what makes a manifest an image an engine can run, not an artifact.
     public var isImageConfig: Bool { self == .ociConfig || self == .dockerConfig }
 
+    /// An image layer (a tar, compressed or not, distributable or not): what unpacks into a root filesystem.
+    public var isImageLayer: Bool {
+        rawValue.hasPrefix("application/vnd.oci.image.layer.") || rawValue.hasPrefix("application/vnd.docker.image.rootfs.")
+    }
+
     /// The Accept list for manifest requests: every type this tool understands.
     public static let manifestAccept: [MediaType] = [.ociIndex, .ociManifest, .dockerManifestList, .dockerManifest]
 }

@@ -20,17 +20,25 @@ public struct StoredImage: Sendable {
     public var contentSize: Int64 { manifest.blobs.reduce(0) { $0 + $1.size } + manifestDescriptor.size }
 }
 
+/// What the store's images take: unpacked (Docker's SIZE: layers counted as they unpack) and
+/// on disk (the compressed blobs the store holds).
 public struct DiskUsage: Sendable {
     public struct PerImage: Sendable {
         public var image: StoredImage
+        /// Unpacked, and the parts of it other images share or not.
         public var size: Int64
         public var sharedSize: Int64
         public var uniqueSize: Int64
+        /// The blobs of the image as stored.
+        public var compressedSize: Int64
     }
     public var imageCount: Int
+    /// Every image once, layers unpacked, shared layers counted once.
+    public var unpackedBytes: Int64
+    /// Every blob on disk, and those no image uses (what `image prune` frees without -a).
     public var totalBytes: Int64
     public var referencedBytes: Int64
-    public var reclaimableBytes: Int64
+    public var unreferencedBytes: Int64
     public var perImage: [PerImage]
 }
 
@@ -186,28 +194,35 @@ extension LocalStore {
     public func diskUsage() throws -> DiskUsage {
         let blobs = try allBlobs()
         let images = try images()
+        let unpacked = unpackedSizes()
         var useCount: [Digest: Int] = [:]
-        var perEntryBlobs: [[Digest]] = []
+        var perEntryBlobs: [[Descriptor]] = []
         var seenEntries = Set<Digest>()
+        var distinct: [Digest: Descriptor] = [:]
         for image in images {
-            let closure = (try? contentClosure(of: image.entry, requireAll: false))?.required ?? []
-            perEntryBlobs.append(Array(closure))
+            // The image as listed (the chosen platform): its layers, as Docker's SIZE counts it.
+            let parts = image.manifest.layers
+            perEntryBlobs.append(parts)
             // Several names of one image count once when deciding what is shared.
-            if seenEntries.insert(image.entry.digest).inserted { for d in closure { useCount[d, default: 0] += 1 } }
+            if seenEntries.insert(image.entry.digest).inserted { for d in Set(parts.map(\.digest)) { useCount[d, default: 0] += 1 } }
+            for part in parts { distinct[part.digest] = part }
         }
+        func size(_ d: Descriptor) -> Int64 { unpacked.size(of: d) }
         var per: [DiskUsage.PerImage] = []
-        for (image, digests) in zip(images, perEntryBlobs) {
-            var shared: Int64 = 0, unique: Int64 = 0
-            for d in digests {
-                let size = blobs[d] ?? 0
-                if useCount[d, default: 0] > 1 { shared += size } else { unique += size }
+        for (image, parts) in zip(images, perEntryBlobs) {
+            var shared: Int64 = 0, unique: Int64 = 0, compressed: Int64 = 0
+            for part in Dictionary(parts.map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a }).values {
+                if useCount[part.digest, default: 0] > 1 { shared += size(part) } else { unique += size(part) }
+                compressed += blobs[part.digest] ?? 0
             }
-            per.append(.init(image: image, size: shared + unique, sharedSize: shared, uniqueSize: unique))
+            per.append(.init(image: image, size: shared + unique, sharedSize: shared, uniqueSize: unique, compressedSize: compressed))
         }
-        let referenced = Set(useCount.keys)
+        unpacked.save()
+        var referenced = Set<Digest>()
+        for image in images { referenced.formUnion((try? contentClosure(of: image.entry, requireAll: false))?.required ?? []) }
         let total = blobs.values.reduce(0, +)
         let referencedBytes = blobs.filter { referenced.contains($0.key) }.values.reduce(0, +)
-        return DiskUsage(imageCount: images.count, totalBytes: total, referencedBytes: referencedBytes,
-                         reclaimableBytes: total - referencedBytes, perImage: per)
+        return DiskUsage(imageCount: Set(images.map(\.entry.digest)).count, unpackedBytes: distinct.values.reduce(0) { $0 + size($1) },
+                         totalBytes: total, referencedBytes: referencedBytes, unreferencedBytes: total - referencedBytes, perImage: per)
     }
 }

@@ -145,3 +145,14 @@ public final class TarReader {
         return data
     }
 }
+
+extension TarReader {
+    /// What a layer takes unpacked, as Docker's SIZE counts it: the bytes of its regular files
+    /// (the tar's headers and padding, links and directories add nothing).
+    public static func unpackedSize(of source: any ByteSource) throws -> Int64 {
+        let reader = try TarReader(source: source)
+        var total: Int64 = 0
+        while let entry = try reader.next() { if entry.kind == .file { total += entry.size } }
+        return total
+    }
+}

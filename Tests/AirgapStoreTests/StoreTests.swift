@@ -163,13 +163,20 @@ import Testing
         let usage = try store.diskUsage()
         let blobs = try store.allBlobs()
         #expect(usage.totalBytes == blobs.values.reduce(0, +))
-        #expect(usage.reclaimableBytes == 0)
+        #expect(usage.unreferencedBytes == 0)
         #expect(usage.perImage.count == 3)
         let base = try store.images()[0].manifest.layers[0]
+        // SIZE is unpacked, as Docker counts it: the file bytes GNU tar lists in the layer.
+        let listing = try runProcess("/usr/bin/tar", ["-tvzf", store.blobPath(base.digest)]).stdout
+        let fileBytes = listing.split(separator: "\n").filter { $0.hasPrefix("-") }
+            .compactMap { Int64($0.split(separator: " ", omittingEmptySubsequences: true)[2]) }.reduce(0, +)
+        #expect(fileBytes > 0 && store.unpackedSizes().size(of: base) == fileBytes)
         for p in usage.perImage {
-            #expect(p.sharedSize == base.size)
+            #expect(p.sharedSize == fileBytes)
             #expect(p.size == p.sharedSize + p.uniqueSize)
+            #expect(p.compressedSize == p.image.manifest.layers.reduce(0) { $0 + $1.size })
         }
+        #expect(usage.unpackedBytes == usage.perImage[0].sharedSize + usage.perImage.reduce(0) { $0 + $1.uniqueSize })
     }
 
     @Test func pruneRemovesUnreferencedBlobsAndAllWithFlag() throws {

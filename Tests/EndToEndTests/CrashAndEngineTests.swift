@@ -201,6 +201,15 @@ struct EngineTests {
         #expect(load.status == 0, "\(load.stderr)")
         let images = try runProcess("docker", ["-H", "unix://\(engine.socket)", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
         #expect(images.stdout.contains("\(f.source)/app-1:1.0"), "\(images.stdout)")
+        // The store lists the same images the way Docker does: same template, same fields, same SIZE.
+        let store = f.dir.file("store")
+        #expect(try f.importer(["load", f.bundle, "--key", f.pub], store: store).status == 0)
+        let template = "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}"
+        let dockerRows = Set(try runProcess("docker", ["-H", "unix://\(engine.socket)", "images", "--format", template]).stdout.split(separator: "\n"))
+        let ourRows = Set(try f.importer(["images", "--format", template], store: store).stdout.split(separator: "\n"))
+        #expect(!ourRows.isEmpty && ourRows == dockerRows, "docker: \(dockerRows), airgap: \(ourRows)")
+        let filtered = try f.importer(["images", "-f", "reference=\(f.source)/app-1:*", "--format", "{{.Repository}}"], store: store).stdout
+        #expect(filtered == "\(f.source)/app-1\n", "\(filtered)")
         // A tampered bundle reaches nothing.
         var data = try Data(contentsOf: URL(fileURLWithPath: f.bundle))
         data[data.count - 20_000] ^= 0xff
