@@ -160,6 +160,7 @@ struct Audit: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let output { try OutputPath.check(output, option: "-o") }
         let read = try input.reader(storeRoot: globals.storeRoot, hashFiles: true).read()
         let keys = try input.imageKeys.map { try ImageKey.load(path: $0) }
         var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil, imageKeys: keys)

@@ -66,6 +66,7 @@ struct BundleCommand: AsyncParsableCommand {
 
     func run() async throws {
         let started = Date()
+        try OutputPath.check(output, option: "-o")
         let set: ImageSet
         do { set = try ImageSet.load(path: file) } catch let error as ImageSet.ParseError { throw CommandError(.usage, error.description) }
         let signingKey = try key.map { try BundleKeys.loadPrivateKey(path: $0) }

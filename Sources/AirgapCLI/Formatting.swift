@@ -1,5 +1,8 @@
 import AirgapOCI
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Output the way Docker prints it.
 enum Format {
@@ -156,5 +159,24 @@ struct OutputFormat {
     func print(_ rows: [[String: JSONValue]]) throws {
         let text = try render(rows)
         if !text.isEmpty || isTable { Swift.print(text) }
+    }
+}
+
+/// Where a command will write, checked before any network or long work: a missing or unwritable
+/// directory, or a directory given as the file, is said at once, in one sentence.
+enum OutputPath {
+    static func check(_ path: String, option: String) throws {
+        if path == "-" { return }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw CommandError(.usage, "\(option) \(path) is a directory; give the file to write")
+        }
+        let parent = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandError(.failure, "the directory \(parent) for \(option) \(path) does not exist; create it or choose another path (nothing was done)")
+        }
+        guard access(parent, W_OK) == 0 else {
+            throw CommandError(.failure, "cannot write \(path): the directory \(parent) is not writable (\(String(cString: strerror(errno)).lowercased())); choose a writable location (nothing was done)")
+        }
     }
 }

@@ -217,6 +217,7 @@ struct ReceiptCommand: AsyncParsableCommand {
     @Option(name: .customLong("registry"), help: "Describe a registry HOST[:PORT][/PREFIX] instead of the store.") var registryTarget: String?
 
     func run() async throws {
+        if let output { try OutputPath.check(output, option: "-o") }
         let receipt: Receipt
         if let registryTarget {
             receipt = try await registry.withClient { client in try await RegistryReceipt.make(client: client, target: registryTarget) }

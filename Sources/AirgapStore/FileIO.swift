@@ -11,7 +11,7 @@ public enum FileIO {
 
     public static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw StoreError.io(path: path, reason: errnoText()) }
+        guard fd >= 0 else { throw StoreError.posix(path: path) }
         return fd
     }
 
@@ -21,7 +21,7 @@ public enum FileIO {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StoreError.io(path: path, reason: errnoText())
+                throw StoreError.posix(path: path)
             }
             offset += n
         }
@@ -37,12 +37,12 @@ public enum FileIO {
             let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
             if n >= 0 { return n }
             if errno == EINTR { continue }
-            throw StoreError.io(path: path, reason: errnoText())
+            throw StoreError.posix(path: path)
         }
     }
 
     public static func fsync(_ fd: Int32, path: String) throws {
-        guard Glibc.fsync(fd) == 0 else { throw StoreError.io(path: path, reason: errnoText()) }
+        guard Glibc.fsync(fd) == 0 else { throw StoreError.posix(path: path) }
     }
 
     public static func fsyncDirectory(_ path: String) {
@@ -51,7 +51,36 @@ public enum FileIO {
     }
 
     public static func rename(_ from: String, _ to: String) throws {
-        guard Glibc.rename(from, to) == 0 else { throw StoreError.io(path: to, reason: errnoText()) }
+        guard Glibc.rename(from, to) == 0 else { throw StoreError.posix(path: to) }
+    }
+
+    /// Bytes a non-root writer may still use on the file system holding `path` (the nearest
+    /// existing parent), or nil when that cannot be told.
+    public static func freeBytes(near path: String) -> Int64? {
+        var probe = path.isEmpty ? "." : path
+        var st = statvfs()
+        while statvfs(probe, &st) != 0 {
+            let parent = (probe as NSString).deletingLastPathComponent
+            if parent == probe || parent.isEmpty { return nil }
+            probe = parent
+        }
+        return Int64(st.f_bavail) * Int64(st.f_frsize)
+    }
+
+    /// Refuses, before a byte is written, a write of `bytes` that cannot fit where `path` lives.
+    /// A margin (1% and 4 MiB) keeps room for the file system's own blocks and metadata.
+    public static func requireFreeSpace(_ bytes: Int64, at path: String, for what: String) throws {
+        guard bytes > 0, let free = freeBytes(near: path) else { return }
+        let needed = bytes + bytes / 100 + (4 << 20)
+        guard needed > free else { return }
+        throw StoreError.noSpace(path: path, detail: "\(what) needs \(humanBytes(needed)) and \(humanBytes(free)) is free; nothing was written")
+    }
+
+    static func humanBytes(_ n: Int64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var value = Double(n), i = 0
+        while value >= 1000 && i < units.count - 1 { value /= 1000; i += 1 }
+        return String(format: i == 0 ? "%.0f%@" : "%.1f%@", value, units[i])
     }
 
     public static func fileSize(_ path: String) -> Int64? {

@@ -70,11 +70,11 @@ public final class IngestSession: BlobWriter, @unchecked Sendable {
                 // A partial that does not hash to what it should (a torn write at power loss): start over.
                 verifier.reset()
                 existing = 0
-                guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
+                guard ftruncate(fd, 0) == 0 else { throw StoreError.posix(path: tempPath) }
             }
         }
         if existing == 0 {
-            guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
+            guard ftruncate(fd, 0) == 0 else { throw StoreError.posix(path: tempPath) }
         }
         resumedFrom = existing
         _ = lseek(fd, off_t(existing), SEEK_SET)
@@ -114,7 +114,7 @@ public final class IngestSession: BlobWriter, @unchecked Sendable {
 
     /// Drops what was written so far and starts again from byte 0 (a server that ignored Range).
     public func reset() throws {
-        guard ftruncate(fd, 0) == 0 else { throw StoreError.io(path: tempPath, reason: FileIO.errnoText()) }
+        guard ftruncate(fd, 0) == 0 else { throw StoreError.posix(path: tempPath) }
         _ = lseek(fd, 0, SEEK_SET)
         verifier.reset()
     }

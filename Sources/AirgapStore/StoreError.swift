@@ -1,4 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import AirgapOCI
+import Foundation
 
 /// Store failures. Each message names the thing and says what to do.
 public enum StoreError: Error, Sendable, CustomStringConvertible {
@@ -9,6 +13,28 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case ambiguous(String, matches: [String])
     case corrupt(path: String, reason: String)
     case conflict(String)
+    /// The disk is full (ENOSPC, EDQUOT): `path` is where the user pointed, never a temp file.
+    case noSpace(path: String, detail: String)
+    /// Not writable (EACCES, EPERM, EROFS).
+    case notWritable(path: String, reason: String)
+
+    /// The failure of the POSIX call that just failed on `path`, from errno.
+    public static func posix(path: String, code: Int32 = errno) -> StoreError {
+        let reason = String(cString: strerror(code))
+        switch code {
+        case ENOSPC, EDQUOT: return .noSpace(path: visible(path), detail: reason)
+        case EACCES, EPERM, EROFS: return .notWritable(path: visible(path), reason: reason)
+        default: return .io(path: path, reason: reason)
+        }
+    }
+
+    /// The path a user knows: a store's own temp files (`STORE/.airgap/…`) are the store, and
+    /// `FILE.partial-PID` or `FILE.tmp-…` is FILE.
+    static func visible(_ path: String) -> String {
+        if let r = path.range(of: "/.airgap/") { return String(path[..<r.lowerBound]) }
+        for marker in [".partial-", ".tmp-"] { if let r = path.range(of: marker, options: .backwards) { return String(path[..<r.lowerBound]) } }
+        return path
+    }
 
     public var description: String {
         switch self {
@@ -20,6 +46,10 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .ambiguous(let ref, let matches): "'\(ref)' matches several images (\(matches.joined(separator: ", "))); give a longer ID or a full name"
         case .corrupt(let path, let reason): "the store file \(path) is damaged: \(reason)"
         case .conflict(let reason): reason
+        case .noSpace(let path, let detail):
+            "not enough space on the disk holding \(path) (\(detail)); free some space or choose a location on a bigger disk, then run the command again"
+        case .notWritable(let path, let reason):
+            "cannot write \(path): \(reason.lowercased()); choose a writable location or fix its permissions"
         }
     }
 }
