@@ -112,7 +112,7 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
         let leftOut = Set(plan.metadata.requiredOnInside.map(\.digest))
         let entries = copy.digestOrder.filter { !leftOut.contains($0.digest) }
         let bytes = entries.reduce(Int64(1 << 20)) { $0 + $1.size + 1024 }
-        try FileIO.requireFreeSpace(bytes, at: (options.output as NSString).deletingLastPathComponent, for: "the bundle \(options.output)")
+        try FileIO.requireFreeSpace(bytes, at: options.output, for: "the bundle \(options.output)")
         let volumes = try VolumeWriter(path: options.output, splitSize: options.splitSize)
         let tar = CanonicalTarWriter(sink: { try volumes.write($0) })
         self.volumes = volumes

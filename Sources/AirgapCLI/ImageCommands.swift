@@ -68,7 +68,7 @@ struct ImageList: AsyncParsableCommand {
         var problems: [String] = []
         let everything = try store.images(problems: &problems)
         for problem in problems { printErr("warning: cannot read \(problem)") }
-        let images = try filters.apply(to: everything, includeAttachments: all)
+        let images = try filters.apply(to: everything, includeAttachments: all) { try store.findOne($0).config.createdDate }
             .sorted { a, b in
                 let (x, y) = (a.config.createdDate ?? .distantPast, b.config.createdDate ?? .distantPast)
                 if x != y { return x > y }
@@ -135,17 +135,10 @@ struct ImageFilters {
         }
     }
 
-    func apply(to images: [StoredImage], includeAttachments: Bool) throws -> [StoredImage] {
-        func created(of text: String) throws -> Date {
-            let matches = images.filter { image in
-                image.reference?.familiarDescription == text || image.reference.map { (try? Reference(parsing: text)) == $0 } == true
-                    || image.id.encoded.hasPrefix(text.replacingOccurrences(of: "sha256:", with: "")) && text.count >= 4
-            }
-            guard let image = matches.first else { throw StoreError.imageNotFound(text) }
-            return image.config.createdDate ?? .distantPast
-        }
-        let beforeDate = try before.map(created)
-        let sinceDate = try since.map(created)
+    /// `createdOf` finds the image `before=`/`since=` name (the store's own lookup).
+    func apply(to images: [StoredImage], includeAttachments: Bool, createdOf: (String) throws -> Date?) throws -> [StoredImage] {
+        let beforeDate = try before.map { try createdOf($0) ?? .distantPast }
+        let sinceDate = try since.map { try createdOf($0) ?? .distantPast }
         return images.filter { image in
             if !includeAttachments, let tag = image.reference?.tag, AttachmentKind.parse(tag: tag) != nil { return false }
             if let dangling, (image.reference == nil) != dangling { return false }

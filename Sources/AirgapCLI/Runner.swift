@@ -143,7 +143,9 @@ enum DockerShortcuts {
                     || rest.allSatisfy { $0 == "-q" || $0 == "--quiet" }
                 if !dockerStyle { return arguments }
             case "push":
-                if rest.contains(where: { $0 == "--to" || $0.hasPrefix("--to=") }) || rest.contains(where: { $0 == "-h" || $0 == "--help" }) {
+                // A bundle file given without --to stays the bundle command, which says --to is missing.
+                let namesAFile = rest.first { !$0.hasPrefix("-") }.map { FileManager.default.fileExists(atPath: $0) } ?? false
+                if namesAFile || rest.contains(where: { $0 == "--to" || $0.hasPrefix("--to=") || $0 == "-h" || $0 == "--help" }) {
                     return arguments
                 }
             default: break

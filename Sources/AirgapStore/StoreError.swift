@@ -32,7 +32,10 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// `FILE.partial-PID` or `FILE.tmp-…` is FILE.
     static func visible(_ path: String) -> String {
         if let r = path.range(of: "/.airgap/") { return String(path[..<r.lowerBound]) }
-        for marker in [".partial-", ".tmp-"] { if let r = path.range(of: marker, options: .backwards) { return String(path[..<r.lowerBound]) } }
+        // Exactly the names writeThroughTemporary and writeAtomically make: `.partial-PID`, `.tmp-PID-RANDOM`.
+        for pattern in [#"\.partial-[0-9]+$"#, #"\.tmp-[0-9]+-[0-9]+$"#] {
+            if let r = path.range(of: pattern, options: .regularExpression) { return String(path[..<r.lowerBound]) }
+        }
         return path
     }
 

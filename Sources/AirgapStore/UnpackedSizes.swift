@@ -22,10 +22,18 @@ public final class UnpackedSizes {
         image.manifest.layers.reduce(0) { $0 + size(of: $1) }
     }
 
+    /// Real layers unpack to a few times their compressed size; past this ratio the layer is
+    /// counted as stored instead of inflated further.
+    static let ratioLimit: Int64 = 64
+
     public func size(of layer: Descriptor) -> Int64 {
+        guard layer.mediaType.isImageLayer else { return layer.size }
         if let known = sizes[layer.digest.description] { return known }
-        guard layer.mediaType.isImageLayer, let source = try? FileSequenceSource(paths: [store.blobPath(layer.digest)]),
-              let measured = try? TarReader.unpackedSize(of: source) else { return layer.size }
+        let limit = max(layer.size, 1 << 20).multipliedReportingOverflow(by: Self.ratioLimit)
+        // A blob that is not a readable tar, or a bomb, counts its stored size; that is kept too,
+        // so it is measured once, not on every listing.
+        let measured = (try? FileSequenceSource(paths: [store.blobPath(layer.digest)]))
+            .flatMap { try? TarReader.unpackedSize(of: $0, limit: limit.overflow ? .max : limit.partialValue) } ?? layer.size
         sizes[layer.digest.description] = measured
         changed = true
         return measured

@@ -149,10 +149,15 @@ public final class TarReader {
 extension TarReader {
     /// What a layer takes unpacked, as Docker's SIZE counts it: the bytes of its regular files
     /// (the tar's headers and padding, links and directories add nothing).
-    public static func unpackedSize(of source: any ByteSource) throws -> Int64 {
+    /// nil once the total passes `limit`: skipping a file's data still inflates it, so a layer
+    /// that claims more than any real one (a compression bomb) costs no more than the limit.
+    public static func unpackedSize(of source: any ByteSource, limit: Int64 = .max) throws -> Int64? {
         let reader = try TarReader(source: source)
         var total: Int64 = 0
-        while let entry = try reader.next() { if entry.kind == .file { total += entry.size } }
+        while let entry = try reader.next() {
+            if entry.kind == .file { total += entry.size }
+            if total > limit { return nil }
+        }
         return total
     }
 }

@@ -142,6 +142,8 @@ private let container: JSONValue = .object([
         (["push", "app:1"], true, ["image", "push", "app:1"]),
         (["push", "app:1"], false, ["image", "push", "app:1"]),
         (["verify", "b.tar"], true, ["verify", "b.tar"]),
+        // A bundle file without --to stays the bundle command (which then says --to is missing).
+        (["push", "/etc/hostname"], true, ["push", "/etc/hostname"]),
     ])
     func expansions(arguments: [String], inside: Bool, expected: [String]) {
         #expect(DockerShortcuts.expand(arguments, bundleCommands: inside) == expected)

@@ -179,6 +179,30 @@ import Testing
         #expect(usage.unpackedBytes == usage.perImage[0].sharedSize + usage.perImage.reduce(0) { $0 + $1.uniqueSize })
     }
 
+    /// A layer that claims far more than it stores (1 GiB of zeros in ~1 MB of gzip) is not
+    /// inflated to the end for a listing: it counts its stored size (a full count would say
+    /// 1 GiB), measured once.
+    @Test func aCompressionBombCountsItsStoredSize() throws {
+        let dir = TempDirectory("bomb")
+        let store = try LocalStore(path: dir.file("store"))
+        #expect(try runProcess("/usr/bin/truncate", ["-s", "1G", dir.file("zeros")]).status == 0)
+        #expect(try runProcess("/usr/bin/tar", ["-I", "gzip -1", "-cf", dir.file("bomb.tgz"), "-C", dir.path, "zeros"]).status == 0)
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir.file("bomb.tgz")))
+        let digest = try store.ingest(data, source: "test")
+        let layer = Descriptor(mediaType: .ociLayerGzip, digest: digest, size: Int64(data.count))
+        #expect(store.unpackedSizes().size(of: layer) == layer.size)
+        let sizes = try String(contentsOfFile: dir.file("store/.airgap/unpacked-sizes.json"), encoding: .utf8)
+        #expect(sizes.contains(digest.description), "the fallback is kept, so it is not measured again")
+    }
+
+    /// Messages name what the user gave, never this tool's temp files.
+    @Test func diskErrorsNameTheUsersPath() {
+        #expect(StoreError.posix(path: "/s/.airgap/ingest/abc", code: ENOSPC).description.contains("holding /s ("))
+        #expect(StoreError.posix(path: "/o/b.tar.partial-42", code: ENOSPC).description.contains("holding /o/b.tar ("))
+        #expect(StoreError.posix(path: "/o/i.json.tmp-42-77", code: EACCES).description.hasPrefix("cannot write /o/i.json:"))
+        #expect(StoreError.posix(path: "/o/my.tmp-file.tar", code: EROFS).description.hasPrefix("cannot write /o/my.tmp-file.tar:"))
+    }
+
     @Test func pruneRemovesUnreferencedBlobsAndAllWithFlag() throws {
         let dir = TempDirectory("store")
         let (store, _) = try sampleStore(dir, count: 2)
