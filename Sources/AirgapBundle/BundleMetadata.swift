@@ -113,11 +113,15 @@ public struct BundleMetadata: Codable, Sendable, Equatable {
     public var requiredOnInside: [Blob]
     /// The receipt used for `--since`, by sha256.
     public var since: String?
+    /// The registry and prefix (`HOST[:PORT][/PREFIX]`) a `receipt --registry` described: where
+    /// the left-out blobs are, so a push to another prefix can mount them from there.
+    public var sinceRegistry: String?
 
-    public init(tool: Tool, created: String?, manifest: SourceManifest?, images: [Image], blobs: [Blob], requiredOnInside: [Blob], since: String?) {
+    public init(tool: Tool, created: String?, manifest: SourceManifest?, images: [Image], blobs: [Blob], requiredOnInside: [Blob], since: String?,
+                sinceRegistry: String? = nil) {
         formatVersion = Self.currentFormat
         self.tool = tool; self.created = created; self.manifest = manifest; self.images = images
-        self.blobs = blobs; self.requiredOnInside = requiredOnInside; self.since = since
+        self.blobs = blobs; self.requiredOnInside = requiredOnInside; self.since = since; self.sinceRegistry = sinceRegistry
     }
 }
 

@@ -524,12 +524,18 @@ public final class BundleReader {
             result.findings.append(Finding(entry: listName, problem: "the volumes given (\(given.joined(separator: ", "))) are not the \(list.volumes.count) it lists, in order"))
             return nil
         }
-        var missing = false
-        for (volume, path) in zip(list.volumes, listed.paths) where !FileIO.exists(path) {
-            result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is missing; all \(list.volumes.count) volumes are needed"))
-            missing = true
+        let absent = zip(list.volumes, listed.paths).filter { !FileIO.exists($0.1) }
+        if !absent.isEmpty {
+            for (volume, _) in absent {
+                result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is missing; all \(list.volumes.count) volumes are needed"))
+            }
+            // The bundle cannot be read without them, but the ones present are checked against
+            // the signed list each, so one run names every volume to copy again.
+            for (volume, path) in zip(list.volumes, listed.paths) where FileIO.exists(path) && !Self.matches(path, volume) {
+                result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is damaged: its size or sha256 differs from the signed volume list"))
+            }
+            return nil
         }
-        if missing { return nil }
         files = listed
         return list
     }
@@ -626,15 +632,22 @@ public final class BundleReader {
             start += size
         }
         guard spanned.count > 1 else { return spanned.first.map { ($0.path as NSString).lastPathComponent } }
-        let bad = spanned.filter { item in
-            guard let source = try? FileSequenceSource(path: item.path) else { return true }
-            var hasher = DigestHasher()
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-            defer { buffer.deallocate() }
-            while let n = try? source.read(into: buffer), n > 0 { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
-            return hasher.finalize().encoded != item.volume.sha256
-        }
+        let bad = spanned.filter { !Self.matches($0.path, $0.volume) }
         return (bad.isEmpty ? spanned : bad).map { ($0.path as NSString).lastPathComponent }.joined(separator: ", ")
+    }
+
+    /// A volume file has the size and sha256 its signed list gives.
+    static func matches(_ path: String, _ volume: VolumeList.Volume) -> Bool {
+        guard let source = try? FileSequenceSource(path: path), source.sizes == [volume.size] else { return false }
+        var hasher = DigestHasher()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            guard let n = try? source.read(into: buffer) else { return false }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        }
+        return hasher.finalize().encoded == volume.sha256
     }
 
     /// A sidecar file of at most 1 MiB, read only if it is a regular file.

@@ -8,7 +8,7 @@ import Foundation
 extension BundlePlan {
     /// The bundle a copy plan makes, from the plan alone: bundle.json, the OCI index (full
     /// references) and the Docker view (RepoTags), all named by `Naming`.
-    public init(copy plan: CopyPlan, manifest source: BundleMetadata.SourceManifest?, since: String?, created: String?) throws {
+    public init(copy plan: CopyPlan, manifest source: BundleMetadata.SourceManifest?, since: String?, sinceRegistry: String? = nil, created: String?) throws {
         var indexEntries: [Descriptor] = []
         var listed = Set<Descriptor>()
         var dockerEntries: [JSONValue] = []
@@ -47,7 +47,8 @@ extension BundlePlan {
         let carried = plan.digestOrder.map { BundleMetadata.Blob(digest: $0.digest, size: $0.size, mediaType: $0.mediaType) }
         let required = plan.leftOut.sorted { $0.digest < $1.digest }.map { BundleMetadata.Blob(digest: $0.digest, size: $0.size, mediaType: $0.mediaType) }
         let metadata = BundleMetadata(tool: .init(name: "airgap", version: BundleMetadata.toolVersion), created: created, manifest: source,
-                                      images: images, blobs: carried, requiredOnInside: required, since: since)
+                                      images: images, blobs: carried, requiredOnInside: required, since: since,
+                                      sinceRegistry: required.isEmpty ? nil : sinceRegistry)
         self.init(metadata: metadata, ociIndex: try CanonicalJSON.encode(ImageIndex(mediaType: .ociIndex, manifests: indexEntries)),
                   dockerManifest: try CanonicalJSON.encode(dockerEntries))
     }
@@ -65,12 +66,14 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
         public var manifest: BundleMetadata.SourceManifest?
         /// sha256 of the receipt used for `--since`.
         public var since: String?
+        /// The registry prefix that receipt described, if it described one.
+        public var sinceRegistry: String?
         /// The signed creation time; nil: now (or `SOURCE_DATE_EPOCH`).
         public var created: String?
         public init(output: String, signingKey: Curve25519.Signing.PrivateKey?, splitSize: Int64? = nil,
-                    manifest: BundleMetadata.SourceManifest? = nil, since: String? = nil, created: String? = nil) {
+                    manifest: BundleMetadata.SourceManifest? = nil, since: String? = nil, sinceRegistry: String? = nil, created: String? = nil) {
             self.output = output; self.signingKey = signingKey; self.splitSize = splitSize; self.manifest = manifest
-            self.since = since; self.created = created
+            self.since = since; self.sinceRegistry = sinceRegistry; self.created = created
         }
     }
 
@@ -97,7 +100,7 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
     public var order: SinkOrder { .digestOrder }
 
     public func begin(_ copy: CopyPlan) async throws {
-        let plan = try BundlePlan(copy: copy, manifest: options.manifest, since: options.since,
+        let plan = try BundlePlan(copy: copy, manifest: options.manifest, since: options.since, sinceRegistry: options.sinceRegistry,
                                   created: archive == nil ? try options.created ?? BundleTime.now() : nil)
         self.plan = plan
         if let archive {

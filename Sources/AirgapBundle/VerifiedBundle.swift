@@ -62,11 +62,29 @@ public struct VerifiedBundle: ContentSource {
         if offsets[descriptor.digest] == nil { throw notCarried(descriptor, for: name) }
     }
 
+    /// A left-out blob (`--since`) is where the receipt's registry prefix keeps the same image:
+    /// a push to another prefix of that registry mounts it from there instead of refusing.
+    public func mountOrigin(_ descriptor: Descriptor, in repository: Reference) -> Reference? {
+        guard leftOut.contains(descriptor.digest), let (registry, prefix) = receiptPrefix else { return nil }
+        return Naming.rewrite(repository, registry: registry, prefix: prefix)
+    }
+
+    /// `HOST[:PORT][/PREFIX]` from the signed metadata, split.
+    var receiptPrefix: (registry: String, prefix: String)? {
+        guard let text = metadata.sinceRegistry, !text.isEmpty else { return nil }
+        let parts = text.split(separator: "/", maxSplits: 1)
+        return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+    }
+
     /// A blob the bundle left out (`--since`): the destination must hold it already.
     func notCarried(_ descriptor: Descriptor, for name: Reference) -> ContentError {
-        leftOut.contains(descriptor.digest)
-            ? ContentError(.missing, "\(name.familiarDescription) needs \(descriptor.digest), which the bundle left out (--since) and the destination does not hold; push the earlier bundle first")
-            : ContentError(.verification, "the bundle does not carry \(descriptor.digest), which \(name.familiarDescription) needs; the bundle is incomplete: export it again")
+        guard leftOut.contains(descriptor.digest) else {
+            return ContentError(.verification, "the bundle does not carry \(descriptor.digest), which \(name.familiarDescription) needs; the bundle is incomplete: export it again")
+        }
+        let tried = receiptPrefix.map { registry, _ in
+            registry == name.registry ? ", nor could it be mounted from \(metadata.sinceRegistry ?? ""), where the receipt said the inside keeps it" : ""
+        } ?? ""
+        return ContentError(.missing, "\(name.familiarDescription) needs \(descriptor.digest), which the bundle left out (--since) and the destination does not hold\(tried); push the earlier bundle first")
     }
 
     /// Where a blob lies in the bundle files: an offset in the concatenated stream, mapped onto volumes.

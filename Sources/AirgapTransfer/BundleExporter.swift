@@ -179,7 +179,8 @@ public struct BundleExporter {
     public func write(_ plan: CopyPlan, from source: any ContentSource, options: Options,
                       manifest: BundleMetadata.SourceManifest?) async throws -> Summary {
         let sink = BundleSink(.init(output: options.output, signingKey: options.signingKey, splitSize: options.splitSize,
-                                    manifest: manifest, since: options.receipt?.sha256, created: options.created))
+                                    manifest: manifest, since: options.receipt?.sha256,
+                                    sinceRegistry: options.receipt?.0.describes.registry, created: options.created))
         try await CopyEngine(source: source, sink: sink, events: events).run(plan)
         guard let volumes = sink.volumeList, let metadata = sink.plan?.metadata else {
             throw ContentError(.missing, "the bundle was not finished")

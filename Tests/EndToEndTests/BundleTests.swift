@@ -164,6 +164,39 @@ struct ExportTests {
         #expect(try f.importer(["image", "ls", "-q"], store: f.dir.file("empty")).stdout.isEmpty)
     }
 
+    @Test func pushOfASinceBundleMountsLeftOutBlobsFromTheReceiptsPrefix() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        let host = f.registries.plain
+        let first = "\(host)/\(f.repo)-first", second = "\(host)/\(f.repo)-second"
+        try f.expectOK(try f.importer(["push", f.bundle, "--key", f.pub, "--to", first], store: f.dir.file("in")))
+        let receipt = f.dir.file("receipt.json")
+        try f.expectOK(try f.importer(["receipt", "--registry", first, "-o", receipt], store: f.dir.file("in")))
+        let delta = f.dir.file("delta.tar")
+        try f.expectOK(try f.makeBundle(["--since", receipt], output: delta))
+        let json = try runProcess("tar", ["xOf", delta, "airgap/bundle.json"]).stdout
+        let metadata = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        #expect(metadata["sinceRegistry"] as? String == first)
+        #expect(!(metadata["requiredOnInside"] as! [Any]).isEmpty)
+        // To a new prefix of the same registry: every left-out blob is mounted from the first one.
+        let pushed = try f.importer(["push", delta, "--key", f.pub, "--to", second], store: f.dir.file("in"))
+        try f.expectOK(pushed)
+        #expect(pushed.stderr.contains("mounted from \(f.repo)-first/"), "\(pushed.stderr)")
+        // What landed there is whole: a pull re-hashes every blob.
+        try f.expectOK(try f.exporter(["image", "pull", "--all-platforms", "\(second)/\(f.repo)/app-multi:1.0"], store: f.dir.file("check")))
+        try f.expectOK(try f.exporter(["image", "pull", "\(second)/\(f.repo)/app-1:1.0"], store: f.dir.file("check")))
+        // A delta whose receipt named no registry has nothing to mount from: refused, no tag made.
+        let partial = f.dir.file("partial")
+        try f.expectOK(try f.exporter(["image", "pull", "\(f.source)/app-1:1.0"], store: partial))
+        try f.expectOK(try f.importer(["receipt", "-o", receipt], store: partial))
+        try f.expectOK(try f.makeBundle(["--since", receipt], output: delta))
+        let third = "\(host)/\(f.repo)-third"
+        let refused = try f.importer(["push", delta, "--key", f.pub, "--to", third], store: f.dir.file("in"))
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("left out (--since)") && refused.stderr.contains("push the earlier bundle first"), "\(refused.stderr)")
+        #expect(try f.exporter(["image", "pull", "\(third)/\(f.repo)/app-2:1.0"], store: f.dir.file("check")).status != 0)
+    }
+
     @Test func badManifestsNameLineAndProblem() throws {
         let f = try BundleFixture()
         let cases: [(String, String)] = [

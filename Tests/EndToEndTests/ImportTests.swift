@@ -94,6 +94,15 @@ struct ImportTests {
         let missing = try f.importer(["verify", split, "--key", f.pub], store: store)
         #expect(missing.status == 3)
         #expect(missing.stderr.contains("split.tar.003") && missing.stderr.contains("missing"), "\(missing.stderr)")
+        // Exactly the volumes at fault: .003 missing, .002 still damaged; .001 and .004 (after the gap) are fine.
+        #expect(FileManager.default.fileExists(atPath: split + ".004"))
+        let named = { (text: String) in Set(["001", "002", "003", "004"].filter { text.contains("split.tar.\($0)") }) }
+        #expect(named(missing.stderr) == ["002", "003"], "\(missing.stderr)")
+        #expect(missing.stderr.contains("split.tar.002 (in split.tar.002): this volume is damaged"), "\(missing.stderr)")
+        // Given as .001 (the rest found from it): the same findings.
+        let fromFirst = try f.importer(["verify", split + ".001", "--key", f.pub], store: store)
+        #expect(fromFirst.status == 3)
+        #expect(named(fromFirst.stderr) == ["002", "003"], "\(fromFirst.stderr)")
         // Exported again into fewer volumes: the stale ones go, and the new bundle verifies.
         try f.expectOK(try f.makeBundle(["--split-size", "1M"], output: split))
         let left = try FileManager.default.contentsOfDirectory(atPath: f.dir.path).filter { $0.hasPrefix("split.tar.0") }
