@@ -41,6 +41,9 @@ Control API (JSON; never forwarded, never logged):
            "cut_request_after": BYTES
                   read BYTES of the client's request body (an upload), then
                   close the connection without forwarding or answering
+           "rate": BYTES_PER_SECOND
+                  forward the whole body, no faster than that (a slow link,
+                  for progress and ETA tests)
            "pad_body": BYTES
                   forward the whole body, then BYTES spaces, with the
                   Content-Length grown to match (an oversized response,
@@ -70,7 +73,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 COPY_SIZE = 64 * 1024
 CONTROL_BODY_MAX = 1 << 20
 UPSTREAM_TIMEOUT = 300  # seconds; long enough for a big blob PUT to be hashed
-ACTIONS = ("status", "cut_after", "stall_seconds", "truncate_body", "pad_body", "cut_request_after")
+ACTIONS = ("status", "cut_after", "stall_seconds", "truncate_body", "pad_body", "cut_request_after", "rate")
 RULE_KEYS = {"method", "path_contains", "times", "retry_after", "body", *ACTIONS}
 # Per-connection headers (RFC 9110 7.6.1) are the proxy's business, not the
 # far side's. Expect is answered here: BaseHTTPRequestHandler sends the
@@ -139,6 +142,8 @@ def parse_rule(raw, index):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise RuleError(f"rule {index}: stall_seconds must be a number >= 0")
         rule["stall_seconds"] = value
+    elif action == "rate":
+        rule["rate"] = _int(raw, "rate", index, minimum=1)
     else:
         rule[action] = _int(raw, action, index)
     return rule
@@ -547,7 +552,8 @@ class Handler(BaseHTTPRequestHandler):
         sent = 0
         complete = True
         if has_body:
-            sent, complete = self.copy_body(resp, limit, framing == "chunked", entry, prefix)
+            sent, complete = self.copy_body(resp, limit, framing == "chunked", entry, prefix,
+                                            rate=rule["rate"] if action == "rate" else None)
         if action == "pad_body" and has_body and complete and upstream_length is not None:
             sent += self.send_padding(rule["pad_body"])
         if action == "cut_after":
@@ -587,12 +593,14 @@ class Handler(BaseHTTPRequestHandler):
             got += len(piece)
         return b"".join(parts)
 
-    def copy_body(self, resp, limit, chunked, entry, prefix=b""):
+    def copy_body(self, resp, limit, chunked, entry, prefix=b"", rate=None):
         """Streams the upstream body (after prefix) to the client, at most
-        limit bytes. Returns (bytes sent, whether upstream's body was read
-        cleanly up to what was needed)."""
+        limit bytes (and, with rate, at most rate bytes a second). Returns
+        (bytes sent, whether upstream's body was read cleanly up to what was
+        needed)."""
         state = self.server.state
         sent = 0
+        started = time.monotonic()
 
         def write(data):
             nonlocal sent
@@ -602,11 +610,17 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
             sent += len(data)
             state.update(entry, bytes_sent=sent)
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
 
         if prefix:
             write(prefix)
         while limit is None or sent < limit:
             want = COPY_SIZE if limit is None else min(COPY_SIZE, limit - sent)
+            if rate:
+                want = min(want, max(1, rate // 20))  # small pieces: the rate holds over 50 ms
             try:
                 # read1: pass on what has arrived rather than wait for a full buffer
                 data = resp.read1(want)

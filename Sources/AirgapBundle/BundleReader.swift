@@ -191,6 +191,8 @@ public final class BundleReader {
     public private(set) var files: BundleFiles
     let trust: BundleTrust
     let hashFiles: Bool
+    /// Told of the read pass (its size, then bytes as they are read), for progress.
+    public var events: TransferEvents?
 
     public init(files: BundleFiles, trust: BundleTrust, hashFiles: Bool = false) {
         self.files = files
@@ -231,7 +233,10 @@ public final class BundleReader {
         }
         if let volumeList { compareVolumeSizes(volumeList, actual: fileSource.sizes, &result) }
         guard result.findings.isEmpty else { return result }
-        let hashing = HashingSource(fileSource, hashEachFile: hashFiles)
+        let events = self.events
+        events?(.passStarted((files.paths[0] as NSString).lastPathComponent, bytes: fileSource.sizes.reduce(0, +)))
+        defer { events?(.passFinished) }
+        let hashing = HashingSource(fileSource, hashEachFile: hashFiles, onRead: events.map { events in { events(.passProgress(bytes: $0)) } })
         let tee = passthrough.map { HoldBackSource(hashing, sink: $0) }
         let tar = CanonicalTarReader(source: tee ?? hashing)
 
@@ -666,10 +671,12 @@ final class HashingSource: ByteSource {
     private let hashEachFile: Bool
     private var hashers: [DigestHasher]
     private var sizes: [Int64]
+    private let onRead: ((Int64) -> Void)?
 
-    init(_ inner: FileSequenceSource, hashEachFile: Bool) {
+    init(_ inner: FileSequenceSource, hashEachFile: Bool, onRead: ((Int64) -> Void)? = nil) {
         self.inner = inner
         self.hashEachFile = hashEachFile
+        self.onRead = onRead
         hashers = inner.paths.map { _ in DigestHasher() }
         sizes = inner.paths.map { _ in 0 }
     }
@@ -682,6 +689,7 @@ final class HashingSource: ByteSource {
             let volume = inner.currentVolume
             sizes[volume] += Int64(n)
             if hashEachFile { hashers[volume].update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
+            onRead?(Int64(n))
         }
         return n
     }

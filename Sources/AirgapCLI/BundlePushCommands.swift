@@ -31,7 +31,8 @@ struct BundlePush: AsyncParsableCommand {
         let target = try PushTarget(parsing: to)
         let history = TagHistory(storeRoot: globals.storeRoot)
         let destination = "registry \(target)"
-        let result = try input.reader(storeRoot: globals.storeRoot).read(verifiedMetadata: { metadata, signature in
+        let progress = input.display.renderer(verb: "Push", passVerb: "Verifying", quiet: quiet || format == "json")
+        let result = try input.reader(storeRoot: globals.storeRoot, progress: progress).read(verifiedMetadata: { metadata, signature in
             let tags = metadata.images.compactMap { image in
                 (try? Reference(parsing: image.reference)).map { (target.rewrite($0).description, image.digest) }
             }
@@ -39,7 +40,6 @@ struct BundlePush: AsyncParsableCommand {
         })
         try reportFindings(result, quiet: quiet)
         try input.checkImageSignatures(result, quiet: quiet || format == "json", action: "nothing was pushed")
-        let progress = ProgressRenderer(verb: "Push", quiet: quiet || format == "json")
         let outcome = try await registry.withClient { client in
             try await BundlePusher(client: client, events: progress.handle).push(result, to: target)
         }
@@ -78,7 +78,8 @@ enum EngineLoader {
             try input.checkImageSignatures(first, quiet: quiet, action: "nothing was handed to the engine")
         }
         // Used by the one thread that reads the bundle, and only after this function hands it over.
-        nonisolated(unsafe) let reader = try input.reader(storeRoot: storeRoot)
+        let progress = input.display.renderer(verb: "Load", passVerb: "Loading into \(engine.name) from", quiet: quiet)
+        nonisolated(unsafe) let reader = try input.reader(storeRoot: storeRoot, progress: progress)
         let history = TagHistory(storeRoot: storeRoot)
         let pipe = ByteBufferPipe()
         // However the engine's request ends, the reading thread must not wait on it any longer.
@@ -98,6 +99,7 @@ enum EngineLoader {
                 })
             }
         }
+        progress.finish()
         let result: BundleReadResult
         switch read {
         case .success(let value) where value.ok:
@@ -161,9 +163,11 @@ struct Audit: AsyncParsableCommand {
 
     func run() async throws {
         if let output { try OutputPath.check(output, option: "-o") }
-        let read = try input.reader(storeRoot: globals.storeRoot, hashFiles: true).read()
+        let progress = input.display.renderer(verb: "Audit", passVerb: "Hashing", quiet: false)
+        let read = try input.reader(storeRoot: globals.storeRoot, hashFiles: true, progress: progress).read()
         let keys = try input.imageKeys.map { try ImageKey.load(path: $0) }
-        var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil, imageKeys: keys)
+        var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil, imageKeys: keys, events: progress.handle)
+        progress.finish()
         if let registryTarget {
             let target = try PushTarget(parsing: registryTarget)
             try await registry.withClient { client in try await report.checkRegistry(read, client: client, target: target) }

@@ -32,6 +32,7 @@ struct CopyCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned bundle: source.") var allowUnsigned = false
     @Flag(name: .customLong("allow-rollback"), help: "Let a bundle: source older than the one that set a tag move that tag back.") var allowRollback = false
     @Flag(name: .shortAndLong, help: "Print only the copied references.") var quiet = false
+    @OptionGroup var display: ProgressOptions
     @Argument(help: "Where the images are.") var source: String
     @Argument(help: "Where they go.") var destination: String
 
@@ -57,7 +58,7 @@ struct CopyCommand: AsyncParsableCommand {
                 try BundleInput.recordTags(result, history: history, destination: destination, tags: tags)
             }
         }
-        let progress = ProgressRenderer(verb: "Copy", quiet: quiet)
+        let progress = display.renderer(verb: "Copy", quiet: quiet)
         let copied = try await registry.withClient { client in
             try await Copier(client: client, options: options, events: progress.handle).copy(from: from, to: to)
         }

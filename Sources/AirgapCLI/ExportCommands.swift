@@ -54,6 +54,7 @@ struct BundleCommand: AsyncParsableCommand {
     @Option(name: .customLong("split-size"), help: "Split into volumes of SIZE bytes (K/M/G, or fat32).") var splitSize: String?
     @Flag(help: "Keep a copy of every blob fetched in the store (a store that exists is read from either way).") var cache = false
     @Flag(name: .shortAndLong, help: "Only the summary.") var quiet = false
+    @OptionGroup var display: ProgressOptions
     @Option(name: .customLong("image-key"), help: ArgumentHelp("Carry only images signed with this key (repeatable; any one suffices): a cosign public key, or an OpenPGP public key for containers' GPG signatures; adds to the manifest's verify: keys.", valueName: "FILE"))
     var imageKeys: [String] = []
     @Option(name: .customLong("registries.d"), help: ArgumentHelp("Where containers' registries.d names the lookaside stores of simple-signing (GPG) signatures to carry (default: ~/.config/containers/registries.d, else /etc/containers/registries.d).", valueName: "DIR"))
@@ -81,7 +82,7 @@ struct BundleCommand: AsyncParsableCommand {
         for (host, settings) in set.registries {
             table.perRegistry[host] = RegistryOptions(caFile: settings.caFile, insecure: settings.insecure)
         }
-        let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
+        let progress = display.renderer(verb: "Pull", quiet: quiet)
         let exporter = BundleExporter(store: store, cache: cache, events: progress.handle)
         let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in
             try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split, imageKeys: keys, registriesD: lookaside))

@@ -19,6 +19,7 @@ struct BundleInput: ParsableArguments {
     var allowRollback = false
     @Option(name: .customLong("image-key"), help: ArgumentHelp("Every image must carry a signature by this key (repeatable; any one suffices), checked from the bundle's bytes: a cosign public key, or an OpenPGP public key (gpg --export) for containers' GPG signatures.", valueName: "FILE"))
     var imageKeys: [String] = []
+    @OptionGroup var display: ProgressOptions
 
     func validate() throws {
         if bundle.isEmpty { throw ValidationError("give the bundle to read") }
@@ -60,9 +61,12 @@ struct BundleInput: ParsableArguments {
                            keySource: "any of the \(trusted.count) trusted signer\(trusted.count == 1 ? "" : "s") ('airgap-import trust ls')")
     }
 
-    func reader(storeRoot: String, hashFiles: Bool = false) throws -> BundleReader {
+    /// The reader of the bundle; `progress` is told of its read pass.
+    func reader(storeRoot: String, hashFiles: Bool = false, progress: ProgressRenderer? = nil) throws -> BundleReader {
         let files = try BundleFiles.resolve(bundle)
-        return BundleReader(files: files, trust: try trust(storeRoot: storeRoot), hashFiles: hashFiles)
+        let reader = BundleReader(files: files, trust: try trust(storeRoot: storeRoot), hashFiles: hashFiles)
+        reader.events = progress?.handle
+        return reader
     }
 
     /// Refuses a bundle that would move a tag back to what an older bundle of the same signer set.
@@ -124,7 +128,9 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         let started = Date()
-        let result = try input.reader(storeRoot: globals.storeRoot).read()
+        let progress = input.display.renderer(verb: "Verify", passVerb: "Verifying", quiet: quiet || format == "json")
+        let result = try input.reader(storeRoot: globals.storeRoot, progress: progress).read()
+        progress.finish()
         let seconds = Date().timeIntervalSince(started)
         let bytes = result.entries.reduce(Int64(0)) { $0 + $1.size }
         if format == "json" {
@@ -177,7 +183,8 @@ struct Load: AsyncParsableCommand {
             try await EngineLoader.load(input: input, storeRoot: globals.storeRoot, quiet: quiet, engine: try Engines.named(into))
             return
         }
-        let reader = try input.reader(storeRoot: globals.storeRoot)
+        let progress = input.display.renderer(verb: "Load", passVerb: "Verifying and loading", quiet: quiet || format == "json")
+        let reader = try input.reader(storeRoot: globals.storeRoot, progress: progress)
         let store = try globals.openStore()
         let history = TagHistory(storeRoot: store.root)
         let outcome = try BundleImporter(store: store).load(reader, admit: { metadata, signature in
@@ -185,6 +192,7 @@ struct Load: AsyncParsableCommand {
         }, beforePublish: { result in
             try input.checkImageSignatures(result, quiet: quiet || format == "json", action: "nothing was loaded")
         })
+        progress.finish()
         try reportFindings(outcome.result, quiet: quiet)
         if let metadata = outcome.result.metadata {
             try input.recordTags(outcome.result, history: history, destination: "store", tags: metadata.tags)

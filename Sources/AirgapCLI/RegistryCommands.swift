@@ -35,6 +35,7 @@ struct ImagePull: AsyncParsableCommand {
     var platforms: [String] = []
     @Flag(name: .customLong("all-platforms"), help: "Pull every platform of a multi-platform image.") var allPlatforms = false
     @Flag(name: .shortAndLong, help: "Print only the pulled references.") var quiet = false
+    @OptionGroup var display: ProgressOptions
     @Argument(help: "Image references.") var references: [String]
 
     func validate() throws {
@@ -46,7 +47,7 @@ struct ImagePull: AsyncParsableCommand {
         let store = try globals.openStore()
         let platforms = try self.platforms.map { try Platform(parsing: $0) }
         let requests = try references.map { CopyRequest(reference: try Reference(parsing: $0), platforms: platforms, allPlatforms: allPlatforms) }
-        let progress = ProgressRenderer(verb: "Pull", quiet: quiet)
+        let progress = display.renderer(verb: "Pull", quiet: quiet)
         let resolved = try await registry.withClient { client in
             try await ImagePuller(client: client, store: store, events: progress.handle).pull(requests)
         }
@@ -69,6 +70,7 @@ struct ImagePush: AsyncParsableCommand {
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags
     @Flag(name: .shortAndLong, help: "Print only the pushed digest.") var quiet = false
+    @OptionGroup var display: ProgressOptions
     @Argument(help: "Image name or ID in the store.") var source: String
     @Argument(help: "Where to push (defaults to the image's own name).") var target: String?
 
@@ -79,7 +81,7 @@ struct ImagePush: AsyncParsableCommand {
         if let target { destination = try Reference(parsing: target) }
         else if let name = image.reference { destination = name }
         else { throw CommandError(.usage, "\(source) has no name; give the target reference to push it to") }
-        let progress = ProgressRenderer(verb: "Push", quiet: quiet)
+        let progress = display.renderer(verb: "Push", quiet: quiet)
         let digest = try await registry.withClient { client in
             try await ImagePusher(client: client, store: store, events: progress.handle).push(image, to: destination)
         }

@@ -79,6 +79,7 @@ public enum CommandRunner {
             }
             return 0
         } catch {
+            ProgressRenderer.stopActive()
             let (status, message) = describe(error, root: root)
             if status == .ok {
                 if !message.isEmpty { print(message) }
@@ -194,6 +195,7 @@ enum EmptyStore {
 }
 
 func printErr(_ text: String) {
+    if ProgressRenderer.writeAbove(text + "\n") { return }
     writeOut(2, text + "\n")
 }
 

@@ -21,6 +21,7 @@ public struct CopyEngine: Sendable {
     }
 
     public func run(_ plan: CopyPlan) async throws {
+        events(.totals(bytes: plan.blobs.reduce(0) { $0 + $1.descriptor.size }, blobs: plan.blobs.count))
         do {
             try await sink.begin(plan)
             switch sink.order {

@@ -5,6 +5,8 @@ public enum TransferEvent: Sendable {
     case resolved(Reference, Descriptor)
     /// Every reference resolved (manifests fetched and verified): the plan is known.
     case planned(images: Int, seconds: Double)
+    /// What a copy will move at most: every blob of the plan (those found at the destination count as done).
+    case totals(bytes: Int64, blobs: Int)
     case blobStarted(Digest, size: Int64)
     case blobProgress(Digest, bytes: Int64)
     case blobFinished(Digest, size: Int64)
@@ -13,6 +15,10 @@ public enum TransferEvent: Sendable {
     case blobMounted(Digest, size: Int64, from: String)
     case manifestWritten(Reference, Digest)
     case note(String)
+    /// A pass that reads a whole file or store to check it (verify, load, audit): its name and size.
+    case passStarted(String, bytes: Int64)
+    case passProgress(bytes: Int64)
+    case passFinished
 }
 
 public typealias TransferEvents = @Sendable (TransferEvent) -> Void

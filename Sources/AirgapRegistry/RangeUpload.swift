@@ -23,11 +23,14 @@ struct SegmentChunks: AsyncSequence, Sendable {
     let segments: FileSegments
     let expected: Digest?
     var running: RunningDigest? = nil
+    /// Told of each chunk as it is handed on.
+    var onBytes: (@Sendable (Int64) -> Void)? = nil
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let segments: FileSegments
         let expected: Digest?
         let running: RunningDigest?
+        let onBytes: (@Sendable (Int64) -> Void)?
         var chunks: FileSegments.Chunks?
 
         mutating func next() async throws -> ByteBuffer? {
@@ -41,6 +44,7 @@ struct SegmentChunks: AsyncSequence, Sendable {
                     running?.update(UnsafeRawBufferPointer(rebasing: raw[..<n]))
                     return n
                 }
+                if more { onBytes?(Int64(buffer.readableBytes)) }
                 return more ? buffer : nil
             } catch let error as ContentError where error.actual != nil {
                 throw RegistryError(.digestMismatch, error.message)
@@ -50,5 +54,5 @@ struct SegmentChunks: AsyncSequence, Sendable {
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(segments: segments, expected: expected, running: running) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(segments: segments, expected: expected, running: running, onBytes: onBytes) }
 }

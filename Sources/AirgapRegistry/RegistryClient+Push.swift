@@ -68,29 +68,29 @@ extension RegistryClient {
     public func uploadBlob(_ reference: Reference, _ descriptor: Descriptor, from source: FileSegments,
                            progress: @Sendable @escaping (Int64) -> Void = { _ in }) async throws {
         var attempt = 0
-        var reported: Int64 = 0 // progress counts each byte once, however many sessions send it
+        let counter = UploadProgress(progress)
         while true {
             attempt += 1
-            var sent: Int64 = 0
+            counter.newSession()
             do {
-                try await uploadSession(reference, descriptor, from: source) { bytes in
-                    sent += bytes
-                    if sent > reported { progress(sent - reported); reported = sent }
-                }
+                try await uploadSession(reference, descriptor, from: source, progress: counter.sent)
+                counter.complete(descriptor.size)
                 return
             } catch let error as RegistryError where error.isTemporary && attempt < retryPolicy.attempts {
                 try await Task.sleep(nanoseconds: UInt64(delay(attempt: attempt, retryAfter: nil) * 1e9))
                 if try await blobSize(reference, descriptor.digest, push: true) == descriptor.size {
-                    progress(descriptor.size - reported)
+                    counter.complete(descriptor.size)
                     return
                 }
             }
         }
     }
 
+    /// `progress` is told of bytes as they are handed to the connection (a megabyte at a time),
+    /// not when a request completes: a 32 MiB PUT or 64 MiB PATCH would otherwise freeze the ETA.
     private func uploadSession(_ reference: Reference, _ descriptor: Descriptor, from source: FileSegments,
-                               progress: (Int64) -> Void) async throws {
-        let chunks = SegmentChunks(segments: source, expected: descriptor.digest)
+                               progress: @escaping @Sendable (Int64) -> Void) async throws {
+        let chunks = SegmentChunks(segments: source, expected: descriptor.digest, onBytes: progress)
         let scope = Self.pushScope(reference.repository)
         let start = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/uploads/",
                                         method: .POST, scope: scope, idempotent: false))
@@ -113,7 +113,7 @@ extension RegistryClient {
                 headers.add(name: "Content-Length", value: "\(length)")
                 let part = source.slice(from: offset, length: length)
                 let response = try await send(Call(registry: reference.registry, path: "", method: .PATCH, headers: headers, scope: scope,
-                                                   makeBody: { .stream(SegmentChunks(segments: part, expected: nil, running: running), length: .known(length)) },
+                                                   makeBody: { .stream(SegmentChunks(segments: part, expected: nil, running: running, onBytes: progress), length: .known(length)) },
                                                    idempotent: false, absoluteURL: url))
                 let body = try? await response.body.collect(upTo: 1 << 16)
                 guard response.status == .accepted, let next = response.headers.first(name: "Location") else {
@@ -122,7 +122,6 @@ extension RegistryClient {
                 }
                 url = try await uploadURL(next, registry: reference.registry)
                 offset += length
-                progress(length)
             }
             let actual = running.finalize()
             guard actual == descriptor.digest else {
@@ -141,7 +140,6 @@ extension RegistryClient {
                                                idempotent: false, absoluteURL: Self.appendingQuery(url, "digest=\(descriptor.digest)")))
             let body = try? await response.body.collect(upTo: 1 << 16)
             try finishUpload(response, body: body, reference: reference, descriptor: descriptor)
-            progress(size)
         }
     }
 
@@ -177,5 +175,31 @@ extension RegistryClient {
         if let header = response.headers.first(name: "Docker-Content-Digest"), let digest = try? Digest(parsing: header), digest != expected {
             throw RegistryError(.digestMismatch, "\(reference.registry) stored the manifest \(selector) as \(digest) instead of \(expected)")
         }
+    }
+}
+
+/// Counts each byte of an upload once however many sessions send it: a new session starts again
+/// from zero, and only what goes beyond the most any session sent is reported.
+final class UploadProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private let report: @Sendable (Int64) -> Void
+    private var reported: Int64 = 0
+    private var session: Int64 = 0
+
+    init(_ report: @escaping @Sendable (Int64) -> Void) { self.report = report }
+
+    func newSession() { lock.withLock { session = 0 } }
+
+    var sent: @Sendable (Int64) -> Void { { [self] bytes in advance(to: lock.withLock { session += bytes; return session }) } }
+
+    func complete(_ size: Int64) { advance(to: size) }
+
+    private func advance(to total: Int64) {
+        let delta: Int64 = lock.withLock {
+            guard total > reported else { return 0 }
+            defer { reported = total }
+            return total - reported
+        }
+        if delta > 0 { report(delta) }
     }
 }

@@ -51,9 +51,19 @@ public struct AuditReport: Codable, Sendable {
 
     /// Builds the report from a read of the bundle; with `store`, every blob is also checked (present
     /// and re-hashed) in that store.
-    public static func make(_ read: BundleReadResult, store: LocalStore? = nil, imageKeys: [ImageKey] = []) -> AuditReport {
+    public static func make(_ read: BundleReadResult, store: LocalStore? = nil, imageKeys: [ImageKey] = [],
+                            events: @escaping TransferEvents = { _ in }) -> AuditReport {
         var findings = read.findings
         let metadata = read.metadata
+        // Re-hashing the store is a pass of its own, reported a blob at a time.
+        if let store {
+            events(.passStarted("the store \(store.root)", bytes: ((metadata?.blobs ?? []) + (metadata?.requiredOnInside ?? [])).reduce(0) { $0 + $1.size }))
+        }
+        defer { if store != nil { events(.passFinished) } }
+        let storeCheck = { (store: LocalStore, digest: Digest, size: Int64, findings: inout [Finding]) -> String in
+            defer { events(.passProgress(bytes: size)) }
+            return Self.storeCheck(store, digest, size, &findings)
+        }
         let entryOK = Dictionary(read.entries.map { ($0.name, $0.ok) }, uniquingKeysWith: { a, b in a && b })
         var blobs: [BlobEntry] = []
         for blob in (metadata?.blobs ?? []) {
