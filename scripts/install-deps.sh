@@ -22,8 +22,8 @@ packages=(
   git busybox-static
   # other tar readers for the differential tests: Go's archive/tar (as in docker, podman, skopeo, ctr) and bsdtar
   golang-go libarchive-tools
-  # progress is checked in a real terminal (tmux)
-  tmux
+  # progress is checked in a real terminal (tmux); the audit page is laid out by headless Chromium
+  tmux chromium
 )
 
 missing=()

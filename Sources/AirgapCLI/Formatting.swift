@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import Foundation
 #if canImport(Glibc)
@@ -7,15 +8,7 @@ import Glibc
 /// Output the way Docker prints it.
 enum Format {
     /// go-units HumanSize: decimal units, 3 significant digits ("72.8MB", "0B").
-    static func size(_ bytes: Int64) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB", "PB"]
-        var value = Double(bytes)
-        var i = 0
-        while value >= 1000 && i < units.count - 1 { value /= 1000; i += 1 }
-        var text = String(format: "%.3g", value)
-        if text.contains("e") { text = String(format: "%.0f", value) }
-        return text + units[i]
-    }
+    static func size(_ bytes: Int64) -> String { ByteCount.human(bytes) }
 
     /// go-units HumanDuration, used as "X ago".
     static func since(_ date: Date?, now: Date = Date()) -> String {

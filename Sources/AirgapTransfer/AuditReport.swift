@@ -32,7 +32,12 @@ public struct AuditReport: Codable, Sendable {
         public var verification: String?
         public var keyFingerprint: String?
     }
-    public struct BlobEntry: Codable, Sendable { public var digest: String; public var size: Int64; public var mediaType: String; public var result: String }
+    public struct BlobEntry: Codable, Sendable {
+        public var digest: String; public var size: Int64; public var mediaType: String; public var result: String
+        /// The images that need this blob (a damaged base layer breaks every one of them).
+        public var images: [String]?
+    }
+    public struct SourceManifestEntry: Codable, Sendable { public var name: String; public var sha256: String }
 
     public var schema = "airgap-audit/v1"
     public var tool: String
@@ -41,6 +46,8 @@ public struct AuditReport: Codable, Sendable {
     /// What was audited: the bundle itself, or the store / registry it was loaded into.
     public var target: String
     public var result: String
+    /// The image manifest the bundle was made from (its file name and sha256), as signed.
+    public var sourceManifest: SourceManifestEntry?
     public var bundleFiles: [FileEntry]
     public var signature: Signature
     public var findings: [Finding]
@@ -65,15 +72,16 @@ public struct AuditReport: Codable, Sendable {
             return Self.storeCheck(store, digest, size, &findings)
         }
         let entryOK = Dictionary(read.entries.map { ($0.name, $0.ok) }, uniquingKeysWith: { a, b in a && b })
+        let users = blobUsers(read)
         var blobs: [BlobEntry] = []
         for blob in (metadata?.blobs ?? []) {
             var result = entryOK["blobs/sha256/\(blob.digest.encoded)"].map { $0 ? "ok" : "mismatch" } ?? "missing"
             if let store, result == "ok" { result = storeCheck(store, blob.digest, blob.size, &findings) }
-            blobs.append(.init(digest: blob.digest.description, size: blob.size, mediaType: blob.mediaType.rawValue, result: result))
+            blobs.append(.init(digest: blob.digest.description, size: blob.size, mediaType: blob.mediaType.rawValue, result: result, images: users[blob.digest]))
         }
         for blob in (metadata?.requiredOnInside ?? []) {
             let result = store.map { storeCheck($0, blob.digest, blob.size, &findings) } ?? "required-on-inside"
-            blobs.append(.init(digest: blob.digest.description, size: blob.size, mediaType: blob.mediaType.rawValue, result: result))
+            blobs.append(.init(digest: blob.digest.description, size: blob.size, mediaType: blob.mediaType.rawValue, result: result, images: users[blob.digest]))
         }
         var images: [ImageEntry] = []
         let sizes = Dictionary(((metadata?.blobs ?? []) + (metadata?.requiredOnInside ?? [])).map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
@@ -111,6 +119,7 @@ public struct AuditReport: Codable, Sendable {
                            host: ProcessInfo.processInfo.hostName,
                            target: store.map { "store \($0.root)" } ?? "bundle",
                            result: findings.isEmpty ? "PASS" : "FAIL",
+                           sourceManifest: metadata?.manifest.map { .init(name: $0.name, sha256: $0.sha256) },
                            bundleFiles: read.fileHashes.map { .init(path: $0.path, size: $0.size, sha256: $0.sha256) },
                            signature: .init(status: read.signature.description, signerFingerprint: fingerprint),
                            findings: findings, images: images, blobs: blobs)
@@ -151,6 +160,21 @@ public struct AuditReport: Codable, Sendable {
             if case .verified(let key, _) = outcome { entry.keyFingerprint = key }
         }
         return entry
+    }
+
+    /// Blob → the images (references, in bundle order) whose graph holds it: the one graph walk over
+    /// the documents the verified read kept, from each image's top digest.
+    static func blobUsers(_ read: BundleReadResult) -> [Digest: [String]] {
+        var users: [Digest: [String]] = [:]
+        for image in read.metadata?.images ?? [] {
+            let top = Descriptor(mediaType: image.mediaType, digest: image.digest, size: image.size)
+            guard let graph = try? GraphWalk.run(GraphWalk(root: top, subject: image.reference, allowAbsent: true), load: { read.documents[$0.digest] }) else { continue }
+            var digests: [Digest] = []
+            var seen = Set<Digest>()
+            for d in graph.manifests.map(\.digest) + graph.blobs.map(\.digest) where seen.insert(d).inserted { digests.append(d) }
+            for d in digests { users[d, default: []].append(image.reference) }
+        }
+        return users
     }
 
     static func storeCheck(_ store: LocalStore, _ digest: Digest, _ size: Int64, _ findings: inout [Finding]) -> String {
@@ -223,6 +247,7 @@ public struct AuditReport: Codable, Sendable {
         out.append("airgap checksum audit — \(result)")
         out.append("Tool: \(tool)   Generated: \(generatedAt)   Host: \(host)   Target: \(target)")
         out.append("Signature: \(signature.status)")
+        if let m = sourceManifest { out.append("Source manifest: \(m.name) (sha256 \(m.sha256))") }
         for f in bundleFiles { out.append("Bundle file: \(f.path)  \(f.size) bytes  sha256 \(f.sha256)") }
         out.append("")
         out.append("Images (\(images.count)):")
@@ -241,62 +266,122 @@ public struct AuditReport: Codable, Sendable {
         if !findings.isEmpty {
             out.append("")
             out.append("Findings (\(findings.count)):")
-            for f in findings { out.append("  \(f)") }
+            let usedBy = Dictionary(blobs.map { ($0.digest, $0.images ?? []) }, uniquingKeysWith: { a, _ in a })
+            for f in findings {
+                let broken = Naming.digest(ofBlobPath: f.entry).flatMap { usedBy[$0.description] } ?? []
+                out.append("  \(f)" + (broken.isEmpty ? "" : " (breaks \(broken.joined(separator: ", ")))"))
+            }
         }
         return out.joined(separator: "\n") + "\n"
     }
 
+    /// One self-contained page (no scripts, no external resources) an auditor reads at a glance:
+    /// the verdict and who signed first, then findings with the images each one breaks, then the
+    /// bundle files, images (index digests above their platforms) and blobs (with the images that
+    /// use them), human sizes with totals. Fits 1280 px: long digests wrap inside their column.
     public func html() -> String {
         func esc(_ s: String) -> String {
             s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
+        func size(_ bytes: Int64) -> String { "<span title=\"\(bytes) bytes\">\(ByteCount.human(bytes))</span>" }
+        func mono(_ s: String) -> String { "<span class=\"mono\">\(esc(s))</span>" }
+        func list(_ items: [String]) -> String { items.map(esc).joined(separator: "<br>") }
+        // The vendor prefix is the same on every row; the full type stays in the tooltip.
+        func type(_ mediaType: String) -> String {
+            var short = mediaType
+            for prefix in ["application/vnd.oci.image.", "application/vnd.docker.distribution.", "application/vnd.docker.container.image.", "application/vnd.docker.image.rootfs."] where short.hasPrefix(prefix) {
+                short.removeFirst(prefix.count)
+            }
+            return "<span title=\"\(esc(mediaType))\">\(esc(short))</span>"
+        }
         let ok = passed
+        let usedBy = Dictionary(blobs.map { ($0.digest, $0.images ?? []) }, uniquingKeysWith: { a, _ in a })
         var h = """
-        <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>airgap audit — \(esc(result))</title>
+        <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+        <title>airgap audit — \(esc(result))</title>
         <style>
-        body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-        table{border-collapse:collapse;margin:1em 0;width:100%}
-        th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px}
-        th{background:#f3f3f3} td.mono,span.mono{font-family:monospace}
+        *{box-sizing:border-box}
+        body{font:14px/1.4 system-ui,sans-serif;color:#222;margin:0 auto;padding:20px 24px;max-width:1280px}
+        h1{font-size:22px;margin:0 0 12px} h2{font-size:17px;margin:24px 0 6px}
+        table{border-collapse:collapse;width:100%;table-layout:fixed}
+        th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:anywhere}
+        th{background:#f3f3f3} td.num,th.num{text-align:right;white-space:nowrap}
+        .mono{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px}
+        tr.image td{background:#f8f8f8;font-weight:600} tr.total td{font-weight:600;border-top:2px solid #888}
         .pass{color:#176f2c;font-weight:bold} .fail{color:#b00020;font-weight:bold} tr.bad td{background:#fde7ea;color:#b00020}
-        .summary{border:2px solid \(ok ? "#176f2c" : "#b00020");padding:1em;border-radius:6px}
+        .summary{border:2px solid \(ok ? "#176f2c" : "#b00020");padding:10px 14px;border-radius:6px}
+        .summary table td{border:none;padding:1px 8px 1px 0} .summary table{table-layout:auto}
+        @media print{
+          body{max-width:none;padding:0;font-size:11px} th,td{font-size:10px} .mono{font-size:9px}
+          h2{break-after:avoid} tr{break-inside:avoid} thead{display:table-header-group}
+          tr.bad td,tr.image td,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+        }
         </style></head><body>
         <h1>Checksum audit: <span class="\(ok ? "pass" : "fail")">\(esc(result))</span></h1>
-        <div class="summary"><p>Target: \(esc(target))<br>Signature: \(esc(signature.status))\(signature.signerFingerprint.map { "<br>Signer key fingerprint: <span class=\"mono\">\(esc($0))</span>" } ?? "")<br>
-        Images: \(images.count) · Blobs: \(blobs.count) · Findings: \(findings.count)<br>
-        Tool: \(esc(tool)) · Generated: \(esc(generatedAt)) · Host: \(esc(host))</p></div>
+        <div class="summary"><table>
         """
+        let signer = signature.signerFingerprint.map { "valid, signed by the key \(mono($0))" } ?? esc(signature.status)
+        var summary: [(String, String)] = [("Signature", signer), ("Target", esc(target))]
+        if let manifest = sourceManifest { summary.append(("Source manifest", "\(esc(manifest.name)) (sha256 \(mono(manifest.sha256)))")) }
+        let carried = blobs.filter { $0.result != "required-on-inside" }
+        summary.append(("Contents", "\(images.count) image\(images.count == 1 ? "" : "s"), \(blobs.count) blobs, \(size(carried.reduce(0) { $0 + $1.size })) carried"
+                        + (carried.count == blobs.count ? "" : ", \(blobs.count - carried.count) required on the inside")))
+        summary.append(("Findings", findings.isEmpty ? "none" : "<span class=\"fail\">\(findings.count)</span>"))
+        summary.append(("Report", "\(esc(tool)), \(esc(generatedAt)), on \(esc(host))"))
+        for (key, value) in summary { h += "<tr><td>\(key)</td><td>\(value)</td></tr>" }
+        h += "</table></div>\n"
         if !findings.isEmpty {
-            h += "<h2>Findings</h2><table><tr><th>Entry</th><th>Volume</th><th>Problem</th></tr>"
-            for f in findings { h += "<tr class=\"bad\"><td class=\"mono\">\(esc(f.entry))</td><td>\(esc(f.volume ?? ""))</td><td>\(esc(f.problem))</td></tr>" }
-            h += "</table>"
+            // The volume column only for split bundles, where a finding names one.
+            let volumes = findings.contains { $0.volume != nil }
+            h += "<h2>Findings</h2><table><colgroup><col style=\"width:34%\">\(volumes ? "<col style=\"width:12%\">" : "")<col><col style=\"width:24%\"></colgroup>"
+            h += "<thead><tr><th>Entry</th>\(volumes ? "<th>Volume</th>" : "")<th>Problem</th><th>Images it breaks</th></tr></thead>"
+            for f in findings {
+                let broken = Naming.digest(ofBlobPath: f.entry).flatMap { usedBy[$0.description] } ?? []
+                h += "<tr class=\"bad\"><td>\(mono(f.entry))</td>\(volumes ? "<td>\(esc(f.volume ?? ""))</td>" : "")<td>\(esc(f.problem))</td><td>\(list(broken))</td></tr>"
+            }
+            h += "</table>\n"
         }
-        h += "<h2>Bundle files</h2><table><tr><th>File</th><th>Size</th><th>SHA-256</th></tr>"
-        for f in bundleFiles { h += "<tr><td>\(esc(f.path))</td><td>\(f.size)</td><td class=\"mono\">\(f.sha256)</td></tr>" }
-        h += "</table><h2>Images</h2><table><tr><th>Reference</th><th>Platform</th><th>Manifest</th><th>Config</th><th>Created</th><th>Size</th></tr>"
+        h += "<h2>Bundle files</h2><table><colgroup><col style=\"width:36%\"><col style=\"width:10%\"><col></colgroup>"
+        h += "<thead><tr><th>File</th><th class=\"num\">Size</th><th>SHA-256</th></tr></thead>"
+        for f in bundleFiles { h += "<tr><td>\(esc(f.path))</td><td class=\"num\">\(size(f.size))</td><td>\(mono(f.sha256))</td></tr>" }
+        if bundleFiles.count > 1 {
+            h += "<tr class=\"total\"><td>\(bundleFiles.count) volumes</td><td class=\"num\">\(size(bundleFiles.reduce(0) { $0 + $1.size }))</td><td></td></tr>"
+        }
+        h += "</table>\n"
+        h += "<h2>Images</h2><table><colgroup><col style=\"width:13%\"><col style=\"width:33%\"><col style=\"width:33%\"><col style=\"width:12%\"><col style=\"width:9%\"></colgroup>"
+        h += "<thead><tr><th>Platform</th><th>Manifest</th><th>Config</th><th>Created</th><th class=\"num\">Size</th></tr></thead>"
         for i in images {
+            let kind = i.mediaType.contains("index") || i.mediaType.contains("manifest.list") ? "index" : "manifest"
+            var head = "\(esc(i.reference))<br><span style=\"font-weight:normal\">\(kind) \(mono(i.digest))"
+            if let original = i.originalIndexDigest, original != i.digest { head += "<br>chosen from the index \(mono(original))" }
+            if let check = i.signatureCheck { head += "<br>signature check: \(esc(check))" }
+            head += "</span>"
+            h += "<tr class=\"image\"><td colspan=\"4\">\(head)</td><td class=\"num\">\(size(i.size))</td></tr>"
             for p in i.platforms {
-                h += "<tr><td>\(esc(i.reference))</td><td>\(esc(p.platform))</td><td class=\"mono\">\(esc(p.manifest))</td><td class=\"mono\">\(esc(p.config))</td><td>\(esc(p.created ?? ""))</td><td>\(p.size)</td></tr>"
+                h += "<tr><td>\(esc(p.platform))</td><td>\(mono(p.manifest))</td><td>\(mono(p.config))</td><td>\(esc((p.created ?? "").replacingOccurrences(of: "T", with: " ")))</td><td class=\"num\">\(size(p.size))</td></tr>"
             }
         }
-        let withAttachments = images.filter { !($0.attachments ?? []).isEmpty || $0.signatureCheck != nil }
+        h += "<tr class=\"total\"><td colspan=\"4\">\(images.count) image\(images.count == 1 ? "" : "s") (sizes count shared layers in each image)</td><td class=\"num\">\(size(images.reduce(0) { $0 + $1.size }))</td></tr></table>\n"
+        let withAttachments = images.filter { !($0.attachments ?? []).isEmpty }
         if !withAttachments.isEmpty {
-            h += "</table><h2>Signatures, attestations, SBOMs and referrers</h2><table><tr><th>Image</th><th>Kind</th><th>Digest</th><th>Of</th><th>Contents</th><th>Verification</th><th>Key</th></tr>"
+            h += "<h2>Signatures, attestations, SBOMs and referrers</h2><table><colgroup><col style=\"width:17%\"><col style=\"width:9%\"><col style=\"width:26%\"><col style=\"width:16%\"><col style=\"width:14%\"><col style=\"width:18%\"></colgroup>"
+            h += "<thead><tr><th>Image</th><th>Kind</th><th>Digest</th><th>Contents</th><th>Verification</th><th>Key</th></tr></thead>"
             for i in withAttachments {
-                if let check = i.signatureCheck {
-                    h += "<tr\(check.hasPrefix("signed by") ? "" : " class=\"bad\"")><td>\(esc(i.reference))</td><td>image signature</td><td class=\"mono\">\(esc(i.digest))</td><td></td><td></td><td>\(esc(check))</td><td></td></tr>"
-                }
                 for a in i.attachments ?? [] {
                     let bad = a.verification.map { $0 != "verified" } ?? false
-                    h += "<tr\(bad ? " class=\"bad\"" : "")><td>\(esc(i.reference))</td><td>\(esc(a.kind))</td><td class=\"mono\">\(esc(a.digest))</td><td class=\"mono\">\(esc(a.subject))</td><td>\(esc(a.contents.joined(separator: ", ")))</td><td>\(esc(a.verification ?? ""))</td><td class=\"mono\">\(esc(a.keyFingerprint ?? ""))</td></tr>"
+                    h += "<tr\(bad ? " class=\"bad\"" : "")><td>\(esc(i.reference))</td><td>\(esc(a.kind))</td><td>\(mono(a.digest))<br>of \(mono(a.subject))</td><td>\(list(a.contents))</td><td>\(esc(a.verification ?? ""))</td><td>\(mono(a.keyFingerprint ?? ""))</td></tr>"
                 }
             }
+            h += "</table>\n"
         }
-        h += "</table><h2>Blobs</h2><table><tr><th>Digest</th><th>Size</th><th>Media type</th><th>Result</th></tr>"
+        h += "<h2>Blobs</h2><table><colgroup><col style=\"width:40%\"><col style=\"width:8%\"><col style=\"width:16%\"><col style=\"width:10%\"><col style=\"width:26%\"></colgroup>"
+        h += "<thead><tr><th>Digest</th><th class=\"num\">Size</th><th>Media type</th><th>Result</th><th>Used by</th></tr></thead>"
         for b in blobs {
-            h += "<tr\(b.result == "ok" || b.result == "required-on-inside" ? "" : " class=\"bad\"")><td class=\"mono\">\(esc(b.digest))</td><td>\(b.size)</td><td>\(esc(b.mediaType))</td><td>\(esc(b.result))</td></tr>"
+            h += "<tr\(b.result == "ok" || b.result == "required-on-inside" ? "" : " class=\"bad\"")><td>\(mono(b.digest))</td><td class=\"num\">\(size(b.size))</td><td>\(type(b.mediaType))</td><td>\(esc(b.result))</td><td>\(list(b.images ?? []))</td></tr>"
         }
+        let counts = Dictionary(grouping: blobs, by: \.result).map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
+        h += "<tr class=\"total\"><td>\(blobs.count) blobs: \(esc(counts))</td><td class=\"num\">\(size(blobs.reduce(0) { $0 + $1.size }))</td><td colspan=\"3\"></td></tr>"
         return h + "</table></body></html>\n"
     }
 }
