@@ -94,9 +94,25 @@ public enum FileIO {
         return stat(path, &st) == 0
     }
 
-    public static func makeDirectories(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-        catch { throw StoreError.io(path: path, reason: "cannot create directory (\(error.localizedDescription))") }
+    /// mkdir -p, with errno kept: a full or read-only disk is named as such, under `reportAs`
+    /// (the directory the user gave) rather than the inner path that failed.
+    public static func makeDirectories(_ path: String, reportAs: String? = nil) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            var st = stat()
+            if stat(prefix, &st) == 0 {
+                if (st.st_mode & S_IFMT) == S_IFDIR { continue }
+                throw StoreError.io(path: reportAs ?? prefix, reason: "\(prefix) is not a directory")
+            }
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                let code = errno
+                if let reportAs, code != ENOSPC && code != EDQUOT && code != EACCES && code != EPERM && code != EROFS {
+                    throw StoreError.io(path: reportAs, reason: "cannot create \(prefix): \(String(cString: strerror(code)))")
+                }
+                throw StoreError.posix(path: reportAs ?? prefix, code: code)
+            }
+        }
     }
 
     /// Writes a small file atomically: temp file, fsync, rename, fsync directory.

@@ -27,8 +27,8 @@ public final class LocalStore: Sendable {
         root = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
         ingestDirectory = root + "/.airgap/ingest"
         lockDirectory = root + "/.airgap"
-        try FileIO.makeDirectories(root + "/blobs/sha256")
-        try FileIO.makeDirectories(ingestDirectory)
+        try FileIO.makeDirectories(root + "/blobs/sha256", reportAs: root)
+        try FileIO.makeDirectories(ingestDirectory, reportAs: root)
         if !FileIO.exists(root + "/oci-layout") {
             try FileIO.writeAtomically(Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: root + "/oci-layout")
         }

@@ -66,6 +66,78 @@ struct SecretsTests {
     }
 }
 
+/// Preflight on real small and read-only filesystems (tmpfs mounts; as root only): every command
+/// that writes stops with exit 1 and the path the user gave, before the network where it can,
+/// and leaves nothing behind.
+@Suite(.enabled(if: TestRegistries.available), .serialized) struct DiskPreflightTests {
+    let registries = TestRegistries.current!
+
+    func mount(_ dir: String, _ options: String) throws -> Bool {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return try runProcess("mount", ["-t", "tmpfs", "-o", options, "tmpfs", dir]).status == 0
+    }
+
+    func expectOneSentence(_ result: ProcessResult, naming path: String, _ words: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == 1, "exit \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.contains(path) && result.stderr.contains(words), "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(!result.stderr.contains(".partial-") && !result.stderr.contains(".tmp-") && !result.stderr.contains("served"), "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test func aFiveMiBDiskAndAReadOnlyOneStopEveryWriterWithThePath() throws {
+        let dir = TempDirectory("preflight")
+        let small = dir.file("small"), readOnly = dir.file("ro")
+        guard try mount(small, "size=5m") else {
+            print("skipped: cannot mount a tmpfs here (not root, or no mount rights); preflight untested")
+            return
+        }
+        defer { _ = try? runProcess("umount", [small]) }
+        #expect(try mount(readOnly, "size=1m,ro"))
+        defer { _ = try? runProcess("umount", [readOnly]) }
+        let export = { (args: [String]) throws -> ProcessResult in
+            try runProcess(builtBinary("airgap-export"), args, environment: ["AIRGAP_STORE": dir.file("outside"), "DOCKER_CONFIG": dir.file("dc")])
+        }
+        // An image of 8 MiB (random, so 8 MiB compressed too) in the registry.
+        let archive = dir.file("samples.tar")
+        #expect(try export(["sample-images", "-o", archive, "--count", "1", "--base-bytes", "\(8 << 20)"]).status == 0)
+        #expect(try export(["image", "load", "-i", archive]).status == 0)
+        let reference = "\(registries.plain)/\(TestRegistries.uniqueRepository("preflight"))/app:1"
+        #expect(try export(["image", "push", "sample/app-1:1.0", reference]).status == 0)
+        try Data("\(reference)\n".utf8).write(to: URL(fileURLWithPath: dir.file("list.txt")))
+        #expect(try export(["keygen", "--output-prefix", dir.file("k")]).status == 0)
+
+        // Pull into a store on the small disk: refused before the layer is fetched.
+        let pulled = try export(["image", "pull", "--progress", "none", reference, "--store", small + "/store"])
+        expectOneSentence(pulled, naming: small + "/store", "not enough space")
+        #expect(try runProcess(builtBinary("airgap-export"), ["image", "ls", "-q", "--store", small + "/store"]).stdout.isEmpty)
+        // image save and bundle to the small disk: refused, no file left.
+        expectOneSentence(try export(["image", "save", "-o", small + "/app.tar", "sample/app-1:1.0"]), naming: small + "/app.tar", "not enough space")
+        expectOneSentence(try export(["bundle", "-f", dir.file("list.txt"), "-o", small + "/b.tar", "--key", dir.file("k.key"), "--progress", "none"]), naming: small + "/b.tar", "not enough space")
+        // Load of a good bundle into a store on the small disk: refused, the store stays empty.
+        let bundle = dir.file("b.tar")
+        #expect(try export(["bundle", "-f", dir.file("list.txt"), "-o", bundle, "--key", dir.file("k.key")]).status == 0)
+        let loaded = try runProcess(builtBinary("airgap-import"), ["load", bundle, "--key", dir.file("k.pub"), "--store", small + "/in", "--progress", "none"])
+        #expect(loaded.status == 1 && loaded.stderr.contains(small + "/in") && !loaded.stderr.contains(".tmp-"), "\(loaded.stderr)")
+        #expect(try runProcess(builtBinary("airgap-import"), ["image", "ls", "-q", "--store", small + "/in"]).stdout.isEmpty)
+        let left = try FileManager.default.contentsOfDirectory(atPath: small).filter { !["store", "in"].contains($0) }
+        #expect(left.isEmpty, "left on the small disk: \(left)")
+
+        // A read-only disk: the store and -o are refused, naming the path.
+        expectOneSentence(try export(["image", "pull", "--progress", "none", reference, "--store", readOnly + "/store"]), naming: readOnly + "/store", "read-only")
+        expectOneSentence(try export(["image", "save", "-o", readOnly + "/app.tar", "sample/app-1:1.0"]), naming: readOnly + "/app.tar", "read-only")
+        // Output paths are checked before any network work: with a dead registry the -o error comes first.
+        try Data("127.0.0.1:1/nowhere/app:1\n".utf8).write(to: URL(fileURLWithPath: dir.file("dead.txt")))
+        let started = Date()
+        expectOneSentence(try export(["bundle", "-f", dir.file("dead.txt"), "-o", readOnly + "/b.tar", "--key", dir.file("k.key")]), naming: readOnly + "/b.tar", "read-only")
+        expectOneSentence(try export(["bundle", "-f", dir.file("dead.txt"), "-o", dir.file("missing/b.tar"), "--key", dir.file("k.key")]), naming: dir.file("missing"), "does not exist")
+        #expect(Date().timeIntervalSince(started) < 5, "the network was tried first")
+        // A read-only command never creates a store.
+        let typo = dir.file("typo/store")
+        #expect(try runProcess(builtBinary("airgap-import"), ["image", "ls", "--store", typo]).status == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("typo")))
+    }
+}
+
 /// `login` on a terminal asks like `docker login`: the user name, then the password with echo off.
 @Suite(.enabled(if: TestRegistries.available)) struct LoginPromptTests {
     @Test func loginAsksOnATerminalAndNeverEchoesThePassword() throws {
