@@ -82,7 +82,9 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
         public var sink: TarWriter.Sink
         /// Also write Docker's manifest.json (`--format docker`), not only the OCI layout.
         public var dockerView: Bool
-        public init(sink: @escaping TarWriter.Sink, dockerView: Bool) { self.sink = sink; self.dockerView = dockerView }
+        /// The file the sink writes, when it is one: its disk's free space is checked first.
+        public var path: String?
+        public init(sink: @escaping TarWriter.Sink, dockerView: Bool, path: String? = nil) { self.sink = sink; self.dockerView = dockerView; self.path = path }
     }
 
     public let options: Options
@@ -103,7 +105,11 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
         let plan = try BundlePlan(copy: copy, manifest: options.manifest, since: options.since, sinceRegistry: options.sinceRegistry,
                                   created: archive == nil ? try options.created ?? BundleTime.now() : nil)
         self.plan = plan
+        // Everything the tar holds is known now: a disk too small is said before a download.
+        let leftOut = Set(plan.metadata.requiredOnInside.map(\.digest))
+        let bytes = copy.digestOrder.filter { !leftOut.contains($0.digest) }.reduce(Int64(1 << 20)) { $0 + $1.size + 1024 }
         if let archive {
+            if let path = archive.path { try FileIO.requireFreeSpace(bytes, at: path, for: "the archive \(path)") }
             let tar = CanonicalTarWriter(sink: archive.sink)
             self.tar = tar
             try tar.addFile("oci-layout", data: BundlePlan.ociLayout)
@@ -111,10 +117,6 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
             if archive.dockerView { try tar.addFile("manifest.json", data: plan.dockerManifest) }
             return
         }
-        // Everything the bundle holds is known now: a disk too small is said before a download.
-        let leftOut = Set(plan.metadata.requiredOnInside.map(\.digest))
-        let entries = copy.digestOrder.filter { !leftOut.contains($0.digest) }
-        let bytes = entries.reduce(Int64(1 << 20)) { $0 + $1.size + 1024 }
         try FileIO.requireFreeSpace(bytes, at: options.output, for: "the bundle \(options.output)")
         let volumes = try VolumeWriter(path: options.output, splitSize: options.splitSize)
         let tar = CanonicalTarWriter(sink: { try volumes.write($0) })

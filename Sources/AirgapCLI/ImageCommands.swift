@@ -391,12 +391,8 @@ struct ImageSave: AsyncParsableCommand {
             _ = try await saver.save(selected, format: format, to: fileSink(fd: 1, path: "standard output"))
             return
         }
-        // Sizes are known: the archive holds every blob once, plus a header per entry.
-        var blobs: [Digest: Int64] = [:]
-        for image in selected { for d in (try? store.contentClosure(of: image.entry, requireAll: false))?.required ?? [] { blobs[d] = store.blobSize(d) ?? 0 } }
-        try FileIO.requireFreeSpace(blobs.values.reduce(Int64(1 << 20)) { $0 + $1 + 1024 }, at: output, for: "the archive \(output)")
         try await FileIO.writeThroughTemporary(output) { fd in
-            _ = try await saver.save(selected, format: format, to: fileSink(fd: fd, path: output))
+            _ = try await saver.save(selected, format: format, to: fileSink(fd: fd, path: output), path: output)
         }
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import AirgapContent
 import Foundation
 
 /// Thin wrappers over POSIX calls: the store needs fsync, flock, O_EXCL and rename, which Foundation hides.
@@ -73,14 +74,7 @@ public enum FileIO {
         guard bytes > 0, let free = freeBytes(near: path) else { return }
         let needed = bytes + bytes / 100 + (4 << 20)
         guard needed > free else { return }
-        throw StoreError.noSpace(path: path, detail: "\(what) needs \(humanBytes(needed)) and \(humanBytes(free)) is free; nothing was written")
-    }
-
-    static func humanBytes(_ n: Int64) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB"]
-        var value = Double(n), i = 0
-        while value >= 1000 && i < units.count - 1 { value /= 1000; i += 1 }
-        return String(format: i == 0 ? "%.0f%@" : "%.1f%@", value, units[i])
+        throw StoreError.noSpace(path: path, detail: "\(what) needs \(ByteCount.human(needed)) and \(ByteCount.human(free)) is free; nothing was written")
     }
 
     public static func fileSize(_ path: String) -> Int64? {

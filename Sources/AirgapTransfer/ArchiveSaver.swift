@@ -17,7 +17,8 @@ public struct ArchiveSaver {
 
     public struct Summary: Sendable { public var images: Int; public var blobs: Int; public var bytes: Int64 }
 
-    public func save(_ images: [StoredImage], format: Format, to sink: @escaping TarWriter.Sink) async throws -> Summary {
+    /// `path`: the file `sink` writes, if it is one (its free space is checked before a byte).
+    public func save(_ images: [StoredImage], format: Format, to sink: @escaping TarWriter.Sink, path: String? = nil) async throws -> Summary {
         let source = StoreSource(store: store)
         let unnamed = Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
         let requests = images.map { image in
@@ -25,7 +26,7 @@ public struct ArchiveSaver {
                         unnamed: image.reference == nil)
         }
         let plan = try await CopyPlanner(source: source, allowAbsent: true).plan(requests)
-        try await CopyEngine(source: source, sink: BundleSink(archive: .init(sink: sink, dockerView: format == .docker))).run(plan)
+        try await CopyEngine(source: source, sink: BundleSink(archive: .init(sink: sink, dockerView: format == .docker, path: path))).run(plan)
         let written = plan.digestOrder
         return Summary(images: plan.images.count, blobs: written.count, bytes: written.reduce(0) { $0 + $1.size })
     }

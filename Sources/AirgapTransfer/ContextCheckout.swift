@@ -77,6 +77,9 @@ public struct CarriedContext: Sendable {
     public func extract(from source: any ContentSource, into directory: String, registry: Registry?) async throws -> Extracted {
         let scratchPath = NSTemporaryDirectory() + "airgap-extract-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: scratchPath) }
+        // Sizes are known (the context is a plain tar): a disk too small is said before a byte is copied.
+        try FileIO.requireFreeSpace(contextBlob.size + dockerfileBlob.size, at: NSTemporaryDirectory(), for: "a verified scratch copy of the context")
+        try FileIO.requireFreeSpace(contextBlob.size, at: directory, for: "the context \(name.familiarDescription)")
         let scratch = try LocalStore(path: scratchPath)
         for blob in [contextBlob, dockerfileBlob] {
             let session = try scratch.beginIngest(expected: blob.digest, size: blob.size, source: "\(blob.digest) of the context \(name.familiarDescription)")

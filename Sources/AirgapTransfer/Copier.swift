@@ -258,7 +258,7 @@ public struct Copier {
             var dockerView = false
             if case .dockerArchive = destination { dockerView = true }
             try await FileIO.writeThroughTemporary(file) { fd in
-                let sink = BundleSink(archive: .init(sink: fileSink(fd: fd, path: file), dockerView: dockerView))
+                let sink = BundleSink(archive: .init(sink: fileSink(fd: fd, path: file), dockerView: dockerView, path: file))
                 try await CopyEngine(source: source, sink: sink, events: events).run(plan)
             }
         case .bundle:

@@ -207,6 +207,15 @@ struct ContextTests {
         #expect(!FileManager.default.fileExists(atPath: f.dir.file("ex/secret.txt")) && FileManager.default.fileExists(atPath: f.dir.file("ex/src/hello.txt")))
         let again = try f.run("airgap-import", ["context", "extract", "app:1.0", f.dir.file("b1.tar"), "--key", f.pub, "-o", f.dir.file("ex")])
         #expect(again.status != 0 && again.stderr.contains("is not an empty directory"), "\(again.stderr)")
+        // A disk too small for it (a 4 MiB tmpfs, less than the context plus the margin): refused before a file is written.
+        let tiny = f.dir.file("tiny")
+        try FileManager.default.createDirectory(atPath: tiny, withIntermediateDirectories: true)
+        if try runProcess("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", tiny]).status == 0 {
+            defer { _ = try? runProcess("umount", [tiny]) }
+            let full = try f.run("airgap-import", ["context", "extract", "app:1.0", f.dir.file("b1.tar"), "--key", f.pub, "-o", tiny + "/ex"])
+            #expect(full.status == 1 && full.stderr.contains("not enough space on the disk holding \(tiny)/ex"), "\(full.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tiny).isEmpty)
+        }
     }
 
     @Test func aFileURLPinsTheSameCommitAndThePushedBundleBuildsFromTheInternalRegistry() throws {

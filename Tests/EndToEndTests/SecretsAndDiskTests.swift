@@ -113,6 +113,7 @@ struct SecretsTests {
         // image save and bundle to the small disk: refused, no file left.
         expectOneSentence(try export(["image", "save", "-o", small + "/app.tar", "sample/app-1:1.0"]), naming: small + "/app.tar", "not enough space")
         expectOneSentence(try export(["bundle", "-f", dir.file("list.txt"), "-o", small + "/b.tar", "--key", dir.file("k.key"), "--progress", "none"]), naming: small + "/b.tar", "not enough space")
+        expectOneSentence(try export(["copy", "--progress", "none", "docker://\(reference)", "oci-archive:\(small)/copy.tar"]), naming: small + "/copy.tar", "not enough space")
         // Load of a good bundle into a store on the small disk: refused, the store stays empty.
         let bundle = dir.file("b.tar")
         #expect(try export(["bundle", "-f", dir.file("list.txt"), "-o", bundle, "--key", dir.file("k.key")]).status == 0)
