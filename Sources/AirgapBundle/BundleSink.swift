@@ -49,8 +49,8 @@ extension BundlePlan {
         let metadata = BundleMetadata(tool: .init(name: "airgap", version: BundleMetadata.toolVersion), created: created, manifest: source,
                                       images: images, blobs: carried, requiredOnInside: required, since: since,
                                       sinceRegistry: required.isEmpty ? nil : sinceRegistry)
-        self.init(metadata: metadata, ociIndex: try CanonicalJSON.encode(ImageIndex(mediaType: .ociIndex, manifests: indexEntries)),
-                  dockerManifest: try CanonicalJSON.encode(dockerEntries))
+        self.init(metadata: metadata, ociIndex: try CanonicalJSON.encodeLarge(ImageIndex(mediaType: .ociIndex, manifests: indexEntries)),
+                  dockerManifest: try CanonicalJSON.encodeLarge(dockerEntries))
     }
 }
 

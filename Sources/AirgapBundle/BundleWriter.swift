@@ -34,7 +34,7 @@ public struct BundlePlan: Sendable {
 /// then the OCI layout and the Docker view; `BundleSink` then adds every blob once, in digest order.
 public enum BundleWriter {
     public static func writeHeader(_ plan: BundlePlan, signingKey: Curve25519.Signing.PrivateKey?, to writer: CanonicalTarWriter) throws {
-        let metadataBytes = try CanonicalJSON.encode(plan.metadata, pretty: true)
+        let metadataBytes = try CanonicalJSON.encodeLarge(plan.metadata, pretty: true)
         let sums = plan.checksums(metadataBytes: metadataBytes).data
         try writer.addFile(BundleMetadata.entryName, data: metadataBytes)
         try writer.addFile(BundleMetadata.checksumsName, data: sums)

@@ -78,6 +78,16 @@ public enum CanonicalJSON {
         return try encoder.encode(value)
     }
 
+    /// The same bytes as `encode`, for documents that grow with the number of images (bundle.json,
+    /// index.json, manifest.json): encoded a top-level field and an array element at a time, so
+    /// memory holds the output and one element's tree rather than the whole document's.
+    public static func encodeLarge(_ value: some Encodable, pretty: Bool = false) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+                                          : [.sortedKeys, .withoutEscapingSlashes]
+        return try ShallowJSON.encode(value, encoder: encoder, pretty: pretty) ?? encoder.encode(value)
+    }
+
     /// Decodes a document, turning decoder errors into one sentence naming `what`.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws -> T {
         do {

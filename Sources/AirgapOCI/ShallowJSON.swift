@@ -1,0 +1,157 @@
+import Foundation
+
+/// Large documents (bundle.json, index.json, manifest.json of 10,000 images) encoded one top-level
+/// field and one array element at a time, each through the same JSONEncoder settings, and joined
+/// exactly as that encoder joins them: the bytes equal `JSONEncoder().encode(value)`, but the
+/// encoder's intermediate tree only ever holds one element, not the whole document.
+enum ShallowJSON {
+    /// Nil when `value` is not a plain object or array at its top (then the caller encodes it whole).
+    static func encode(_ value: some Encodable, encoder: JSONEncoder, pretty: Bool) throws -> Data? {
+        let top = TopLevel()
+        do { try value.encode(to: top) } catch is Unsupported { return nil }
+        switch top.shape {
+        case .none: return nil
+        case .array:
+            return try joinArray(top.elements, encoder: encoder, pretty: pretty, indent: 0)
+        case .object:
+            let fields = top.fields
+            guard !fields.isEmpty, Set(fields.map(\.0)).count == fields.count else { return nil }
+            var out = Data((pretty ? "{\n" : "{").utf8)
+            for (i, (key, field)) in fields.sorted(by: { $0.0 < $1.0 }).enumerated() {
+                if i > 0 { out.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
+                let name = try encoder.encode(key)
+                if pretty { out.append(contentsOf: Array("  ".utf8)) }
+                out.append(name)
+                out.append(contentsOf: Array((pretty ? " : " : ":").utf8))
+                if let elements = (field as? any EncodableElements)?.encodableElements, !elements.isEmpty {
+                    out.append(try joinArray(elements, encoder: encoder, pretty: pretty, indent: 2))
+                } else {
+                    out.append(indented(try encoder.encode(AnyEncodable(field)), by: pretty ? 2 : 0, first: false))
+                }
+            }
+            out.append(contentsOf: Array((pretty ? "\n}" : "}").utf8))
+            return out
+        }
+    }
+
+    private static func joinArray(_ elements: [any Encodable], encoder: JSONEncoder, pretty: Bool, indent: Int) throws -> Data {
+        guard !elements.isEmpty else { return try encoder.encode([Int]()) }
+        var out = Data((pretty ? "[\n" : "[").utf8)
+        for (i, element) in elements.enumerated() {
+            if i > 0 { out.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
+            out.append(indented(try encoder.encode(AnyEncodable(element)), by: pretty ? indent + 2 : 0, first: true))
+        }
+        if pretty { out.append(contentsOf: Array(("\n" + String(repeating: " ", count: indent) + "]").utf8)) } else { out.append(UInt8(ascii: "]")) }
+        return out
+    }
+
+    /// A pretty document moved right by `by` spaces (blank lines stay empty, as the encoder writes
+    /// them); JSON strings hold no raw newline, so every newline in it is a line break of the layout.
+    private static func indented(_ data: Data, by spaces: Int, first: Bool) -> Data {
+        guard spaces > 0 else { return data }
+        let pad = [UInt8](repeating: UInt8(ascii: " "), count: spaces)
+        var out = Data(capacity: data.count + data.count / 8)
+        var lineStart = first
+        for byte in data {
+            if lineStart && byte != UInt8(ascii: "\n") { out.append(contentsOf: pad) }
+            out.append(byte)
+            lineStart = byte == UInt8(ascii: "\n")
+        }
+        return out
+    }
+
+    private struct Unsupported: Error {}
+
+    private struct AnyEncodable: Encodable {
+        let value: any Encodable
+        init(_ value: any Encodable) { self.value = value }
+        func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+    }
+
+    /// Records what the value's top level is made of, without encoding below it.
+    private final class TopLevel: Encoder {
+        enum Shape { case none, object, array }
+        var shape = Shape.none
+        var fields: [(String, any Encodable)] = []
+        var elements: [any Encodable] = []
+        var codingPath: [any CodingKey] { [] }
+        var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+        func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+            if case .none = shape { shape = .object }
+            return KeyedEncodingContainer(Keyed<Key>(top: self))
+        }
+        func unkeyedContainer() -> any UnkeyedEncodingContainer {
+            if case .none = shape { shape = .array }
+            return Unkeyed(top: self)
+        }
+        func singleValueContainer() -> any SingleValueEncodingContainer { Single() }
+
+        func add(_ key: String, _ value: any Encodable) throws {
+            guard case .object = shape else { throw Unsupported() }
+            fields.append((key, value))
+        }
+        func append(_ value: any Encodable) throws {
+            guard case .array = shape else { throw Unsupported() }
+            elements.append(value)
+        }
+    }
+
+    /// A container at the top records what is put in it; below the top (`top` nil: a nested
+    /// container made at the top level, which the shallow pass does not model) every use throws,
+    /// and the document is encoded whole instead.
+    private struct Keyed<Key: CodingKey>: KeyedEncodingContainerProtocol {
+        let top: TopLevel?
+        var codingPath: [any CodingKey] { [] }
+        mutating func encodeNil(forKey key: Key) throws { throw Unsupported() }
+        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+            guard let top else { throw Unsupported() }
+            try top.add(key.stringValue, value)
+        }
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
+            KeyedEncodingContainer(Keyed<NestedKey>(top: nil))
+        }
+        mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer { Unkeyed(top: nil) }
+        mutating func superEncoder() -> any Encoder { Refusing() }
+        mutating func superEncoder(forKey key: Key) -> any Encoder { Refusing() }
+    }
+
+    private struct Unkeyed: UnkeyedEncodingContainer {
+        let top: TopLevel?
+        var codingPath: [any CodingKey] { [] }
+        var count: Int { top?.elements.count ?? 0 }
+        mutating func encodeNil() throws { throw Unsupported() }
+        mutating func encode<T: Encodable>(_ value: T) throws {
+            guard let top else { throw Unsupported() }
+            try top.append(value)
+        }
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+            KeyedEncodingContainer(Keyed<NestedKey>(top: nil))
+        }
+        mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer { Unkeyed(top: nil) }
+        mutating func superEncoder() -> any Encoder { Refusing() }
+    }
+
+    /// A single value at the top, or a super encoder: not modelled, so every use throws.
+    private struct Single: SingleValueEncodingContainer {
+        var codingPath: [any CodingKey] { [] }
+        mutating func encodeNil() throws { throw Unsupported() }
+        mutating func encode<T: Encodable>(_ value: T) throws { throw Unsupported() }
+    }
+    private struct Refusing: Encoder {
+        var codingPath: [any CodingKey] { [] }
+        var userInfo: [CodingUserInfoKey: Any] { [:] }
+        func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> { KeyedEncodingContainer(Keyed<Key>(top: nil)) }
+        func unkeyedContainer() -> any UnkeyedEncodingContainer { Unkeyed(top: nil) }
+        func singleValueContainer() -> any SingleValueEncodingContainer { Single() }
+    }
+}
+
+/// An array, seen through `any Encodable`, gives up its elements.
+protocol EncodableElements {
+    var encodableElements: [any Encodable] { get }
+}
+
+extension Array: EncodableElements where Element: Encodable {
+    var encodableElements: [any Encodable] { map { $0 } }
+}

@@ -1,0 +1,45 @@
+import AirgapBundle
+import AirgapOCI
+import AirgapTestSupport
+import Foundation
+import Testing
+
+/// The documents that grow with the number of images are encoded a piece at a time
+/// (`CanonicalJSON.encodeLarge`); they must be byte for byte what the whole-document encoder
+/// writes, or bundles would stop being reproducible across versions.
+struct LargeJSONTests {
+    func expectSame(_ value: some Encodable, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for pretty in [false, true] {
+            let whole = try CanonicalJSON.encode(value, pretty: pretty)
+            let pieces = try CanonicalJSON.encodeLarge(value, pretty: pretty)
+            #expect(pieces == whole, "\(what) (pretty: \(pretty)):\n\(String(decoding: pieces.prefix(600), as: UTF8.self))\n---\n\(String(decoding: whole.prefix(600), as: UTF8.self))",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func theDocumentsOfARealBundleEncodeToTheSameBytes() async throws {
+        let bundle = try await InProcessBundle(count: 5)
+        let entry = { (name: String) throws -> Data in Data(try runProcess("tar", ["xOf", bundle.path, name]).stdout.utf8) }
+        let metadata = try JSONDecoder().decode(BundleMetadata.self, from: try entry("airgap/bundle.json"))
+        try expectSame(metadata, "bundle.json")
+        #expect(try CanonicalJSON.encodeLarge(metadata, pretty: true) == (try entry("airgap/bundle.json")), "as written in the bundle")
+        try expectSame(try JSONDecoder().decode(ImageIndex.self, from: try entry("index.json")), "index.json")
+        try expectSame(try JSONDecoder().decode([JSONValue].self, from: try entry("manifest.json")), "manifest.json")
+    }
+
+    @Test func emptyArraysNilFieldsAndEscapesEncodeToTheSameBytes() throws {
+        let digest = Digest.sha256(of: Data("x".utf8))
+        var image = BundleMetadata.Image(reference: "reg.example/a/b:1 \"quoted\" / slash \u{e9} \n line", source: "docker.io/library/httpd:2.4",
+                                         digest: digest, mediaType: .ociIndex, size: 42, originalIndexDigest: nil, platforms: [])
+        image.attachedTo = "tab\there"
+        let full = BundleMetadata(tool: .init(name: "airgap", version: "0.1.0"), created: "2026-01-01T00:00:00Z",
+                                  manifest: .init(name: "images.yaml", sha256: digest.encoded), images: [image, image],
+                                  blobs: [.init(digest: digest, size: 1, mediaType: .ociLayer)], requiredOnInside: [], since: "abc", sinceRegistry: "reg:5000/p")
+        try expectSame(full, "every field")
+        let sparse = BundleMetadata(tool: .init(name: "airgap", version: "0.1.0"), created: nil, manifest: nil, images: [], blobs: [], requiredOnInside: [], since: nil)
+        try expectSame(sparse, "empty arrays and nil fields")
+        try expectSame([JSONValue](), "an empty array")
+        try expectSame([JSONValue.object(["b": .array([]), "a": .null, "c": .object([:])]), .string("x")], "mixed elements")
+        try expectSame(ImageIndex(mediaType: .ociIndex, manifests: []), "an empty index")
+    }
+}
