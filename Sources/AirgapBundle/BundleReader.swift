@@ -156,14 +156,17 @@ final class BackgroundHasher: @unchecked Sendable {
     /// the blobs after it inline while this one works.
     func wants(_ size: Int64) -> Bool { lock.withLock { pendingBytes < size } }
 
-    func hash(_ segments: FileSegments) -> Result {
+    func hash(_ segments: FileSegments, progress: (@Sendable (Int64) -> Void)? = nil) -> Result {
         let result = Result()
         let total = segments.length
         lock.withLock { pendingBytes += total }
         queue.async {
             var hasher = DigestHasher()
             do {
-                try segments.read { hasher.update($0) }
+                try segments.read { chunk in
+                    hasher.update(chunk)
+                    progress?(Int64(chunk.count))
+                }
                 result.digest = hasher.finalize()
             } catch {
                 result.error = error
@@ -301,7 +304,12 @@ public final class BundleReader {
         } catch {
             structural(error)
             if result.findings.first?.entry == BundleMetadata.entryName {
-                result.findings[0].problem += " (is this an airgap bundle?)"
+                if let first = Self.firstEntryName(files.paths[0]), Self.isImageArchiveEntry(first) {
+                    let file = (files.paths[0] as NSString).lastPathComponent
+                    result.findings[0].problem = "\(file) is an image archive (docker save, podman save, skopeo or an OCI layout: it starts with \(first)), not an airgap bundle; load it with 'airgap-import image load -i \(files.paths[0])'"
+                } else {
+                    result.findings[0].problem += " (is this an airgap bundle?)"
+                }
             }
             return result
         }
@@ -409,7 +417,11 @@ public final class BundleReader {
                     // Hashed on the other core from the files; the stream here is only read past
                     // (its padding and what follows are still checked). Settled in order below.
                     let offset = tar.position
-                    let pending = background.hash(.spanning(offset: offset, length: size, paths: files.paths, sizes: fileSource.sizes))
+                    // Progress counts checked bytes: these count when the other core has hashed them, not as the stream passes them.
+                    events?(.passProgress(bytes: -size))
+                    var hashed: (@Sendable (Int64) -> Void)?
+                    if let events { hashed = { bytes in events(.passProgress(bytes: bytes)) } }
+                    let pending = background.hash(.spanning(offset: offset, length: size, paths: files.paths, sizes: fileSource.sizes), progress: hashed)
                     try tar.readData(size: size, entry: name) { _ in }
                     result.entries.append(ReadEntry(name: name, size: size, sha256: "", ok: false))
                     deferred.append((result.entries.count - 1, name, want, offset, size, pending))
@@ -639,6 +651,20 @@ public final class BundleReader {
         guard spanned.count > 1 else { return spanned.first.map { ($0.path as NSString).lastPathComponent } }
         let bad = spanned.filter { !Self.matches($0.path, $0.volume) }
         return (bad.isEmpty ? spanned : bad).map { ($0.path as NSString).lastPathComponent }.joined(separator: ", ")
+    }
+
+    /// The name in a tar's first header, if the file starts with one.
+    static func firstEntryName(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path), let block = try? handle.read(upToCount: 512), block.count == 512 else { return nil }
+        try? handle.close()
+        let name = block.prefix(100).prefix { $0 != 0 }
+        return String(bytes: name, encoding: .utf8)
+    }
+
+    /// Names the first entry of an image archive has (Docker's, podman's, skopeo's, an OCI layout's).
+    static func isImageArchiveEntry(_ name: String) -> Bool {
+        ["oci-layout", "index.json", "manifest.json", "repositories"].contains(name) || name.hasPrefix("blobs/") || name.hasSuffix(".json")
+            || name.hasSuffix("/layer.tar") || name.hasSuffix("/VERSION") || name.hasSuffix("/json")
     }
 
     /// A volume file has the size and sha256 its signed list gives.

@@ -30,6 +30,13 @@ public enum BundleKeys {
     static func der(fromPEM text: String, label: String, path: String) throws -> Data {
         let begin = "-----BEGIN \(label)-----", end = "-----END \(label)-----"
         guard let start = text.range(of: begin), let stop = text.range(of: end, range: start.upperBound..<text.endIndex) else {
+            // The two keys keygen writes, swapped: say which one is wanted.
+            if label == "PUBLIC KEY", text.contains("-----BEGIN PRIVATE KEY-----") {
+                throw BundleError.key("\(path) is the private signing key; give the public key (the .pub file keygen wrote next to it) to check a bundle, and keep the private key on the connected side")
+            }
+            if label == "PRIVATE KEY", text.contains("-----BEGIN PUBLIC KEY-----") {
+                throw BundleError.key("\(path) is a public key; signing needs the private key (the .key file keygen wrote)")
+            }
             throw BundleError.key("\(path) is not a PEM \(label.lowercased()) file (expected '\(begin)'); make one with 'airgap-export keygen'")
         }
         let body = text[start.upperBound..<stop.lowerBound].filter { !$0.isWhitespace }

@@ -181,7 +181,11 @@ struct Audit: AsyncParsableCommand {
         }
         if let output { try FileIO.writeAtomically(data, to: output) } else { writeOut(1, data) }
         if !report.passed {
-            throw CommandError(.verificationFailed, "the audit FAILED with \(report.findings.count) finding\(report.findings.count == 1 ? "" : "s")\(output.map { "; see \($0)" } ?? "")")
+            let broken = report.brokenImages
+            throw CommandError(.verificationFailed, "the audit FAILED with \(report.findings.count) finding\(report.findings.count == 1 ? "" : "s")"
+                               + (broken.isEmpty ? "" : " (\(broken.count) of \(report.images.count) images broken)") + (output.map { "; see \($0)" } ?? ""))
         }
+        // With the report in a file, the verdict still goes to the terminal.
+        if let output { print("Audit PASS: \(report.images.count) image\(report.images.count == 1 ? "" : "s"), \(report.blobs.count) blobs checked; the report is in \(output)") }
     }
 }

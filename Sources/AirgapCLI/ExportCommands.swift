@@ -82,7 +82,7 @@ struct BundleCommand: AsyncParsableCommand {
         for (host, settings) in set.registries {
             table.perRegistry[host] = RegistryOptions(caFile: settings.caFile, insecure: settings.insecure)
         }
-        let progress = display.renderer(verb: "Pull", quiet: quiet)
+        let progress = display.renderer(verb: "Pull", title: "Bundle", quiet: quiet)
         let exporter = BundleExporter(store: store, cache: cache, events: progress.handle)
         let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in
             try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split, imageKeys: keys, registriesD: lookaside))

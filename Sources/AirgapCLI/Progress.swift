@@ -14,8 +14,8 @@ struct ProgressOptions: ParsableArguments {
     @Option(help: ArgumentHelp("auto (bars on a terminal, lines otherwise), tty, plain (a line per blob and a total every 10 s) or none.", valueName: "MODE"))
     var progress: ProgressMode = .auto
 
-    func renderer(verb: String, passVerb: String = "Reading", quiet: Bool) -> ProgressRenderer {
-        ProgressRenderer(verb: verb, passVerb: passVerb, mode: quiet ? .none : progress)
+    func renderer(verb: String, title: String? = nil, passVerb: String = "Reading", quiet: Bool) -> ProgressRenderer {
+        ProgressRenderer(verb: verb, title: title, passVerb: passVerb, mode: quiet ? .none : progress)
     }
 }
 
@@ -57,7 +57,11 @@ final class ProgressRenderer: @unchecked Sendable {
     // The rate, smoothed with a time constant of a few seconds.
     private var meter = RateMeter()
     private var drawnLines = 0
-    private var lastPlainLine = Date()
+    private var lastDraw = Date.distantPast
+    private var nextPlainLine = Date()
+    private let tickSeconds: Double
+    /// What the overall bar is called (`Pull`, `Bundle`, `Push`); per-blob lines use `verb`.
+    private let title: String
     private var timer: (any DispatchSourceTimer)?
     private var stopped = false
 
@@ -73,8 +77,9 @@ final class ProgressRenderer: @unchecked Sendable {
     /// Seconds spent resolving references, once a pull has planned.
     var planningSeconds: Double? { lock.withLock { planSeconds } }
 
-    init(verb: String, passVerb: String = "Reading", mode: ProgressMode) {
+    init(verb: String, title: String? = nil, passVerb: String = "Reading", mode: ProgressMode) {
         self.verb = verb
+        self.title = title ?? verb
         self.passVerb = passVerb
         let terminal = isatty(2) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         switch mode {
@@ -83,11 +88,12 @@ final class ProgressRenderer: @unchecked Sendable {
         case .plain: style = .lines
         case .auto: style = terminal ? .bars : .lines
         }
+        tickSeconds = style == .bars ? 0.2 : min(0.25, Self.plainInterval / 4)
+        nextPlainLine = Date().addingTimeInterval(Self.plainInterval)
         guard style != .silent else { return }
         Self.currentLock.withLock { Self.current = self }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
-        let tick = style == .bars ? 0.2 : min(1, Self.plainInterval)
-        timer.schedule(deadline: .now() + tick, repeating: tick)
+        timer.schedule(deadline: .now() + tickSeconds, repeating: tickSeconds)
         timer.setEventHandler { [weak self] in self?.tick() }
         timer.resume()
         self.timer = timer
@@ -135,13 +141,13 @@ final class ProgressRenderer: @unchecked Sendable {
                 blobsSkipped += 1
                 skippedBytes += size
                 line("\(digest.shortID): mounted from \(from)")
-            case .manifestWritten(let reference, let digest):
-                line("\(reference.familiarDescription): digest: \(digest)")
+            case .manifestWritten:
+                break // each command prints what it wrote, once, on standard output
             case .passStarted(let label, let bytes):
                 pass = Item(label: label, size: bytes)
                 passStarted = Date()
                 meter = RateMeter()
-                lastPlainLine = Date()
+                nextPlainLine = Date().addingTimeInterval(Self.plainInterval)
                 if style == .lines { line("\(passVerb) \(label) (\(Format.size(bytes)))") }
             case .passProgress(let bytes):
                 pass?.done += bytes
@@ -156,7 +162,7 @@ final class ProgressRenderer: @unchecked Sendable {
             case .note(let text):
                 line("note: \(text)")
             }
-            if style == .bars { draw() }
+            if style == .bars { draw(force: false) }
         }
     }
 
@@ -182,9 +188,7 @@ final class ProgressRenderer: @unchecked Sendable {
         guard let renderer = currentLock.withLock({ current }) else { return false }
         return renderer.lock.withLock {
             guard !renderer.stopped, renderer.style == .bars else { return false }
-            renderer.clearBars()
-            writeOut(2, text)
-            renderer.draw()
+            writeOut(2, renderer.clearSequence() + text + renderer.barsText())
             return true
         }
     }
@@ -194,7 +198,7 @@ final class ProgressRenderer: @unchecked Sendable {
         stopped = true
         timer?.cancel()
         timer = nil
-        if style == .bars { clearBars() }
+        if style == .bars { writeOut(2, clearSequence()) }
         Self.currentLock.withLock { if Self.current === self { Self.current = nil } }
     }
 
@@ -203,12 +207,14 @@ final class ProgressRenderer: @unchecked Sendable {
             guard !stopped else { return }
             meter.sample()
             switch style {
-            case .bars: draw()
+            case .bars: draw(force: true)
             case .lines:
-                guard Date().timeIntervalSince(lastPlainLine) >= Self.plainInterval else { return }
+                // Due on a fixed cadence from the start, not from the last tick that printed.
+                let now = Date()
+                guard now >= nextPlainLine.addingTimeInterval(-tickSeconds / 2) else { return }
+                nextPlainLine = max(nextPlainLine.addingTimeInterval(Self.plainInterval), now.addingTimeInterval(Self.plainInterval / 2))
                 guard pass != nil || !active.isEmpty else { return }
-                lastPlainLine = Date()
-                writeOut(2, totalLine() + "\n")
+                writeOut(2, totalLine(width: .max) + "\n")
             case .silent: return
             }
         }
@@ -220,49 +226,78 @@ final class ProgressRenderer: @unchecked Sendable {
         case .lines:
             writeOut(2, text + "\n")
         case .bars:
-            clearBars()
-            writeOut(2, text + "\n")
+            // One write: the bars cleared, the line, the bars again (two writes flicker).
+            writeOut(2, clearSequence() + text + "\n" + barsText())
+            lastDraw = Date()
         }
     }
 
     // MARK: drawing
 
-    private func clearBars() {
-        guard drawnLines > 0 else { return }
-        writeOut(2, "\r" + (drawnLines > 1 ? "\u{1B}[\(drawnLines - 1)A" : "") + "\u{1B}[J")
-        drawnLines = 0
+    /// Moves to the start of the bars and erases them (empty when none are drawn).
+    private func clearSequence() -> String {
+        defer { drawnLines = 0 }
+        guard drawnLines > 0 else { return "" }
+        return "\r" + (drawnLines > 1 ? "\u{1B}[\(drawnLines - 1)A" : "") + "\u{1B}[J"
     }
 
-    private func draw() {
+    /// At most ten redraws a second from events; the timer redraws regardless, so the rate and
+    /// ETA move while nothing arrives.
+    private func draw(force: Bool) {
         guard style == .bars, !stopped else { return }
+        let now = Date()
+        guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        lastDraw = now
+        writeOut(2, clearSequence() + barsText())
+    }
+
+    /// The bars, fitted to the terminal's width; sets how many lines they take.
+    private func barsText() -> String {
         let width = max(Self.terminalWidth() - 1, 20)
         var lines: [String] = []
         if pass == nil {
             for key in activeOrder.prefix(4) {
                 guard let item = active[key] else { continue }
-                lines.append("\(item.label): \(Self.bar(item.done, of: item.size, width: 20)) \(Format.size(item.done))/\(Format.size(item.size))")
+                lines.append(Self.fit(label: item.label + ":", done: item.done, total: item.size, tail: "\(Format.size(item.done))/\(Format.size(item.size))", maxBar: 20, width: width))
             }
-            if activeOrder.count > 4 { lines.append("… and \(activeOrder.count - 4) more in flight") }
+            if activeOrder.count > 4 { lines.append(String("… and \(activeOrder.count - 4) more in flight".prefix(width))) }
         }
-        if pass != nil || !active.isEmpty || plannedBytes != nil { lines.append(totalLine()) }
-        guard !lines.isEmpty else { clearBars(); return }
-        let text = lines.map { String($0.prefix(width)) }.joined(separator: "\n")
-        clearBars()
-        writeOut(2, text)
+        if pass != nil || !active.isEmpty || plannedBytes != nil { lines.append(totalLine(width: width)) }
         drawnLines = lines.count
+        return lines.joined(separator: "\n")
     }
 
     /// The overall line: what is done of what is planned, the smoothed rate and the ETA.
-    private func totalLine() -> String {
-        let bars = style == .bars
+    private func totalLine(width: Int) -> String {
+        let (label, done, total): (String, Int64, Int64)
         if let pass {
-            let head = bars ? "\(passVerb) \(pass.label) \(Self.bar(pass.done, of: pass.size, width: 30))" : "\(passVerb) \(pass.label):"
-            return "\(head) \(Format.size(pass.done))/\(Format.size(pass.size))\(percent(pass.done, pass.size)) \(rateAndETA(remaining: pass.size - pass.done))"
+            (label, done, total) = ("\(passVerb) \(pass.label)", min(max(pass.done, 0), pass.size), pass.size)
+        } else {
+            let moved = doneBytes + skippedBytes
+            (label, done, total) = (title, moved, max(plannedBytes ?? (startedBytes + skippedBytes), moved))
         }
-        let total = max(plannedBytes ?? (startedBytes + skippedBytes), doneBytes + skippedBytes)
-        let done = doneBytes + skippedBytes
-        let head = bars ? "\(verb) \(Self.bar(done, of: total, width: 30))" : "\(verb) progress:"
-        return "\(head) \(Format.size(done))/\(Format.size(total))\(percent(done, total)) \(rateAndETA(remaining: total - done))"
+        let tail = "\(Format.size(done))/\(Format.size(total))\(percent(done, total))\(rateAndETA(remaining: total - done))"
+        guard style == .bars else { return "\(label)\(pass == nil ? " progress" : ""): \(tail)" }
+        return Self.fit(label: label, done: done, total: total, tail: tail, maxBar: 30, width: width)
+    }
+
+    /// `LABEL [bar] TAIL` in `width` columns: the bar shrinks first, then the label loses its
+    /// middle; the numbers are kept whole.
+    static func fit(label: String, done: Int64, total: Int64, tail: String, maxBar: Int, width: Int) -> String {
+        let room = width - tail.count - 2
+        var label = label
+        let minBar = 8
+        if label.count + minBar + 2 > room {
+            let keep = max(room - minBar - 2, 0)
+            if keep < 8 { label = "" } else if label.count > keep {
+                let head = (keep - 1) / 2, tailCount = keep - 1 - head
+                label = String(label.prefix(head)) + "…" + String(label.suffix(tailCount))
+            }
+        }
+        let barWidth = min(maxBar, room - label.count - (label.isEmpty ? 0 : 1) - 2)
+        let bar = barWidth >= 3 ? bar(done, of: total, width: barWidth) : ""
+        let line = [label, bar, tail].filter { !$0.isEmpty }.joined(separator: " ")
+        return String(line.prefix(width))
     }
 
     private func percent(_ done: Int64, _ total: Int64) -> String {
@@ -270,11 +305,13 @@ final class ProgressRenderer: @unchecked Sendable {
         return " (\(Int(Double(done) * 100 / Double(total)))%)"
     }
 
+    /// Rate and ETA once a second of bytes has been seen; "stalled Ns" instead after two seconds
+    /// with none (a decaying rate then would only suggest an ETA that is not there).
     private func rateAndETA(remaining: Int64) -> String {
+        if let stalled = meter.stalledSeconds(), stalled >= 2 { return ", stalled \(Int(stalled))s" }
         guard let rate = meter.rate else { return "" }
-        let speed = "\(Format.size(Int64(rate)))/s"
-        if let stalled = meter.stalledSeconds(), stalled >= 3 { return "\(speed), stalled \(Int(stalled))s" }
-        guard rate >= 1, remaining > 0 else { return speed }
+        let speed = " \(Format.size(Int64(rate)))/s"
+        guard meter.isSettled(), rate >= 1, remaining > 0 else { return speed }
         return "\(speed) ETA \(Self.duration(Double(remaining) / rate))"
     }
 
@@ -299,36 +336,47 @@ final class ProgressRenderer: @unchecked Sendable {
     }
 }
 
-/// Bytes per second, smoothed exponentially (time constant `tau`): samples are taken on a timer,
-/// so the rate falls while nothing arrives instead of holding its last value.
+/// Bytes per second: the average since the first byte for the first `tau` seconds (a few early
+/// samples say little), then smoothed exponentially with time constant `tau`. Samples are taken
+/// on a timer, so the rate falls while nothing arrives instead of holding its last value.
+/// Negative amounts (bytes counted again elsewhere) lower what is pending, never the rate below 0.
 struct RateMeter {
     var tau: Double = 3
-    private(set) var rate: Double?
+    private var smoothed: Double?
     private var pending: Int64 = 0
+    private var total: Int64 = 0
     private var firstByte: Date?
     private var lastSample: Date?
     private var lastByte: Date?
 
     mutating func add(_ bytes: Int64, now: Date = Date()) {
+        pending += bytes
+        total += bytes
         guard bytes > 0 else { return }
         if firstByte == nil { firstByte = now; lastSample = now }
         lastByte = now
-        pending += bytes
     }
 
     mutating func sample(now: Date = Date()) {
-        guard let last = lastSample else { return }
+        guard let last = lastSample, let first = firstByte else { return }
         let dt = now.timeIntervalSince(last)
         guard dt >= 0.1 else { return }
-        let instant = Double(pending) / dt
-        if let rate {
-            self.rate = rate + (1 - exp(-dt / tau)) * (instant - rate)
+        let elapsed = now.timeIntervalSince(first)
+        if elapsed < tau {
+            smoothed = max(Double(total), 0) / max(elapsed, dt)
         } else {
-            self.rate = instant
+            let instant = max(Double(pending), 0) / dt
+            let current = smoothed ?? instant
+            smoothed = current + (1 - exp(-dt / tau)) * (instant - current)
         }
         pending = 0
         lastSample = now
     }
+
+    var rate: Double? { smoothed }
+
+    /// A second of bytes seen: enough for an ETA worth showing.
+    func isSettled(now: Date = Date()) -> Bool { firstByte.map { now.timeIntervalSince($0) >= 1 } ?? false }
 
     /// Seconds since the last byte, once bytes have arrived.
     func stalledSeconds(now: Date = Date()) -> Double? { lastByte.map { now.timeIntervalSince($0) } }

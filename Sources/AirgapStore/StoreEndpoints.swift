@@ -58,7 +58,7 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
     public func begin(_ plan: CopyPlan) async throws {
         // Every size is known: a store that cannot hold what it lacks is said before a download.
         let missing = plan.digestOrder.filter { !store.hasBlob($0.digest, size: $0.size) }.reduce(Int64(0)) { $0 + $1.size }
-        try FileIO.requireFreeSpace(missing, at: store.root, for: "the store's \(plan.images.count) image(s)")
+        try FileIO.requireFreeSpace(missing, at: store.root, for: "the store's \(plan.images.count) image\(plan.images.count == 1 ? "" : "s")")
         let lease = try store.ingestLease()
         lock.withLock { self.lease = lease }
     }

@@ -23,7 +23,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         let reason = String(cString: strerror(code))
         switch code {
         case ENOSPC, EDQUOT: return .noSpace(path: visible(path), detail: reason)
-        case EACCES, EPERM, EROFS: return .notWritable(path: visible(path), reason: reason)
+        case EROFS: return .notWritable(path: visible(path), reason: "the file system is mounted read-only")
+        case EACCES, EPERM: return .notWritable(path: visible(path), reason: reason)
         default: return .io(path: path, reason: reason)
         }
     }
@@ -52,7 +53,9 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .noSpace(let path, let detail):
             "not enough space on the disk holding \(path) (\(detail)); free some space or choose a location on a bigger disk, then run the command again"
         case .notWritable(let path, let reason):
-            "cannot write \(path): \(reason.lowercased()); choose a writable location or fix its permissions"
+            reason.hasPrefix("the file system is mounted read-only")
+                ? "cannot write \(path): the file system is mounted read-only; choose a location on a writable disk"
+                : "cannot write \(path): \(reason.lowercased()); choose a writable location or fix its permissions"
         }
     }
 }

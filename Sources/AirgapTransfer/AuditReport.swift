@@ -263,6 +263,8 @@ public struct AuditReport: Codable, Sendable {
         out.append("")
         out.append("Blobs (\(blobs.count)):")
         for b in blobs { out.append("  \(b.result.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)) \(b.digest)  \(b.size)  \(b.mediaType)") }
+        out.append("  total: \(blobs.count) blobs, \(blobs.reduce(Int64(0)) { $0 + $1.size }) bytes (\(ByteCount.human(blobs.reduce(0) { $0 + $1.size }))): \(resultCounts)")
+        if !brokenImages.isEmpty { out.append("Broken images (\(brokenImages.count) of \(images.count)): \(brokenImages.joined(separator: ", "))") }
         if !findings.isEmpty {
             out.append("")
             out.append("Findings (\(findings.count)):")
@@ -279,6 +281,17 @@ public struct AuditReport: Codable, Sendable {
     /// the verdict and who signed first, then findings with the images each one breaks, then the
     /// bundle files, images (index digests above their platforms) and blobs (with the images that
     /// use them), human sizes with totals. Fits 1280 px: long digests wrap inside their column.
+    /// `8 ok, 2 mismatch`: how many blobs had each result.
+    var resultCounts: String {
+        Dictionary(grouping: blobs, by: \.result).map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
+    }
+
+    /// The images a blob that failed its check belongs to, in report order.
+    public var brokenImages: [String] {
+        let broken = Set(blobs.filter { !["ok", "required-on-inside"].contains($0.result) }.flatMap { $0.images ?? [] })
+        return images.map(\.reference).filter { broken.contains($0) }
+    }
+
     public func html() -> String {
         func esc(_ s: String) -> String {
             s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
@@ -328,6 +341,8 @@ public struct AuditReport: Codable, Sendable {
         summary.append(("Contents", "\(images.count) image\(images.count == 1 ? "" : "s"), \(blobs.count) blobs, \(size(carried.reduce(0) { $0 + $1.size })) carried"
                         + (carried.count == blobs.count ? "" : ", \(blobs.count - carried.count) required on the inside")))
         summary.append(("Findings", findings.isEmpty ? "none" : "<span class=\"fail\">\(findings.count)</span>"))
+        let broken = brokenImages
+        if !broken.isEmpty { summary.append(("Broken images", "<span class=\"fail\">\(broken.count) of \(images.count)</span>: \(list(broken))")) }
         summary.append(("Report", "\(esc(tool)), \(esc(generatedAt)), on \(esc(host))"))
         for (key, value) in summary { h += "<tr><td>\(key)</td><td>\(value)</td></tr>" }
         h += "</table></div>\n"
@@ -353,10 +368,13 @@ public struct AuditReport: Codable, Sendable {
         h += "<thead><tr><th>Platform</th><th>Manifest</th><th>Config</th><th>Created</th><th class=\"num\">Size</th></tr></thead>"
         for i in images {
             let kind = i.mediaType.contains("index") || i.mediaType.contains("manifest.list") ? "index" : "manifest"
-            var head = "\(esc(i.reference))<br><span style=\"font-weight:normal\">\(kind) \(mono(i.digest))"
-            if let original = i.originalIndexDigest, original != i.digest { head += "<br>chosen from the index \(mono(original))" }
-            if let check = i.signatureCheck { head += "<br>signature check: \(esc(check))" }
-            head += "</span>"
+            // A single manifest's digest is on its platform row below; an index's is shown here.
+            let repeated = kind == "manifest" && i.platforms.count == 1 && i.platforms[0].manifest == i.digest
+            var details: [String] = repeated ? [] : ["\(kind) \(mono(i.digest))"]
+            if let original = i.originalIndexDigest, original != i.digest { details.append("chosen from the index \(mono(original))") }
+            if let check = i.signatureCheck { details.append("signature check: \(esc(check))") }
+            let head = esc(i.reference) + (broken.contains(i.reference) ? " <span class=\"fail\">broken</span>" : "")
+                + (details.isEmpty ? "" : "<br><span style=\"font-weight:normal\">\(details.joined(separator: "<br>"))</span>")
             h += "<tr class=\"image\"><td colspan=\"4\">\(head)</td><td class=\"num\">\(size(i.size))</td></tr>"
             for p in i.platforms {
                 h += "<tr><td>\(esc(p.platform))</td><td>\(mono(p.manifest))</td><td>\(mono(p.config))</td><td>\(esc((p.created ?? "").replacingOccurrences(of: "T", with: " ")))</td><td class=\"num\">\(size(p.size))</td></tr>"
@@ -380,8 +398,7 @@ public struct AuditReport: Codable, Sendable {
         for b in blobs {
             h += "<tr\(b.result == "ok" || b.result == "required-on-inside" ? "" : " class=\"bad\"")><td>\(mono(b.digest))</td><td class=\"num\">\(size(b.size))</td><td>\(type(b.mediaType))</td><td>\(esc(b.result))</td><td>\(list(b.images ?? []))</td></tr>"
         }
-        let counts = Dictionary(grouping: blobs, by: \.result).map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
-        h += "<tr class=\"total\"><td>\(blobs.count) blobs: \(esc(counts))</td><td class=\"num\">\(size(blobs.reduce(0) { $0 + $1.size }))</td><td colspan=\"3\"></td></tr>"
+        h += "<tr class=\"total\"><td>\(blobs.count) blobs: \(esc(resultCounts))</td><td class=\"num\">\(size(blobs.reduce(0) { $0 + $1.size }))</td><td colspan=\"3\"></td></tr>"
         return h + "</table></body></html>\n"
     }
 }

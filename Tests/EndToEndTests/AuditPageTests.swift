@@ -83,6 +83,11 @@ struct AuditPageTests {
         let findings = bad.components(separatedBy: "<h2>Findings</h2>").last!.components(separatedBy: "</table>").first!
         #expect(findings.contains(String(hex)))
         for user in users { #expect(findings.contains(user), "the finding names \(user)") }
+        #expect(bad.contains("Broken images") && bad.contains("\(users.count) of \(images.count)"), "the summary counts the broken images")
+        #expect(failed.stderr.contains("(\(users.count) of \(images.count) images broken)"), "\(failed.stderr)")
+        let text = try f.importer(["audit", damaged, "--key", f.pub], store: f.dir.file("in"))
+        #expect(text.stdout.contains("Broken images (\(users.count) of \(images.count)): "), "\(text.stdout)")
+        #expect(text.stdout.contains("(breaks ") && text.stdout.contains("total: \(blobs.count) blobs"), "\(text.stdout)")
         #expect(try layoutWidth(badPage, in: f.dir) <= 1280)
         _ = try screenshot(badPage, to: f.dir.file("bad.png"))
         // It prints: Chromium makes a PDF of it.

@@ -168,6 +168,7 @@ struct ImportTests {
             let out = f.dir.file("audit.\(format)")
             let audit = try f.importer(["audit", f.bundle, "--key", f.pub, "--format", format, "-o", out], store: f.dir.file("in"))
             #expect(audit.status == 0, "\(format): \(audit.stderr)")
+            #expect(audit.stdout.contains("Audit PASS: 3 images") && audit.stdout.contains("the report is in \(out)"), "the verdict on the terminal: \(audit.stdout)")
             let text = try String(contentsOfFile: out, encoding: .utf8)
             if format != "csv" {
                 #expect(text.contains(Digest.sha256(of: try Data(contentsOf: URL(fileURLWithPath: f.bundle))).encoded), "\(format) names the bundle's sha256")
@@ -180,6 +181,14 @@ struct ImportTests {
         #expect(failed.status == 3)
         let html = try String(contentsOfFile: f.dir.file("bad.html"), encoding: .utf8)
         #expect(html.contains("FAIL") && html.contains("class=\"bad\"") && html.contains("index.json"))
+        // An image archive given as a bundle, and the private key given to check one: each said as such.
+        let archive = f.dir.file("archive.tar")
+        try f.expectOK(try f.exporter(["image", "pull", "\(f.source)/app-1:1.0"], store: f.dir.file("pulled")))
+        try f.expectOK(try f.exporter(["image", "save", "-o", archive, "\(f.source)/app-1:1.0"], store: f.dir.file("pulled")))
+        let notBundle = try f.importer(["verify", archive, "--key", f.pub], store: f.dir.file("in"))
+        #expect(notBundle.status == 3 && notBundle.stderr.contains("archive.tar is an image archive") && notBundle.stderr.contains("image load -i"), "\(notBundle.stderr)")
+        let privateKey = try f.importer(["verify", f.bundle, "--key", f.key], store: f.dir.file("in"))
+        #expect(privateKey.status != 0 && privateKey.stderr.contains("is the private signing key; give the public key"), "\(privateKey.stderr)")
     }
 }
 
