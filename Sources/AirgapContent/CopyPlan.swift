@@ -195,6 +195,7 @@ public struct CopyPlanner: Sendable {
             }
         }
         var plan = CopyPlan()
+        plan.images.reserveCapacity(planned.count) // grown by doubling, 10,000 images would take twice their room
         var blobIndex: [Digest: Int] = [:]
         var repositoriesOf: [Digest: Set<String>] = [:] // a base layer shared by 10,000 images: one set, not a scan each
         var leftOut = Set<Digest>()
