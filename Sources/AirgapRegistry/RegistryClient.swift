@@ -166,7 +166,10 @@ public final class RegistryClient: Sendable {
                     let body = try? await response.body.collect(upTo: 1 << 16)
                     let detail = body.flatMap { RegistryErrorBody.summary(Data(buffer: $0)) }
                     if attempt < retryPolicy.attempts && call.idempotent {
-                        try await Task.sleep(nanoseconds: UInt64(delay(attempt: attempt, retryAfter: retryAfter) * 1e9))
+                        // Said, so a wait between attempts does not read as a stall.
+                        let wait = delay(attempt: attempt, retryAfter: retryAfter)
+                        warn("note: \(call.registry) answered HTTP \(response.status.code) to \(call.method) \(Self.describePath(call)); retrying in \(String(format: "%.0f", wait.rounded(.up)))s (attempt \(attempt + 1) of \(retryPolicy.attempts))")
+                        try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
                         continue
                     }
                     if response.status == .tooManyRequests {

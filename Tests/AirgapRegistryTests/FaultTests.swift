@@ -78,6 +78,8 @@ struct RegistryFaultTests {
         let result = try op.run(["image", "pull", "\(proxy.address)/\(repo)/app:1"], store: op.dir.file("s"))
         #expect(result.status == 4)
         #expect(result.stderr.contains("HTTP 500") && result.stderr.contains("try again later"), "\(result.stderr)")
+        // The waits between attempts are said, so they do not read as a stall.
+        #expect(result.stderr.contains("answered HTTP 500 to GET") && result.stderr.contains("retrying in") && result.stderr.contains("(attempt 2 of"), "\(result.stderr)")
     }
 
     @Test func aTruncatedManifestIsRefusedAndNothingIsTagged() async throws {
