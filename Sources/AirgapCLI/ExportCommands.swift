@@ -69,7 +69,10 @@ struct BundleCommand: AsyncParsableCommand {
         let started = Date()
         try OutputPath.check(output, option: "-o")
         let set: ImageSet
-        do { set = try ImageSet.load(path: file) } catch let error as ImageSet.ParseError { throw CommandError(.usage, error.description) }
+        do { set = try ImageSet.load(path: file) } catch let error as ImageSet.ParseError {
+            // Like a --key file that is not there: exit 1; a manifest read and found wrong is a usage error.
+            throw CommandError(error.unreadable ? .failure : .usage, error.description)
+        }
         let signingKey = try key.map { try BundleKeys.loadPrivateKey(path: $0) }
         let receipt = try since.map { try Receipt.load(path: $0) }
         let split = try splitSize.map { try parseSplitSize($0) }

@@ -70,12 +70,14 @@ public struct ImageSet: Sendable {
         public let path: String
         public let line: Int?
         public let problem: String
+        /// The file could not be read at all (a failure, exit 1), rather than read and found wrong (a usage error).
+        public var unreadable = false
         public var description: String { "\(path)\(line.map { ":\($0)" } ?? ""): \(problem)" }
     }
 
     public static func load(path: String) throws -> ImageSet {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ParseError(path: path, line: nil, problem: "cannot read the manifest; check the path given to -f")
+            throw ParseError(path: path, line: nil, problem: "cannot read the manifest; check the path given to -f", unreadable: true)
         }
         guard let text = String(data: data, encoding: .utf8) else { throw ParseError(path: path, line: nil, problem: "the file is not UTF-8 text") }
         return try parse(text, data: data, path: path)

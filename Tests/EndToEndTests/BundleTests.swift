@@ -217,6 +217,11 @@ struct ExportTests {
             #expect(result.stderr.contains("bad.yaml" + expected), "got: \(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: f.dir.file("never.tar")))
         }
+        // A manifest or key that is not there at all: exit 1 like any missing input, naming the path.
+        let noManifest = try f.exporter(["bundle", "-f", f.dir.file("nowhere.yaml"), "-o", f.dir.file("never.tar"), "--key", f.key])
+        #expect(noManifest.status == 1 && noManifest.stderr.contains("nowhere.yaml: cannot read the manifest"), "\(noManifest.stderr)")
+        let noKey = try f.exporter(["bundle", "-f", f.manifest, "-o", f.dir.file("never.tar"), "--key", f.dir.file("nowhere.key")])
+        #expect(noKey.status == 1 && noKey.stderr.contains("nowhere.key"), "\(noKey.stderr)")
         // Well-formed, but the registry has no such tag: the error still names the line.
         let path = f.dir.file("missing.txt")
         try Data("\(f.source)/app-1:1.0\n\(f.source)/app-1:no-such-tag\n".utf8).write(to: URL(fileURLWithPath: path))
