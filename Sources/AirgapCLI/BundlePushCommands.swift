@@ -13,9 +13,11 @@ struct BundlePush: AsyncParsableCommand {
         commandName: "push", abstract: "Verify a bundle, then push its images to the internal registry.",
         discussion: """
         Examples:
-          airgap-import push bundle.tar --key airgap.pub --to registry.internal:5000/mirror
-          airgap-import push bundle.tar.001 --to 127.0.0.1:5000 --ca-file ca.pem --format json
-          airgap-import push app:1.0   (no --to: Docker's push of a store image, as image push)
+          airgap-import push bundle.tar --key airgap.pub --to registry:5000/mirror
+          airgap-import push bundle.tar.001 --to 127.0.0.1:5000 --ca-file ca.pem \\
+              --format json
+          airgap-import push app:1.0
+            (no --to: Docker's push of a store image, as image push)
         """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
@@ -146,7 +148,8 @@ struct Audit: AsyncParsableCommand {
         Examples:
           airgap-import audit bundle.tar --key airgap.pub
           airgap-import audit bundle.tar --format html -o report.html
-          airgap-import audit bundle.tar --in-store --registry registry.internal:5000/mirror --format csv
+          airgap-import audit bundle.tar --in-store --registry registry:5000/mirror \\
+              --format csv
         """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput

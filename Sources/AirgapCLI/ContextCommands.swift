@@ -27,7 +27,8 @@ struct ContextGroup: AsyncParsableCommand {
         discussion: """
         Examples:
           airgap-import context ls bundle.tar
-          airgap-import context extract web:1.0 bundle.tar -o ./web --registry registry.internal:5000/mirror
+          airgap-import context extract web:1.0 bundle.tar -o ./web \\
+              --registry registry:5000/mirror
         """,
         subcommands: [ContextList.self, ContextExtract.self])
 }
@@ -68,7 +69,8 @@ struct ContextExtract: AsyncParsableCommand {
         that lives outside its context is written next to the directory, as DIR.Dockerfile.
 
         Examples:
-          airgap-import context extract app:1.0 images.tar -o ./app --registry registry.internal:5000/mirror
+          airgap-import context extract app:1.0 images.tar -o ./app \\
+              --registry registry:5000/mirror
           docker build -t app:1.0 ./app
         """)
     @OptionGroup var globals: GlobalOptions
@@ -106,7 +108,8 @@ struct Build: AsyncParsableCommand {
         Examples:
           airgap-import build app:1.0 images.tar
           airgap-import build app:1.0 images.tar --builder docker -t app:dev
-          airgap-import build app:1.0 --registry registry.internal:5000/mirror --push -t registry.internal:5000/app:1.0
+          airgap-import build app:1.0 --registry registry:5000/mirror \\
+              --push -t registry:5000/app:1.0
         """)
     @OptionGroup var globals: GlobalOptions
     @Argument(help: "The context's tag.") var name: String

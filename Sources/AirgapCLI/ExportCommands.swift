@@ -41,8 +41,10 @@ struct BundleCommand: AsyncParsableCommand {
         discussion: """
         Examples:
           airgap-export bundle -f images.yaml -o bundle.tar --key airgap.key
-          airgap-export bundle -f images.txt -o bundle.tar --key airgap.key --split-size 4G
-          airgap-export bundle -f images.yaml -o delta.tar --key airgap.key --since receipt.json
+          airgap-export bundle -f images.txt -o bundle.tar --key airgap.key \\
+              --split-size 4G
+          airgap-export bundle -f images.yaml -o delta.tar --key airgap.key \\
+              --since receipt.json
         """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags

@@ -17,7 +17,8 @@ public struct ImageGroup: AsyncParsableCommand {
         Examples:
           airgap-import image ls
           airgap-import image inspect -f '{{.Id}}' httpd:2.4
-          airgap-export image pull httpd:2.4 && airgap-export image save httpd:2.4 -o httpd.tar
+          airgap-export image pull httpd:2.4 && airgap-export image save httpd:2.4 \\
+              -o httpd.tar
         """,
         subcommands: [ImageList.self, ImageTag.self, ImageRemove.self, ImagePrune.self, ImageHistory.self,
                       ImageInspect.self, ImageSave.self, ImageLoad.self, ImagePull.self, ImagePush.self])
@@ -40,7 +41,8 @@ struct ImageList: AsyncParsableCommand {
           airgap-import image ls --digests -f 'reference=team/*:1.*'
           airgap-import image ls -f dangling=true -q
           airgap-import image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}'
-          airgap-import image ls --format 'table {{.ID}}\\t{{.Repository}}\\t{{.CompressedSize}}'
+          airgap-import image ls --format \\
+              'table {{.ID}}\\t{{.Repository}}\\t{{.CompressedSize}}'
         """,
         aliases: ["ls"])
     @OptionGroup var globals: GlobalOptions

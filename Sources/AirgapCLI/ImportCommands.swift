@@ -161,7 +161,8 @@ struct Load: AsyncParsableCommand {
           airgap-import load bundle.tar --key airgap.pub
           airgap-import load bundle.tar --into docker
           airgap-import load bundle.tar --into containerd:k8s.io
-          airgap-import load -i image.tar   (no BUNDLE: Docker's load of an image archive, as image load)
+          airgap-import load -i image.tar
+            (no BUNDLE: Docker's load of an image archive, as image load)
         """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var input: BundleInput
@@ -217,7 +218,7 @@ struct ReceiptCommand: AsyncParsableCommand {
         discussion: """
         Examples:
           airgap-import receipt -o receipt.json
-          airgap-import receipt --registry registry.internal:5000/mirror -o receipt.json
+          airgap-import receipt --registry registry:5000/mirror -o receipt.json
         """)
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var registry: RegistryFlags

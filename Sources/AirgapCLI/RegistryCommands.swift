@@ -105,8 +105,9 @@ struct Login: AsyncParsableCommand {
         commandName: "login", abstract: "Log in to a registry (credentials checked before they are saved).",
         discussion: """
         Examples:
-          airgap-export login registry.example.com   (asks for the user name and password)
-          echo "$TOKEN" | airgap-export login -u ci --password-stdin registry.example.com
+          airgap-export login registry.example.com
+            (asks for the user name and password)
+          echo "$TOKEN" | airgap-export login -u ci --password-stdin reg.example.com
         """)
     @OptionGroup var registry: RegistryFlags
     @Option(name: .shortAndLong, help: "User name.") var username: String?

@@ -42,7 +42,7 @@ public struct ImportRoot: AsyncParsableCommand {
         Examples:
           airgap-import verify bundle.tar --key airgap.pub
           airgap-import load bundle.tar --key airgap.pub
-          airgap-import push bundle.tar --key airgap.pub --to registry.internal:5000/mirror
+          airgap-import push bundle.tar --key airgap.pub --to registry:5000/mirror
           airgap-import serve bundle.tar --key airgap.pub --listen 127.0.0.1:5000
 
         Shell completions: airgap-import --generate-completion-script bash|zsh|fish \

@@ -20,8 +20,10 @@ struct Serve: AsyncParsableCommand {
 
         Examples:
           airgap-import serve images.tar --key signer.pub
-          airgap-import serve images.tar.001 --listen 0.0.0.0:5000 --mirror-config /etc/airgap-mirror
-          airgap-import --store /var/lib/airgap serve          (the store instead of a bundle)
+          airgap-import serve images.tar.001 --listen 0.0.0.0:5000 \\
+              --mirror-config /etc/airgap-mirror
+          airgap-import --store /var/lib/airgap serve
+            (the store instead of a bundle)
           docker pull 127.0.0.1:5000/library/httpd:2.4
         Ctrl-C (or SIGTERM) stops it.
         """)

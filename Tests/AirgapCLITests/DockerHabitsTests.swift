@@ -166,4 +166,18 @@ private let container: JSONValue = .object([
             }
         }
     }
+
+    /// Examples stay whole on an 80-column terminal (--help wraps a longer line to column 0,
+    /// where it reads as two commands).
+    @Test func everyExampleFitsEightyColumns() {
+        for root in [ImportRoot.self, ExportRoot.self] as [any ParsableCommand.Type] {
+            for (name, command) in commands(root) {
+                let discussion = command.configuration.discussion
+                guard let start = discussion.range(of: "Examples:") else { continue }
+                for line in discussion[start.upperBound...].split(separator: "\n") where line.hasPrefix("  ") {
+                    #expect(line.count <= 79, "\(name): \(line)")
+                }
+            }
+        }
+    }
 }
