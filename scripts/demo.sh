@@ -123,8 +123,9 @@ CONTAINERS_REGISTRIES_CONF="$WORK/mirror/containers/registries.conf" podman --ro
 grep "/sample/app-2/manifests/1.0" "$WORK/access.log" | tail -1
 kill -TERM "$SERVE_PID" && wait "$SERVE_PID" && SERVE_PID=''
 
-step "inside: the checksum audit report for the auditors"
-"$IMPORT" audit "$WORK/bundle.tar" --key "$WORK/site.pub" --format text | head -12
+step "inside: the checksum audit report for the auditors (a page for people; json and csv for tools); the tampered copy's names the damaged entry and what it breaks"
+"$IMPORT" audit "$WORK/bundle.tar" --key "$WORK/site.pub" --format html -o "$WORK/audit.html"
+"$IMPORT" audit "$WORK/tampered.tar" --key "$WORK/site.pub" --format text --progress none 2>/dev/null | grep -E '^(airgap checksum audit|Broken images)|does not match' || true
 
 step "inside: build the carried context with buildah; the outside registry is stopped first"
 kill "$(cat "$WORK/registries/pids/plain.pid")"
