@@ -306,7 +306,7 @@ public final class BundleReader {
             if result.findings.first?.entry == BundleMetadata.entryName {
                 if let first = Self.firstEntryName(files.paths[0]), Self.isImageArchiveEntry(first) {
                     let file = (files.paths[0] as NSString).lastPathComponent
-                    result.findings[0].problem = "\(file) is an image archive (docker save, podman save, skopeo or an OCI layout: it starts with \(first)), not an airgap bundle; load it with 'airgap-import image load -i \(files.paths[0])'"
+                    result.findings[0].problem = "\(file) is an image archive (docker save, podman save, skopeo or an OCI layout: it starts with \(EscapedText.quote(first))), not an airgap bundle; load it with 'airgap-import image load -i \(files.paths[0])'"
                 } else {
                     result.findings[0].problem += " (is this an airgap bundle?)"
                 }

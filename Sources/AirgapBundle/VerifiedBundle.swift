@@ -69,11 +69,14 @@ public struct VerifiedBundle: ContentSource {
         return Naming.rewrite(repository, registry: registry, prefix: prefix)
     }
 
-    /// `HOST[:PORT][/PREFIX]` from the signed metadata, split.
+    /// `HOST[:PORT][/PREFIX]` from the signed metadata, split; only a registry and repository
+    /// path a reference may have (it goes into the mount request's query).
     var receiptPrefix: (registry: String, prefix: String)? {
         guard let text = metadata.sinceRegistry, !text.isEmpty else { return nil }
         let parts = text.split(separator: "/", maxSplits: 1)
-        return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        let (registry, prefix) = (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        guard let probe = try? Reference(parsing: "\(registry)/\(prefix.isEmpty ? "" : prefix + "/")x"), probe.registry == registry else { return nil }
+        return (registry, prefix)
     }
 
     /// A blob the bundle left out (`--since`): the destination must hold it already.

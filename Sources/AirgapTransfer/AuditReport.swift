@@ -4,6 +4,7 @@ import AirgapOCI
 import AirgapRegistry
 import AirgapSignatures
 import AirgapStore
+import AirgapTar
 import Foundation
 
 /// The checksum audit report (schema `airgap-audit/v1`, documented in docs/audit-report.md).
@@ -271,7 +272,8 @@ public struct AuditReport: Codable, Sendable {
             let usedBy = Dictionary(blobs.map { ($0.digest, $0.images ?? []) }, uniquingKeysWith: { a, _ in a })
             for f in findings {
                 let broken = Naming.digest(ofBlobPath: f.entry).flatMap { usedBy[$0.description] } ?? []
-                out.append("  \(f)" + (broken.isEmpty ? "" : " (breaks \(broken.joined(separator: ", ")))"))
+                // A finding may quote what a hostile bundle holds: never raw to a terminal.
+                out.append("  " + EscapedText.escape("\(f)") + (broken.isEmpty ? "" : " (breaks \(broken.joined(separator: ", ")))"))
             }
         }
         return out.joined(separator: "\n") + "\n"

@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapContent
 import AirgapOCI
 import AirgapTestSupport
 import Foundation
@@ -41,5 +42,32 @@ struct LargeJSONTests {
         try expectSame([JSONValue](), "an empty array")
         try expectSame([JSONValue.object(["b": .array([]), "a": .null, "c": .object([:])]), .string("x")], "mixed elements")
         try expectSame(ImageIndex(mediaType: .ociIndex, manifests: []), "an empty index")
+    }
+}
+
+/// `sinceRegistry` goes into a mount request's query (`from=`): only a registry and a repository
+/// path a reference may have are used, whatever the (signed) metadata says.
+struct SinceRegistryTests {
+    @Test func onlyAReferencePathIsMountedFrom() async throws {
+        let bundle = try await InProcessBundle(count: 1)
+        var read = try bundle.reader().read()
+        #expect(read.ok)
+        let blob = read.metadata!.blobs[0]
+        read.metadata!.requiredOnInside = [blob]
+        let name = try Reference(parsing: "127.0.0.1:5000/team/app:1")
+        let layer = Descriptor(mediaType: blob.mediaType, digest: blob.digest, size: blob.size)
+        for (given, expected) in [("127.0.0.1:5000/first", "127.0.0.1:5000/first/team/app"), ("127.0.0.1:5000", "127.0.0.1:5000/team/app")] {
+            read.metadata!.sinceRegistry = given
+            let origin = VerifiedBundle(read)!.mountOrigin(layer, in: name)
+            #expect(origin.map { "\($0.registry)/\($0.repository)" } == expected, "\(given)")
+        }
+        for hostile in ["127.0.0.1:5000/x&from=other", "127.0.0.1:5000/x?mount=sha256:00", "127.0.0.1:5000/../x", "127.0.0.1:5000/X Y", "/x"] {
+            read.metadata!.sinceRegistry = hostile
+            #expect(VerifiedBundle(read)!.mountOrigin(layer, in: name) == nil, "\(hostile)")
+        }
+        // A blob the bundle carries is never mounted from the receipt's prefix.
+        read.metadata!.sinceRegistry = "127.0.0.1:5000/first"
+        read.metadata!.requiredOnInside = []
+        #expect(VerifiedBundle(read)!.mountOrigin(layer, in: name) == nil)
     }
 }
