@@ -362,9 +362,22 @@ public final class BundleReader {
             return result
         }
 
+        // The largest blob goes to the other core before the stream reaches it, from the offset
+        // the canonical layout gives it (every later size is signed): a single SHA-256 stream is
+        // the floor, and it is reached only if that stream starts first. Used only if the stream
+        // then finds the entry exactly there; otherwise it is read like any other.
+        var ahead: (name: String, offset: Int64, result: BackgroundHasher.Result)?
+        var plannedAhead = false
+
         do {
-            for (name, want) in entryNames {
+            for index in entryNames.indices {
+                let (name, want) = entryNames[index]
                 let blobDigest = Self.blobDigest(name)
+                if let background, !plannedAhead, blobDigest != nil, pendingHeader == nil {
+                    plannedAhead = true
+                    ahead = planAhead(entryNames[index...], headerAt: tar.position, sizes: blobIndex, background: background,
+                                      segments: { .spanning(offset: $0, length: $1, paths: files.paths, sizes: fileSource.sizes) })
+                }
                 var exactSize: Int64?
                 var limit = Self.documentLimit
                 if let blobDigest {
@@ -413,6 +426,14 @@ public final class BundleReader {
                             if (try? JSONSerialization.jsonObject(with: data)) == nil { result.findings.append(Finding(entry: name, problem: "not valid JSON")) }
                         }
                     }
+                } else if let early = ahead, early.name == name, early.offset == tar.position {
+                    // Hashed from the start on the other core; the stream only reads past it.
+                    ahead = nil
+                    let offset = tar.position
+                    try tar.readData(size: size, entry: name) { _ in }
+                    result.entries.append(ReadEntry(name: name, size: size, sha256: "", ok: false))
+                    deferred.append((result.entries.count - 1, name, want, offset, size, early.result))
+                    continue
                 } else if let background, name != entryNames.last?.name, background.wants(size) {
                     // Hashed on the other core from the files; the stream here is only read past
                     // (its padding and what follows are still checked). Settled in order below.
@@ -651,6 +672,33 @@ public final class BundleReader {
         guard spanned.count > 1 else { return spanned.first.map { ($0.path as NSString).lastPathComponent } }
         let bad = spanned.filter { !Self.matches($0.path, $0.volume) }
         return (bad.isEmpty ? spanned : bad).map { ($0.path as NSString).lastPathComponent }.joined(separator: ", ")
+    }
+
+    /// Hands the largest of the remaining blobs to the background hasher (see `aheadCandidate`).
+    private func planAhead(_ rest: ArraySlice<(name: String, digest: Digest)>, headerAt start: Int64, sizes: [Digest: BundleMetadata.Blob],
+                           background: BackgroundHasher, segments: (Int64, Int64) -> FileSegments) -> (name: String, offset: Int64, result: BackgroundHasher.Result)? {
+        guard let best = Self.aheadCandidate(rest, headerAt: start, sizes: sizes) else { return nil }
+        events?(.passProgress(bytes: -best.size))
+        var hashed: (@Sendable (Int64) -> Void)?
+        if let events { hashed = { bytes in events(.passProgress(bytes: bytes)) } }
+        return (best.name, best.offset, background.hash(segments(best.offset, best.size), progress: hashed))
+    }
+
+    /// The largest of the remaining blobs (over 16 MiB, not the last entry) and the data offset
+    /// the canonical layout gives it: each entry's canonical header (512 bytes, 1536 with a pax
+    /// size record), data padded to 512. Nil when a size is unknown or no blob is worth it.
+    static func aheadCandidate(_ rest: ArraySlice<(name: String, digest: Digest)>, headerAt start: Int64,
+                               sizes: [Digest: BundleMetadata.Blob]) -> (name: String, offset: Int64, size: Int64)? {
+        var header = start
+        var best: (name: String, offset: Int64, size: Int64)?
+        for (i, entry) in rest.enumerated() {
+            guard let digest = blobDigest(entry.name), let blob = sizes[digest],
+                  let headerBytes = try? CanonicalTar.header(name: entry.name, size: blob.size).count else { return nil }
+            let data = header + Int64(headerBytes)
+            if i < rest.count - 1, blob.size > documentLimit, blob.size > (best?.size ?? 0) { best = (entry.name, data, blob.size) }
+            header = data + blob.size + Int64(CanonicalTar.padding(blob.size))
+        }
+        return best
     }
 
     /// The name in a tar's first header, if the file starts with one.

@@ -1,4 +1,4 @@
-import AirgapBundle
+@testable import AirgapBundle
 import AirgapContent
 import AirgapOCI
 import AirgapStore
@@ -17,10 +17,12 @@ struct InProcessBundle {
     let path: String
 
     /// Written by the copy engine from the store, as `bundle` writes one from a registry.
-    init(count: Int = 2, created: String = "2026-01-01T00:00:00Z") async throws {
+    init(count: Int = 2, created: String = "2026-01-01T00:00:00Z", baseBytes: Int? = nil, appBytes: Int? = nil) async throws {
         source = try LocalStore(path: dir.file("source"))
         var options = SampleImages.Options()
         options.count = count
+        if let baseBytes { options.baseLayerBytes = baseBytes }
+        if let appBytes { options.appLayerBytes = appBytes }
         options.compress = false
         _ = try SampleImages(store: source).generate(options)
         let store = StoreSource(store: source)
@@ -90,6 +92,44 @@ struct InProcessBundle {
             let digest = try Digest(parsing: "sha256:" + name.dropFirst(13))
             #expect(result.blobOffsets[digest] == nil)
         }
+    }
+
+    /// The largest blob is handed to the other core before the stream reaches it, from the offset
+    /// the canonical layout gives it: found damaged, found moved (then read like any other), and
+    /// its offset kept for push only when it matched.
+    @Test func theBlobHashedAheadIsCheckedLikeAnyOther() async throws {
+        let b = try await InProcessBundle(count: 2, baseBytes: 17 << 20, appBytes: 1 << 20)
+        let headers = b.layout().headers
+        let big = headers.first { Int(String(decoding: b.bytes[$0 + 124..<$0 + 135], as: UTF8.self), radix: 8)! > 16 << 20 }!
+        let bigSize = Int64(String(decoding: b.bytes[big + 124..<big + 135], as: UTF8.self), radix: 8)!
+        let name = String(decoding: b.bytes[big..<big + 77], as: UTF8.self)
+        let digest = try Digest(parsing: "sha256:" + name.dropFirst(13))
+        // The offset predicted from the signed sizes, at the first blob's header, is where the blob is.
+        let sums = try Checksums.parse(b.bytes[headers[1] + 512..<headers[1] + 512 + Int(String(decoding: b.bytes[headers[1] + 124..<headers[1] + 135], as: UTF8.self), radix: 8)!])
+        let metadataSize = Int(String(decoding: b.bytes[headers[0] + 124..<headers[0] + 135], as: UTF8.self), radix: 8)!
+        let metadata = try JSONDecoder().decode(BundleMetadata.self, from: b.bytes[headers[0] + 512..<headers[0] + 512 + metadataSize])
+        let firstBlob = sums.entries.firstIndex { $0.name.hasPrefix("blobs/") }!
+        let firstHeader = headers.first { String(decoding: b.bytes[$0..<$0 + 13], as: UTF8.self) == "blobs/sha256/" }!
+        let candidate = BundleReader.aheadCandidate(sums.entries[firstBlob...], headerAt: Int64(firstHeader),
+                                                   sizes: Dictionary(uniqueKeysWithValues: metadata.blobs.map { ($0.digest, $0) }))
+        #expect(candidate?.name == name && candidate?.offset == Int64(big + 512) && candidate?.size == bigSize, "\(String(describing: candidate))")
+        let reader = try b.reader()
+        let good = try reader.read()
+        #expect(good.ok && good.entries.allSatisfy { $0.sha256.count == 64 && $0.ok }, "\(good.findings)")
+        #expect(good.blobOffsets[digest] == Int64(big + 512))
+        for at in [big + 512, big + 512 + (8 << 20), big + 512 + (17 << 20) - 1] {
+            var copy = b.bytes
+            copy[at] ^= 0x01
+            let result = try b.reader(try b.write(copy, as: "damaged.tar")).read()
+            #expect(result.findings.map(\.entry) == [name], "\(result.findings)")
+            #expect(result.blobOffsets[digest] == nil)
+        }
+        // Every size is signed, so the offset cannot move in a bundle that passes; a header made
+        // longer in front of it (a second metadata name) fails the canonical check, not the hash.
+        var moved = b.bytes
+        moved[headers[3] + 100] ^= 0x01 // a mode field before the big blob
+        let refused = try b.reader(try b.write(moved, as: "moved.tar")).read()
+        #expect(!refused.ok && refused.blobOffsets[digest] == nil, "\(refused.findings)")
     }
 
     /// Between verify and use (push, copy) the media may change: what is re-read is hashed again,
