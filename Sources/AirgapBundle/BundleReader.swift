@@ -149,6 +149,7 @@ final class BackgroundHasher: @unchecked Sendable {
     private let queue = DispatchQueue(label: "airgap.verify.hash")
     private let lock = NSLock()
     private var pendingBytes: Int64 = 0
+    private var cancelled = false
 
     deinit { queue.sync {} }
 
@@ -164,6 +165,7 @@ final class BackgroundHasher: @unchecked Sendable {
             var hasher = DigestHasher()
             do {
                 try segments.read { chunk in
+                    if self.isCancelled { throw Cancelled() }
                     hasher.update(chunk)
                     progress?(Int64(chunk.count))
                 }
@@ -178,6 +180,11 @@ final class BackgroundHasher: @unchecked Sendable {
 
     /// Every blob handed over has its digest (or its error).
     func wait() { queue.sync {} }
+
+    /// The read already failed: what is still being hashed stops at its next chunk.
+    func cancel() { lock.withLock { cancelled = true } }
+    var isCancelled: Bool { lock.withLock { cancelled } }
+    struct Cancelled: Error {}
     func finish() { queue.sync {} }
 }
 
@@ -237,7 +244,7 @@ public final class BundleReader {
         if let volumeList { compareVolumeSizes(volumeList, actual: fileSource.sizes, &result) }
         guard result.findings.isEmpty else { return result }
         let events = self.events
-        events?(.passStarted((files.paths[0] as NSString).lastPathComponent, bytes: fileSource.sizes.reduce(0, +)))
+        events?(.passStarted(EscapedText.escape((files.paths[0] as NSString).lastPathComponent), bytes: fileSource.sizes.reduce(0, +)))
         defer { events?(.passFinished) }
         let hashing = HashingSource(fileSource, hashEachFile: hashFiles, onRead: events.map { events in { events(.passProgress(bytes: $0)) } })
         let tee = passthrough.map { HoldBackSource(hashing, sink: $0) }
@@ -305,8 +312,9 @@ public final class BundleReader {
             structural(error)
             if result.findings.first?.entry == BundleMetadata.entryName {
                 if let first = Self.firstEntryName(files.paths[0]), Self.isImageArchiveEntry(first) {
-                    let file = (files.paths[0] as NSString).lastPathComponent
-                    result.findings[0].problem = "\(file) is an image archive (docker save, podman save, skopeo or an OCI layout: it starts with \(EscapedText.quote(first))), not an airgap bundle; load it with 'airgap-import image load -i \(files.paths[0])'"
+                    // Never advice to load it: it carries no signature, whatever it claims to be.
+                    let file = EscapedText.escape((files.paths[0] as NSString).lastPathComponent)
+                    result.findings[0].problem = "\(file) is an image archive (docker save, podman save, skopeo or an OCI layout: it starts with \(EscapedText.quote(first))), not an airgap bundle: it carries no airgap signature, so nothing in it can be verified; make a bundle on the connected side with 'airgap-export bundle'"
                 } else {
                     result.findings[0].problem += " (is this an airgap bundle?)"
                 }
@@ -353,11 +361,13 @@ public final class BundleReader {
                                                problem: "content does not match SHA256SUMS (expected \(item.want.encoded), got \(actual.encoded))"))
             }
         }
-        defer { background?.finish() }
-        /// The result with every blob handed to the background hasher settled (also on an early return).
-        func settled() -> BundleReadResult {
+        defer { background?.cancel(); background?.finish() } // drained by then on success
+        /// The result with every blob handed to the background hasher settled. An early return is
+        /// a failure already: what is still being hashed is stopped rather than waited for.
+        func settled(cancelling: Bool = true) -> BundleReadResult {
+            if cancelling { background?.cancel() }
             background?.wait()
-            for item in deferred { settle(item) }
+            for item in deferred where !(item.result.error is BackgroundHasher.Cancelled) { settle(item) }
             deferred = []
             return result
         }
@@ -375,7 +385,7 @@ public final class BundleReader {
                 let blobDigest = Self.blobDigest(name)
                 if let background, !plannedAhead, blobDigest != nil, pendingHeader == nil {
                     plannedAhead = true
-                    ahead = planAhead(entryNames[index...], headerAt: tar.position, sizes: blobIndex, background: background,
+                    ahead = planAhead(entryNames[index...], headerAt: tar.position, sizes: blobIndex, fileSize: fileSource.sizes.reduce(0, +), background: background,
                                       segments: { .spanning(offset: $0, length: $1, paths: files.paths, sizes: fileSource.sizes) })
                 }
                 var exactSize: Int64?
@@ -485,7 +495,7 @@ public final class BundleReader {
                 throw CanonicalTarError(offset: pendingHeaderStart, entry: pending.name, problem: "an entry where the archive must end")
             }
             try tar.readEnd()
-            _ = settled()
+            _ = settled(cancelling: false)
         } catch let error as StoreError {
             throw error // the store, not the bundle, failed (disk full, permissions)
         } catch {
@@ -676,8 +686,8 @@ public final class BundleReader {
 
     /// Hands the largest of the remaining blobs to the background hasher (see `aheadCandidate`).
     private func planAhead(_ rest: ArraySlice<(name: String, digest: Digest)>, headerAt start: Int64, sizes: [Digest: BundleMetadata.Blob],
-                           background: BackgroundHasher, segments: (Int64, Int64) -> FileSegments) -> (name: String, offset: Int64, result: BackgroundHasher.Result)? {
-        guard let best = Self.aheadCandidate(rest, headerAt: start, sizes: sizes) else { return nil }
+                           fileSize: Int64, background: BackgroundHasher, segments: (Int64, Int64) -> FileSegments) -> (name: String, offset: Int64, result: BackgroundHasher.Result)? {
+        guard let best = Self.aheadCandidate(rest, headerAt: start, sizes: sizes, fileSize: fileSize) else { return nil }
         events?(.passProgress(bytes: -best.size))
         var hashed: (@Sendable (Int64) -> Void)?
         if let events { hashed = { bytes in events(.passProgress(bytes: bytes)) } }
@@ -688,13 +698,15 @@ public final class BundleReader {
     /// the canonical layout gives it: each entry's canonical header (512 bytes, 1536 with a pax
     /// size record), data padded to 512. Nil when a size is unknown or no blob is worth it.
     static func aheadCandidate(_ rest: ArraySlice<(name: String, digest: Digest)>, headerAt start: Int64,
-                               sizes: [Digest: BundleMetadata.Blob]) -> (name: String, offset: Int64, size: Int64)? {
+                               sizes: [Digest: BundleMetadata.Blob], fileSize: Int64) -> (name: String, offset: Int64, size: Int64)? {
         var header = start
         var best: (name: String, offset: Int64, size: Int64)?
         for (i, entry) in rest.enumerated() {
-            guard let digest = blobDigest(entry.name), let blob = sizes[digest],
+            // Sizes the files cannot hold (unsigned metadata may say anything) plan nothing.
+            guard let digest = blobDigest(entry.name), let blob = sizes[digest], blob.size >= 0, blob.size <= fileSize,
                   let headerBytes = try? CanonicalTar.header(name: entry.name, size: blob.size).count else { return nil }
             let data = header + Int64(headerBytes)
+            guard data <= fileSize - blob.size else { return nil }
             if i < rest.count - 1, blob.size > documentLimit, blob.size > (best?.size ?? 0) { best = (entry.name, data, blob.size) }
             header = data + blob.size + Int64(CanonicalTar.padding(blob.size))
         }
@@ -709,9 +721,13 @@ public final class BundleReader {
         return String(bytes: name, encoding: .utf8)
     }
 
-    /// Names the first entry of an image archive has (Docker's, podman's, skopeo's, an OCI layout's).
+    /// Names the first entry of an image archive has (Docker's, podman's, skopeo's, an OCI
+    /// layout's); never a bundle's own (`airgap/…`), so a bundle with a damaged first header is
+    /// still reported as an altered bundle.
     static func isImageArchiveEntry(_ name: String) -> Bool {
-        ["oci-layout", "index.json", "manifest.json", "repositories"].contains(name) || name.hasPrefix("blobs/") || name.hasSuffix(".json")
+        guard !name.hasPrefix("airgap/"), !name.hasPrefix("PaxHeaders/") else { return false }
+        let configName = name.hasSuffix(".json") && name.count == 69 && name.dropLast(5).allSatisfy(\.isHexDigit) // docker save's <config>.json
+        return ["oci-layout", "index.json", "manifest.json", "repositories"].contains(name) || name.hasPrefix("blobs/") || configName
             || name.hasSuffix("/layer.tar") || name.hasSuffix("/VERSION") || name.hasSuffix("/json")
     }
 

@@ -16,6 +16,8 @@ public struct VerifiedBundle: ContentSource {
     let paths: [String]
     let sizes: [Int64]
     let leftOut: Set<Digest>
+    /// Signed by a trusted key (not merely accepted unsigned).
+    let signed: Bool
 
     public init?(_ result: BundleReadResult) {
         guard result.ok, let metadata = result.metadata, let index = result.index else { return nil }
@@ -26,6 +28,7 @@ public struct VerifiedBundle: ContentSource {
         paths = result.files.paths
         sizes = result.files.paths.map { FileIO.fileSize($0) ?? 0 }
         leftOut = Set(metadata.requiredOnInside.map(\.digest))
+        if case .valid = result.signature { signed = true } else { signed = false }
     }
 
     public var description: String { "the bundle \((paths.first as NSString?)?.lastPathComponent ?? "")" }
@@ -70,9 +73,10 @@ public struct VerifiedBundle: ContentSource {
     }
 
     /// `HOST[:PORT][/PREFIX]` from the signed metadata, split; only a registry and repository
-    /// path a reference may have (it goes into the mount request's query).
+    /// path a reference may have (it goes into the mount request's query). An unsigned bundle
+    /// does not choose where the user's credentials mount blobs from.
     var receiptPrefix: (registry: String, prefix: String)? {
-        guard let text = metadata.sinceRegistry, !text.isEmpty else { return nil }
+        guard signed, let text = metadata.sinceRegistry, !text.isEmpty else { return nil }
         let parts = text.split(separator: "/", maxSplits: 1)
         let (registry, prefix) = (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
         guard let probe = try? Reference(parsing: "\(registry)/\(prefix.isEmpty ? "" : prefix + "/")x"), probe.registry == registry else { return nil }

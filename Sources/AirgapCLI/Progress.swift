@@ -1,5 +1,6 @@
 import AirgapContent
 import AirgapOCI
+import AirgapTar
 import AirgapTransfer
 import ArgumentParser
 import Foundation
@@ -220,7 +221,9 @@ final class ProgressRenderer: @unchecked Sendable {
         }
     }
 
-    private func line(_ text: String) {
+    private func line(_ raw: String) {
+        // Names, references and notes may come from a bundle or a registry: never raw to a terminal.
+        let text = EscapedText.escape(raw)
         switch style {
         case .silent: return
         case .lines:

@@ -12,6 +12,17 @@ final class RunningDigest: @unchecked Sendable {
     private var hasher = DigestHasher()
     func update(_ bytes: UnsafeRawBufferPointer) { lock.lock(); hasher.update(bytes); lock.unlock() }
     func finalize() -> Digest { lock.lock(); defer { lock.unlock() }; return hasher.finalize() }
+    /// A digest that continues from this one's state (the hash state is a value).
+    func copy() -> RunningDigest {
+        let copy = RunningDigest()
+        copy.hasher = lock.withLock { hasher }
+        return copy
+    }
+    /// Takes over another digest's state.
+    func adopt(_ other: RunningDigest) {
+        let state = other.lock.withLock { other.hasher }
+        lock.withLock { hasher = state }
+    }
 }
 
 /// File segments as a request body, 1 MiB at a time (`FileSegments.Chunks`): with `expected`, the

@@ -71,9 +71,8 @@ extension RegistryClient {
         let counter = UploadProgress(progress)
         while true {
             attempt += 1
-            counter.newSession()
             do {
-                try await uploadSession(reference, descriptor, from: source, progress: counter.sent)
+                try await uploadSession(reference, descriptor, from: source, reached: counter.reached)
                 counter.complete(descriptor.size)
                 return
             } catch let error as RegistryError where error.isTemporary && attempt < retryPolicy.attempts {
@@ -86,11 +85,12 @@ extension RegistryClient {
         }
     }
 
-    /// `progress` is told of bytes as they are handed to the connection (a megabyte at a time),
-    /// not when a request completes: a 32 MiB PUT or 64 MiB PATCH would otherwise freeze the ETA.
+    /// `reached` is told how far into the blob the bytes handed to the connection go (a megabyte
+    /// at a time), not when a request completes: a 32 MiB PUT or 64 MiB PATCH would otherwise
+    /// freeze the ETA. A request body sent again (after a 401 or a redirect) starts again from
+    /// its own start, so nothing is counted twice.
     private func uploadSession(_ reference: Reference, _ descriptor: Descriptor, from source: FileSegments,
-                               progress: @escaping @Sendable (Int64) -> Void) async throws {
-        let chunks = SegmentChunks(segments: source, expected: descriptor.digest, onBytes: progress)
+                               reached: @escaping @Sendable (Int64) -> Void) async throws {
         let scope = Self.pushScope(reference.repository)
         let start = try await send(Call(registry: reference.registry, path: "/v2/\(reference.repository)/blobs/uploads/",
                                         method: .POST, scope: scope, idempotent: false))
@@ -112,14 +112,23 @@ extension RegistryClient {
                 headers.add(name: "Content-Range", value: "\(offset)-\(offset + length - 1)")
                 headers.add(name: "Content-Length", value: "\(length)")
                 let part = source.slice(from: offset, length: length)
+                // Each attempt at this chunk hashes into its own copy of the running digest; the
+                // copy of the attempt the registry accepted is the one kept.
+                let attempts = AttemptDigests(running)
+                let base = offset
                 let response = try await send(Call(registry: reference.registry, path: "", method: .PATCH, headers: headers, scope: scope,
-                                                   makeBody: { .stream(SegmentChunks(segments: part, expected: nil, running: running, onBytes: progress), length: .known(length)) },
+                                                   makeBody: {
+                                                       let tally = ByteTally()
+                                                       return .stream(SegmentChunks(segments: part, expected: nil, running: attempts.next(),
+                                                                                    onBytes: { reached(base + tally.add($0)) }), length: .known(length))
+                                                   },
                                                    idempotent: false, absoluteURL: url))
                 let body = try? await response.body.collect(upTo: 1 << 16)
                 guard response.status == .accepted, let next = response.headers.first(name: "Location") else {
                     try Self.check(response, body: body, what: "upload chunk", reference: reference, selector: descriptor.digest.description)
                     throw RegistryError(.protocolViolation, "\(reference.registry) did not accept a chunk of \(descriptor.digest) (HTTP \(response.status.code))")
                 }
+                attempts.keepLast()
                 url = try await uploadURL(next, registry: reference.registry)
                 offset += length
             }
@@ -135,8 +144,12 @@ extension RegistryClient {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/octet-stream")
             headers.add(name: "Content-Length", value: "\(size)")
+            let digest = descriptor.digest
             let response = try await send(Call(registry: reference.registry, path: "", method: .PUT, headers: headers, scope: scope,
-                                               makeBody: { .stream(chunks, length: .known(size)) },
+                                               makeBody: {
+                                                   let tally = ByteTally()
+                                                   return .stream(SegmentChunks(segments: source, expected: digest, onBytes: { reached(tally.add($0)) }), length: .known(size))
+                                               },
                                                idempotent: false, absoluteURL: Self.appendingQuery(url, "digest=\(descriptor.digest)")))
             let body = try? await response.body.collect(upTo: 1 << 16)
             try finishUpload(response, body: body, reference: reference, descriptor: descriptor)
@@ -178,19 +191,16 @@ extension RegistryClient {
     }
 }
 
-/// Counts each byte of an upload once however many sessions send it: a new session starts again
-/// from zero, and only what goes beyond the most any session sent is reported.
+/// Reports an upload's progress from how far into the blob it has got: whatever is sent again
+/// (a new session, a body resent after a 401) counts only beyond the furthest point reached.
 final class UploadProgress: @unchecked Sendable {
     private let lock = NSLock()
     private let report: @Sendable (Int64) -> Void
     private var reported: Int64 = 0
-    private var session: Int64 = 0
 
     init(_ report: @escaping @Sendable (Int64) -> Void) { self.report = report }
 
-    func newSession() { lock.withLock { session = 0 } }
-
-    var sent: @Sendable (Int64) -> Void { { [self] bytes in advance(to: lock.withLock { session += bytes; return session }) } }
+    var reached: @Sendable (Int64) -> Void { { [self] total in advance(to: total) } }
 
     func complete(_ size: Int64) { advance(to: size) }
 
@@ -202,4 +212,27 @@ final class UploadProgress: @unchecked Sendable {
         }
         if delta > 0 { report(delta) }
     }
+}
+
+/// Bytes one request body has handed on so far.
+final class ByteTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total: Int64 = 0
+    func add(_ bytes: Int64) -> Int64 { lock.withLock { total += bytes; return total } }
+}
+
+/// The running digest of a chunked upload, one copy per attempt at a chunk: a body sent twice
+/// (after a 401 or a redirect) must not be hashed twice.
+final class AttemptDigests: @unchecked Sendable {
+    private let lock = NSLock()
+    private let running: RunningDigest
+    private var last: RunningDigest?
+    init(_ running: RunningDigest) { self.running = running }
+    func next() -> RunningDigest {
+        let copy = running.copy()
+        lock.withLock { last = copy }
+        return copy
+    }
+    /// The chunk was accepted: the running digest continues from the attempt that sent it.
+    func keepLast() { if let last = lock.withLock({ last }) { running.adopt(last) } }
 }

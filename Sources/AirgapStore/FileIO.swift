@@ -99,8 +99,10 @@ public enum FileIO {
                 if (st.st_mode & S_IFMT) == S_IFDIR { continue }
                 throw StoreError.io(path: reportAs ?? prefix, reason: "\(prefix) is not a directory")
             }
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                let code = errno
+            // 0777 less the umask, as mkdir -p makes them (a group-shared store keeps group write).
+            if mkdir(prefix, 0o777) != 0 {
+                if errno == EEXIST, stat(prefix, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { continue }
+                let code = errno == EEXIST ? ENOTDIR : errno
                 if let reportAs, code != ENOSPC && code != EDQUOT && code != EACCES && code != EPERM && code != EROFS {
                     throw StoreError.io(path: reportAs, reason: "cannot create \(prefix): \(String(cString: strerror(code)))")
                 }

@@ -272,11 +272,11 @@ public struct AuditReport: Codable, Sendable {
             let usedBy = Dictionary(blobs.map { ($0.digest, $0.images ?? []) }, uniquingKeysWith: { a, _ in a })
             for f in findings {
                 let broken = Naming.digest(ofBlobPath: f.entry).flatMap { usedBy[$0.description] } ?? []
-                // A finding may quote what a hostile bundle holds: never raw to a terminal.
-                out.append("  " + EscapedText.escape("\(f)") + (broken.isEmpty ? "" : " (breaks \(broken.joined(separator: ", ")))"))
+                out.append("  \(f)" + (broken.isEmpty ? "" : " (breaks \(broken.joined(separator: ", ")))"))
             }
         }
-        return out.joined(separator: "\n") + "\n"
+        // Every line may quote what a bundle holds (unsigned ones are read too): never raw to a terminal.
+        return out.map(EscapedText.escape).joined(separator: "\n") + "\n"
     }
 
     /// One self-contained page (no scripts, no external resources) an auditor reads at a glance:

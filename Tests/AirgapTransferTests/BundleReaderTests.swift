@@ -111,7 +111,11 @@ struct InProcessBundle {
         let firstBlob = sums.entries.firstIndex { $0.name.hasPrefix("blobs/") }!
         let firstHeader = headers.first { String(decoding: b.bytes[$0..<$0 + 13], as: UTF8.self) == "blobs/sha256/" }!
         let candidate = BundleReader.aheadCandidate(sums.entries[firstBlob...], headerAt: Int64(firstHeader),
-                                                   sizes: Dictionary(uniqueKeysWithValues: metadata.blobs.map { ($0.digest, $0) }))
+                                                   sizes: Dictionary(uniqueKeysWithValues: metadata.blobs.map { ($0.digest, $0) }), fileSize: Int64(b.bytes.count))
+        // Sizes no file could hold (unsigned metadata may say anything) plan nothing, and do not overflow.
+        var huge = Dictionary(uniqueKeysWithValues: metadata.blobs.map { ($0.digest, $0) })
+        for key in huge.keys { huge[key]!.size = Int64.max / 2 }
+        #expect(BundleReader.aheadCandidate(sums.entries[firstBlob...], headerAt: Int64(firstHeader), sizes: huge, fileSize: Int64(b.bytes.count)) == nil)
         #expect(candidate?.name == name && candidate?.offset == Int64(big + 512) && candidate?.size == bigSize, "\(String(describing: candidate))")
         let reader = try b.reader()
         let good = try reader.read()

@@ -65,6 +65,12 @@ struct SinceRegistryTests {
             read.metadata!.sinceRegistry = hostile
             #expect(VerifiedBundle(read)!.mountOrigin(layer, in: name) == nil, "\(hostile)")
         }
+        // An unsigned bundle (accepted with --allow-unsigned) does not choose where to mount from.
+        read.metadata!.sinceRegistry = "127.0.0.1:5000/first"
+        let signature = read.signature
+        read.signature = .unsigned
+        #expect(VerifiedBundle(read)!.mountOrigin(layer, in: name) == nil)
+        read.signature = signature
         // A blob the bundle carries is never mounted from the receipt's prefix.
         read.metadata!.sinceRegistry = "127.0.0.1:5000/first"
         read.metadata!.requiredOnInside = []
