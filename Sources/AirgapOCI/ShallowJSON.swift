@@ -16,10 +16,11 @@ enum ShallowJSON {
         case .object:
             let fields = top.fields
             guard !fields.isEmpty, Set(fields.map(\.0)).count == fields.count else { return nil }
+            // Anything unexpected here: the whole-document encoder decides (and reports errors).
+            guard let ordered = try? encoderOrder(fields, encoder) else { return nil }
             var out = Data((pretty ? "{\n" : "{").utf8)
-            for (i, (key, field)) in fields.sorted(by: { $0.0 < $1.0 }).enumerated() {
+            for (i, (name, field)) in ordered.enumerated() {
                 if i > 0 { out.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
-                let name = try encoder.encode(key)
                 if pretty { out.append(contentsOf: Array("  ".utf8)) }
                 out.append(name)
                 out.append(contentsOf: Array((pretty ? " : " : ":").utf8))
@@ -32,6 +33,19 @@ enum ShallowJSON {
             out.append(contentsOf: Array((pretty ? "\n}" : "}").utf8))
             return out
         }
+    }
+
+    /// The fields in the order the encoder's `.sortedKeys` puts them (its comparison, not ours:
+    /// it is not plain `<` on every platform), each with its name as the encoder writes it.
+    private static func encoderOrder(_ fields: [(String, any Encodable)], _ encoder: JSONEncoder) throws -> [(Data, any Encodable)] {
+        let names = try fields.map { try encoder.encode($0.0) }
+        let probe = try encoder.encode(Dictionary(uniqueKeysWithValues: fields.map { ($0.0, 0) }))
+        let positions = try names.map { name -> Int in
+            // A key as the encoder writes it, followed by the separator: only the key itself matches.
+            guard let range = probe.range(of: name + Data(":".utf8)) ?? probe.range(of: name + Data(" :".utf8)) else { throw Unsupported() }
+            return range.lowerBound
+        }
+        return zip(positions, zip(names, fields.map(\.1))).sorted { $0.0 < $1.0 }.map { ($0.1.0, $0.1.1) }
     }
 
     private static func joinArray(_ elements: [any Encodable], encoder: JSONEncoder, pretty: Bool, indent: Int) throws -> Data {

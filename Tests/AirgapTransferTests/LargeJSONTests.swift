@@ -42,6 +42,9 @@ struct LargeJSONTests {
         try expectSame([JSONValue](), "an empty array")
         try expectSame([JSONValue.object(["b": .array([]), "a": .null, "c": .object([:])]), .string("x")], "mixed elements")
         try expectSame(ImageIndex(mediaType: .ociIndex, manifests: []), "an empty index")
+        // Keys whose order depends on the comparison (case, digits): the encoder's own order is used.
+        struct Awkward: Encodable { var B = [1, 2]; var a = "x"; var item10 = [["k": 1]]; var item9 = 9; var Zeta: String? = "z"; var _u = [String]() }
+        try expectSame(Awkward(), "keys in the encoder's order")
     }
 }
 
