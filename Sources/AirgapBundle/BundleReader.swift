@@ -579,7 +579,11 @@ public final class BundleReader {
             }
             // The bundle cannot be read without them, but the ones present are checked against
             // the signed list each, so one run names every volume to copy again.
-            for (volume, path) in zip(list.volumes, listed.paths) where FileIO.exists(path) && !Self.matches(path, volume) {
+            let present = zip(list.volumes, listed.paths).filter { FileIO.exists($0.1) }
+            events?(.passStarted("the \(present.count) volumes present", bytes: present.reduce(0) { $0 + max($1.0.size, 0) }))
+            defer { events?(.passFinished) }
+            let progress = events.map { events in { (bytes: Int64) in events(.passProgress(bytes: bytes)) } }
+            for (volume, path) in present where !Self.matches(path, volume, progress: progress) {
                 result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is damaged: its size or sha256 differs from the signed volume list"))
             }
             return nil
@@ -732,7 +736,7 @@ public final class BundleReader {
     }
 
     /// A volume file has the size and sha256 its signed list gives.
-    static func matches(_ path: String, _ volume: VolumeList.Volume) -> Bool {
+    static func matches(_ path: String, _ volume: VolumeList.Volume, progress: ((Int64) -> Void)? = nil) -> Bool {
         guard let source = try? FileSequenceSource(path: path), source.sizes == [volume.size] else { return false }
         var hasher = DigestHasher()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
@@ -741,6 +745,7 @@ public final class BundleReader {
             guard let n = try? source.read(into: buffer) else { return false }
             if n == 0 { break }
             hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            progress?(Int64(n))
         }
         return hasher.finalize().encoded == volume.sha256
     }
