@@ -99,7 +99,11 @@ extension RegistryClient {
                 return
             } catch let error as RegistryError where error.kind == .network && failures + 1 < retryPolicy.attempts {
                 failures += 1
-                try await Task.sleep(nanoseconds: UInt64(delay(attempt: failures, retryAfter: nil) * 1e9))
+                // Said, so the pause and the restart of the bar are not a mystery.
+                let wait = delay(attempt: failures, retryAfter: nil)
+                let from = writer.offset > 0 ? "resuming from byte \(writer.offset) of \(descriptor.size)" : "trying again"
+                warn("note: \(error.message); \(from) in \(String(format: "%.0f", wait.rounded(.up)))s (attempt \(failures + 1) of \(retryPolicy.attempts))")
+                try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
             }
         }
     }

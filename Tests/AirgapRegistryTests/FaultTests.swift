@@ -27,8 +27,9 @@ struct RegistryFaultTests {
         return policy
     }
 
-    func pull(_ reference: String, into store: LocalStore, policy: RegistryClient.RetryPolicy) async throws {
-        _ = try await RegistryClient.withClient(retryPolicy: policy) { client in
+    func pull(_ reference: String, into store: LocalStore, policy: RegistryClient.RetryPolicy,
+              warn: @escaping @Sendable (String) -> Void = { _ in }) async throws {
+        _ = try await RegistryClient.withClient(retryPolicy: policy, warn: warn) { client in
             try await ImagePuller(client: client, store: store).pull([CopyRequest(reference: try Reference(parsing: reference))])
         }
     }
@@ -40,7 +41,11 @@ struct RegistryFaultTests {
         let proxy = try FaultProxy(upstream: registries.plain)
         try proxy.setRules([["method": "GET", "path_contains": "/blobs/\(base)", "cut_after": 100_000, "times": 1]])
         let store = try LocalStore(path: op.dir.file("resumed"))
-        try await pull("\(proxy.address)/\(repo)/app:1", into: store, policy: quickRetries())
+        final class Notes: @unchecked Sendable { let lock = NSLock(); var all: [String] = [] }
+        let notes = Notes()
+        try await pull("\(proxy.address)/\(repo)/app:1", into: store, policy: quickRetries(), warn: { text in notes.lock.withLock { notes.all.append(text) } })
+        // The resume is said, with where it starts.
+        #expect(notes.all.contains { $0.contains("resuming from byte") && $0.contains("attempt 2 of") }, "\(notes.all)")
         let image = try store.findOne("\(proxy.address)/\(repo)/app:1")
         #expect(try store.readBlob(image.manifest.layers[0].digest, limit: 1 << 22).count == Int(image.manifest.layers[0].size))
         let ranges = try proxy.log().compactMap { $0["range"] as? String }
@@ -156,6 +161,8 @@ struct RegistryFaultTests {
         #expect(export.status == 0, "\(export.stderr)")
         let faults = try proxy.log().compactMap { $0["fault"] as? String }
         #expect(faults.count == 4, "every fault was met: \(faults)")
+        // Each wait between attempts was said.
+        #expect(export.stderr.contains("answered HTTP 503") && export.stderr.contains("retrying in"), "\(export.stderr)")
         let verify = try importer(op, ["verify", out, "--key", op.dir.file("k.pub")])
         #expect(verify.status == 0, "\(verify.stderr)")
     }
