@@ -246,7 +246,9 @@ public final class BundleReader {
         let events = self.events
         events?(.passStarted(EscapedText.escape((files.paths[0] as NSString).lastPathComponent), bytes: fileSource.sizes.reduce(0, +)))
         defer { events?(.passFinished) }
-        let hashing = HashingSource(fileSource, hashEachFile: hashFiles, onRead: events.map { events in { events(.passProgress(bytes: $0)) } })
+        var passProgress: (@Sendable (Int64) -> Void)?
+        if let events { passProgress = { events(.passProgress(bytes: $0)) } }
+        let hashing = HashingSource(fileSource, hashEachFile: hashFiles, onRead: passProgress)
         let tee = passthrough.map { HoldBackSource(hashing, sink: $0) }
         let tar = CanonicalTarReader(source: tee ?? hashing)
 
@@ -311,7 +313,8 @@ public final class BundleReader {
         } catch {
             structural(error)
             if result.findings.first?.entry == BundleMetadata.entryName {
-                if let first = Self.firstEntryName(files.paths[0]), Self.isImageArchiveEntry(first) {
+                // The name the reader found in the first header, not a second read of the file.
+                if let tarError = error as? CanonicalTarError, tarError.offset == 0, let first = tarError.found, Self.isImageArchiveEntry(first) {
                     // Never advice to load it: it carries no signature, whatever it claims to be.
                     let file = EscapedText.escape((files.paths[0] as NSString).lastPathComponent)
                     result.findings[0].problem = "\(file) is an image archive (docker save, podman save, skopeo or an OCI layout: it starts with \(EscapedText.quote(first))), not an airgap bundle: it carries no airgap signature, so nothing in it can be verified; make a bundle on the connected side with 'airgap-export bundle'"
@@ -378,6 +381,22 @@ public final class BundleReader {
         // then finds the entry exactly there; otherwise it is read like any other.
         var ahead: (name: String, offset: Int64, result: BackgroundHasher.Result)?
         var plannedAhead = false
+        /// A blob hashed on the other core from its byte range in the files; its bytes count as
+        /// checked when hashed there, not as the stream passes them.
+        func handOver(_ background: BackgroundHasher, offset: Int64, size: Int64) -> BackgroundHasher.Result {
+            passProgress?(-size)
+            return background.hash(.spanning(offset: offset, length: size, paths: files.paths, sizes: fileSource.sizes), progress: passProgress)
+        }
+        /// Who hashes this entry off this thread: the blob planned ahead, if the stream found it
+        /// exactly where it was planned, or the other core when it has room; nil: this thread.
+        func offThread(_ name: String, size: Int64) -> BackgroundHasher.Result? {
+            if let early = ahead, early.name == name, early.offset == tar.position {
+                ahead = nil
+                return early.result
+            }
+            guard let background, name != entryNames.last?.name, background.wants(size) else { return nil }
+            return handOver(background, offset: tar.position, size: size)
+        }
 
         do {
             for index in entryNames.indices {
@@ -385,8 +404,9 @@ public final class BundleReader {
                 let blobDigest = Self.blobDigest(name)
                 if let background, !plannedAhead, blobDigest != nil, pendingHeader == nil {
                     plannedAhead = true
-                    ahead = planAhead(entryNames[index...], headerAt: tar.position, sizes: blobIndex, fileSize: fileSource.sizes.reduce(0, +), background: background,
-                                      segments: { .spanning(offset: $0, length: $1, paths: files.paths, sizes: fileSource.sizes) })
+                    if let best = Self.aheadCandidate(entryNames[index...], headerAt: tar.position, sizes: blobIndex, fileSize: fileSource.sizes.reduce(0, +)) {
+                        ahead = (best.name, best.offset, handOver(background, offset: best.offset, size: best.size))
+                    }
                 }
                 var exactSize: Int64?
                 var limit = Self.documentLimit
@@ -436,23 +456,10 @@ public final class BundleReader {
                             if (try? JSONSerialization.jsonObject(with: data)) == nil { result.findings.append(Finding(entry: name, problem: "not valid JSON")) }
                         }
                     }
-                } else if let early = ahead, early.name == name, early.offset == tar.position {
-                    // Hashed from the start on the other core; the stream only reads past it.
-                    ahead = nil
+                } else if let pending = offThread(name, size: size) {
+                    // The stream here is only read past (its padding and what follows are still
+                    // checked). Settled in order below.
                     let offset = tar.position
-                    try tar.readData(size: size, entry: name) { _ in }
-                    result.entries.append(ReadEntry(name: name, size: size, sha256: "", ok: false))
-                    deferred.append((result.entries.count - 1, name, want, offset, size, early.result))
-                    continue
-                } else if let background, name != entryNames.last?.name, background.wants(size) {
-                    // Hashed on the other core from the files; the stream here is only read past
-                    // (its padding and what follows are still checked). Settled in order below.
-                    let offset = tar.position
-                    // Progress counts checked bytes: these count when the other core has hashed them, not as the stream passes them.
-                    events?(.passProgress(bytes: -size))
-                    var hashed: (@Sendable (Int64) -> Void)?
-                    if let events { hashed = { bytes in events(.passProgress(bytes: bytes)) } }
-                    let pending = background.hash(.spanning(offset: offset, length: size, paths: files.paths, sizes: fileSource.sizes), progress: hashed)
                     try tar.readData(size: size, entry: name) { _ in }
                     result.entries.append(ReadEntry(name: name, size: size, sha256: "", ok: false))
                     deferred.append((result.entries.count - 1, name, want, offset, size, pending))
@@ -572,18 +579,19 @@ public final class BundleReader {
             result.findings.append(Finding(entry: listName, problem: "the volumes given (\(given.joined(separator: ", "))) are not the \(list.volumes.count) it lists, in order"))
             return nil
         }
-        let absent = zip(list.volumes, listed.paths).filter { !FileIO.exists($0.1) }
+        let volumes = zip(list.volumes, listed.paths).map { (volume: $0.0, path: $0.1, present: FileIO.exists($0.1)) }
+        let absent = volumes.filter { !$0.present }
         if !absent.isEmpty {
-            for (volume, _) in absent {
+            for (volume, _, _) in absent {
                 result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is missing; all \(list.volumes.count) volumes are needed"))
             }
             // The bundle cannot be read without them, but the ones present are checked against
             // the signed list each, so one run names every volume to copy again.
-            let present = zip(list.volumes, listed.paths).filter { FileIO.exists($0.1) }
-            events?(.passStarted("the \(present.count) volumes present", bytes: present.reduce(0) { $0 + max($1.0.size, 0) }))
+            let present = volumes.filter(\.present)
+            events?(.passStarted("the \(present.count) volumes present", bytes: present.reduce(0) { $0 + max($1.volume.size, 0) }))
             defer { events?(.passFinished) }
-            let progress = events.map { events in { (bytes: Int64) in events(.passProgress(bytes: bytes)) } }
-            for (volume, path) in present where !Self.matches(path, volume, progress: progress) {
+            let events = self.events
+            for (volume, path, _) in present where !Self.matches(path, volume, progress: { events?(.passProgress(bytes: $0)) }) {
                 result.findings.append(Finding(entry: volume.name, volume: volume.name, problem: "this volume is damaged: its size or sha256 differs from the signed volume list"))
             }
             return nil
@@ -688,16 +696,6 @@ public final class BundleReader {
         return (bad.isEmpty ? spanned : bad).map { ($0.path as NSString).lastPathComponent }.joined(separator: ", ")
     }
 
-    /// Hands the largest of the remaining blobs to the background hasher (see `aheadCandidate`).
-    private func planAhead(_ rest: ArraySlice<(name: String, digest: Digest)>, headerAt start: Int64, sizes: [Digest: BundleMetadata.Blob],
-                           fileSize: Int64, background: BackgroundHasher, segments: (Int64, Int64) -> FileSegments) -> (name: String, offset: Int64, result: BackgroundHasher.Result)? {
-        guard let best = Self.aheadCandidate(rest, headerAt: start, sizes: sizes, fileSize: fileSize) else { return nil }
-        events?(.passProgress(bytes: -best.size))
-        var hashed: (@Sendable (Int64) -> Void)?
-        if let events { hashed = { bytes in events(.passProgress(bytes: bytes)) } }
-        return (best.name, best.offset, background.hash(segments(best.offset, best.size), progress: hashed))
-    }
-
     /// The largest of the remaining blobs (over 16 MiB, not the last entry) and the data offset
     /// the canonical layout gives it: each entry's canonical header (512 bytes, 1536 with a pax
     /// size record), data padded to 512. Nil when a size is unknown or no blob is worth it.
@@ -715,14 +713,6 @@ public final class BundleReader {
             header = data + blob.size + Int64(CanonicalTar.padding(blob.size))
         }
         return best
-    }
-
-    /// The name in a tar's first header, if the file starts with one.
-    static func firstEntryName(_ path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path), let block = try? handle.read(upToCount: 512), block.count == 512 else { return nil }
-        try? handle.close()
-        let name = block.prefix(100).prefix { $0 != 0 }
-        return String(bytes: name, encoding: .utf8)
     }
 
     /// Names the first entry of an image archive has (Docker's, podman's, skopeo's, an OCI

@@ -48,8 +48,8 @@ final class ProgressRenderer: @unchecked Sendable {
     private var skippedBytes: Int64 = 0
     private var blobsDone = 0
     private var blobsSkipped = 0
-    private var active: [String: Item] = [:]
-    private var activeOrder: [String] = []
+    private var active: [Digest: Item] = [:]
+    private var activeOrder: [Digest] = []
 
     // A read pass over a bundle or a store.
     private var pass: Item?
@@ -123,12 +123,11 @@ final class ProgressRenderer: @unchecked Sendable {
                 plannedBytes = (plannedBytes ?? 0) + bytes
             case .blobStarted(let digest, let size):
                 startedBytes += size
-                let key = digest.description
-                if active[key] == nil { activeOrder.append(key) }
-                active[key] = Item(label: digest.shortID, size: size)
+                if active[digest] == nil { activeOrder.append(digest) }
+                active[digest] = Item(label: digest.shortID, size: size)
             case .blobProgress(let digest, let bytes):
                 doneBytes += bytes
-                active[digest.description]?.done += bytes
+                active[digest]?.done += bytes
                 meter.add(bytes)
             case .blobFinished(let digest, let size):
                 blobsDone += 1
@@ -168,9 +167,8 @@ final class ProgressRenderer: @unchecked Sendable {
     }
 
     private func remove(_ digest: Digest) {
-        let key = digest.description
-        active[key] = nil
-        activeOrder.removeAll { $0 == key }
+        active[digest] = nil
+        activeOrder.removeAll { $0 == digest }
     }
 
     /// Clears the bars, removes the renderer; what is printed after it stays on screen.

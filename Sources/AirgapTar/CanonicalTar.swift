@@ -183,7 +183,11 @@ public struct CanonicalTarError: Error, Sendable, CustomStringConvertible {
     public let offset: Int64
     public let entry: String
     public let problem: String
-    public init(offset: Int64, entry: String, problem: String) { self.offset = offset; self.entry = entry; self.problem = problem }
+    /// The name a header held where another was expected (raw: quote it before showing it).
+    public var found: String?
+    public init(offset: Int64, entry: String, problem: String, found: String? = nil) {
+        self.offset = offset; self.entry = entry; self.problem = problem; self.found = found
+    }
     public var description: String { "at byte \(offset): \(problem)" }
 }
 
@@ -267,7 +271,7 @@ public final class CanonicalTarReader {
         guard names.isEmpty ? CanonicalTar.isAllowedName(name) : names.contains(name) else {
             let shown = EscapedText.quote(fieldName)
             let wanted = names.isEmpty ? "an entry with an allowed name" : names.count == 1 ? names[0] : names.joined(separator: " or ")
-            throw CanonicalTarError(offset: headerStart, entry: wanted, problem: "found an entry named \(shown) where the canonical encoding has \(wanted)")
+            throw CanonicalTarError(offset: headerStart, entry: wanted, problem: "found an entry named \(shown) where the canonical encoding has \(wanted)", found: fieldName)
         }
         var read = first
         var size: Int64?
