@@ -5,55 +5,6 @@ import AirgapTar
 import enum Crypto.Curve25519
 import Foundation
 
-extension BundlePlan {
-    /// The bundle a copy plan makes, from the plan alone: bundle.json, the OCI index (full
-    /// references) and the Docker view (RepoTags), all named by `Naming`.
-    public init(copy plan: CopyPlan, manifest source: BundleMetadata.SourceManifest?, since: String?, sinceRegistry: String? = nil, created: String?) throws {
-        var indexEntries: [Descriptor] = []
-        var listed = Set<Descriptor>()
-        var dockerEntries: [JSONValue] = []
-        var images: [BundleMetadata.Image] = []
-        for image in plan.images {
-            var entry = Descriptor(mediaType: image.top.mediaType, digest: image.top.digest, size: image.top.size, platform: image.top.platform)
-            if image.named { entry.annotations = Naming.indexAnnotations(image.name) }
-            if listed.insert(entry).inserted { indexEntries.append(entry) }
-            var listedImage = BundleMetadata.Image(reference: image.name.description, source: image.request.reference.description, digest: image.top.digest,
-                                                   mediaType: image.top.mediaType, size: image.top.size, originalIndexDigest: image.originalIndexDigest,
-                                                   platforms: image.platforms.map { .init(platform: $0.platform.description, manifest: $0.manifest.digest, config: $0.config.digest) })
-            if !image.lookasideSignatures.isEmpty {
-                listedImage.lookasideSignatures = image.lookasideSignatures.map { .init(subject: $0.subject, digest: $0.blob.digest, size: $0.blob.size) }
-            }
-            // Only names the context naming rule gives are read as contexts (no decode per image).
-            if image.top.mediaType.isImageManifest, image.name.tag?.hasSuffix(BuildContextArtifact.tagSuffix) == true, let data = plan.documents[image.top.digest],
-               let manifest = try? ImageManifest.decode(data), let context = BuildContextArtifact(manifest: manifest) {
-                listedImage.context = context
-            }
-            if let link = image.request.attachment {
-                listedImage.attachedTo = link.subjectName.description
-                if let i = images.firstIndex(where: { $0.reference == link.subjectName.description }) {
-                    images[i].attachments = (images[i].attachments ?? []) + [.init(reference: image.name.description, kind: link.kind, subject: link.subject, digest: image.top.digest)]
-                }
-            }
-            images.append(listedImage)
-            // The Docker archive view: one entry per image, for its first chosen platform. An
-            // attachment or an artifact (a Helm chart, an SBOM) is no image an engine can load.
-            guard image.request.attachment == nil, let first = image.platforms.first, first.config.mediaType.isImageConfig else { continue }
-            dockerEntries.append(.object([
-                "Config": .string(Naming.blobPath(first.config.digest)),
-                "Layers": .array(first.layers.map { .string(Naming.blobPath($0.digest)) }),
-                "RepoTags": (image.named ? Naming.repoTag(image.name) : nil).map { .array([.string($0)]) } ?? .null,
-            ]))
-        }
-        let carried = plan.digestOrder.map { BundleMetadata.Blob(digest: $0.digest, size: $0.size, mediaType: $0.mediaType) }
-        let required = plan.leftOut.sorted { $0.digest < $1.digest }.map { BundleMetadata.Blob(digest: $0.digest, size: $0.size, mediaType: $0.mediaType) }
-        let metadata = BundleMetadata(tool: .init(name: "airgap", version: BundleMetadata.toolVersion), created: created, manifest: source,
-                                      images: images, blobs: carried, requiredOnInside: required, since: since,
-                                      sinceRegistry: required.isEmpty ? nil : sinceRegistry)
-        self.init(metadata: metadata, ociIndex: try CanonicalJSON.encodeLarge(ImageIndex(mediaType: .ociIndex, manifests: indexEntries)),
-                  dockerManifest: try CanonicalJSON.encodeLarge(dockerEntries))
-    }
-}
-
 /// A bundle as a sink: the metadata, checksums and signature go first (every digest and size is in
 /// the plan), then every manifest and blob once, in digest order, each streamed from its source
 /// straight into its tar entry through a verifier. The files appear under their names only when
@@ -91,7 +42,11 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
     let archive: Archive?
     private var volumes: VolumeWriter?
     private var tar: CanonicalTarWriter?
-    public private(set) var plan: BundlePlan?
+    /// After `begin`: what bundle.json lists, in numbers.
+    public var summary: (images: Int, blobs: Int, uniqueBytes: Int64, leftOut: Int)? {
+        counted.map { ($0.images, $0.blobs, $0.uniqueBytes, $0.leftOut) }
+    }
+    private var counted: BundleHeader.Summary?
     /// After `commit`: the files written.
     public private(set) var volumeList: VolumeList?
 
@@ -102,27 +57,29 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
     public var order: SinkOrder { .digestOrder }
 
     public func begin(_ copy: CopyPlan) async throws {
-        let plan = try BundlePlan(copy: copy, manifest: options.manifest, since: options.since, sinceRegistry: options.sinceRegistry,
-                                  created: archive == nil ? try options.created ?? BundleTime.now() : nil)
-        self.plan = plan
         // Everything the tar holds is known now: a disk too small is said before a download.
-        let leftOut = Set(plan.metadata.requiredOnInside.map(\.digest))
-        let bytes = copy.digestOrder.filter { !leftOut.contains($0.digest) }.reduce(Int64(1 << 20)) { $0 + $1.size + 1024 }
+        let held = Set(copy.leftOut.map(\.digest))
+        let bytes = copy.digestOrder.filter { !held.contains($0.digest) }.reduce(Int64(1 << 20)) { $0 + $1.size + 1024 }
         if let archive {
             if let path = archive.path { try FileIO.requireFreeSpace(bytes, at: path, for: "the archive \(path)") }
+            let directory = archive.path.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory()
+            let header = try BundleHeader(copy: copy, provenance: nil, dockerView: archive.dockerView, temporaryDirectory: directory)
             let tar = CanonicalTarWriter(sink: archive.sink)
             self.tar = tar
-            try tar.addFile("oci-layout", data: BundlePlan.ociLayout)
-            try tar.addFile("index.json", data: plan.ociIndex)
-            if archive.dockerView { try tar.addFile("manifest.json", data: plan.dockerManifest) }
+            try header.write(to: tar, signingKey: nil)
             return
         }
         try FileIO.requireFreeSpace(bytes, at: options.output, for: "the bundle \(options.output)")
+        let provenance = BundleHeader.Provenance(manifest: options.manifest, since: options.since, sinceRegistry: options.sinceRegistry,
+                                                 created: try options.created ?? BundleTime.now())
+        let header = try BundleHeader(copy: copy, provenance: provenance, dockerView: true,
+                                      temporaryDirectory: (options.output as NSString).deletingLastPathComponent)
         let volumes = try VolumeWriter(path: options.output, splitSize: options.splitSize)
         let tar = CanonicalTarWriter(sink: { try volumes.write($0) })
         self.volumes = volumes
         self.tar = tar
-        try BundleWriter.writeHeader(plan, signingKey: options.signingKey, to: tar)
+        try header.write(to: tar, signingKey: options.signingKey)
+        counted = header.summary
     }
 
     public func holds(_ descriptor: Descriptor, for name: Reference) async throws -> Bool { false }

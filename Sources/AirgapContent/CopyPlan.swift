@@ -99,14 +99,22 @@ public struct CopyPlan: Sendable {
 
     /// Every manifest and index of the plan, each once, children before parents.
     public var manifests: [Descriptor] {
-        var seen = Set<Digest>()
-        return images.flatMap(\.manifests).filter { seen.insert($0.digest).inserted }
+        var seen = Set<Digest>(minimumCapacity: images.count)
+        var out: [Descriptor] = []
+        for image in images { for m in image.manifests where seen.insert(m.digest).inserted { out.append(m) } }
+        return out
     }
 
     /// What a tar sink writes after its metadata: every manifest and blob, once, sorted by digest.
+    /// Built in one array (at 10,000 images the chained maps and filters it replaces held five).
     public var digestOrder: [Descriptor] {
-        var seen = Set<Digest>()
-        return (manifests + blobs.map(\.descriptor)).filter { seen.insert($0.digest).inserted }.sorted { $0.digest < $1.digest }
+        var seen = Set<Digest>(minimumCapacity: images.count + blobs.count)
+        var out: [Descriptor] = []
+        out.reserveCapacity(images.count + blobs.count)
+        for image in images { for m in image.manifests where seen.insert(m.digest).inserted { out.append(m) } }
+        for blob in blobs where seen.insert(blob.descriptor.digest).inserted { out.append(blob.descriptor) }
+        out.sort { $0.digest < $1.digest }
+        return out
     }
 
     /// Adds a plan made after this one (build contexts, planned once the images they pull are
@@ -165,41 +173,14 @@ public struct CopyPlanner: Sendable {
 
     public func plan(_ requests: [CopyRequest]) async throws -> CopyPlan {
         let started = ContinuousClock.now
-        func planAll(_ requests: [CopyRequest], synthesized: [Data?]) async throws -> [(CopyPlan.Image, [Digest: Data])] {
-            try await mapConcurrently(Array(zip(requests, synthesized)), limit: concurrency) { pair in
-                let (request, topData) = pair
-                do { return try await self.planOne(request, topData: topData) } catch {
-                    guard let origin = request.origin else { throw error }
-                    throw Self.prefixed(error, origin)
-                }
-            }
-        }
-        var planned = try await planAll(requests, synthesized: requests.map { _ in nil })
-        if let finder = attachments {
-            // Attachments of what was planned, then of those attachments (a signature of an SBOM).
-            var known = Set(requests.map { $0.destinationName.description })
-            let tags = TagCache()
-            var frontier = planned.map(\.0)
-            for _ in 0..<finder.depth {
-                let found = try await finder.find(for: frontier, known: &known, tagCache: tags, events: events)
-                guard !found.isEmpty else { break }
-                let more = try await planAll(found.map(\.request), synthesized: found.map(\.synthesized))
-                for (image, _) in more {
-                    let bytes = image.manifests.reduce(0) { $0 + $1.size } + image.platforms.reduce(0) { $0 + $1.config.size + $1.layers.reduce(0) { $0 + $1.size } }
-                    guard bytes <= finder.attachmentBytes else {
-                        throw ContentError(.unsupported, "\(image.request.reference.familiarDescription), attached to \(image.request.attachment?.subjectName.familiarDescription ?? "an image") as its \(image.request.attachment?.kind.rawValue ?? "attachment"), holds \(bytes >> 20) MiB, more than an attachment may (\(finder.attachmentBytes >> 20) MiB); leave attachments out with 'referrers: false' if that is expected")
-                    }
-                }
-                planned += more
-                frontier = more.map(\.0)
-            }
-        }
         var plan = CopyPlan()
-        plan.images.reserveCapacity(planned.count) // grown by doubling, 10,000 images would take twice their room
+        plan.images.reserveCapacity(requests.count)
         var blobIndex: [Digest: Int] = [:]
         var repositoriesOf: [Digest: Set<String>] = [:] // a base layer shared by 10,000 images: one set, not a scan each
         var leftOut = Set<Digest>()
-        for (image, documents) in planned {
+        // Each planned image goes into the plan as it arrives (in request order), so the plan is
+        // the one copy of the images in memory.
+        func add(_ image: CopyPlan.Image, _ documents: [Digest: Data]) {
             plan.images.append(image)
             plan.documents.merge(documents) { first, _ in first }
             for platform in image.platforms {
@@ -215,6 +196,36 @@ public struct CopyPlanner: Sendable {
                         repositoriesOf[blob.digest] = [image.name.name]
                         plan.blobs.append(.init(descriptor: blob, source: image.request.reference, names: [image.name]))
                     }
+                }
+            }
+        }
+        func planAll(_ requests: [CopyRequest], synthesized: [Data?], deliver: ((CopyPlan.Image, [Digest: Data])) throws -> Void) async throws {
+            try await forEachConcurrently(Array(zip(requests, synthesized)), limit: concurrency, { pair in
+                let (request, topData) = pair
+                do { return try await self.planOne(request, topData: topData) } catch {
+                    guard let origin = request.origin else { throw error }
+                    throw Self.prefixed(error, origin)
+                }
+            }, inOrder: deliver)
+        }
+        try await planAll(requests, synthesized: requests.map { _ in nil }) { add($0.0, $0.1) }
+        if let finder = attachments {
+            // Attachments of what was planned, then of those attachments (a signature of an SBOM).
+            var known = Set(requests.map { $0.destinationName.description })
+            let tags = TagCache()
+            var frontier = 0 // the images planned last, whose attachments are looked for next
+            for _ in 0..<finder.depth {
+                // A temporary, so that no second reference makes the next append copy the images.
+                let from = frontier
+                frontier = plan.images.count
+                let found = try await finder.find(for: from == 0 ? plan.images : Array(plan.images[from...]), known: &known, tagCache: tags, events: events)
+                guard !found.isEmpty else { break }
+                try await planAll(found.map(\.request), synthesized: found.map(\.synthesized)) { image, documents in
+                    let bytes = image.manifests.reduce(0) { $0 + $1.size } + image.platforms.reduce(0) { $0 + $1.config.size + $1.layers.reduce(0) { $0 + $1.size } }
+                    guard bytes <= finder.attachmentBytes else {
+                        throw ContentError(.unsupported, "\(image.request.reference.familiarDescription), attached to \(image.request.attachment?.subjectName.familiarDescription ?? "an image") as its \(image.request.attachment?.kind.rawValue ?? "attachment"), holds \(bytes >> 20) MiB, more than an attachment may (\(finder.attachmentBytes >> 20) MiB); leave attachments out with 'referrers: false' if that is expected")
+                    }
+                    add(image, documents)
                 }
             }
         }

@@ -39,9 +39,20 @@ public func forEachConcurrently<T: Sendable>(_ items: [T], limit: Int, _ work: @
 
 /// Like `forEachConcurrently`, returning the results in the order of `items`.
 public func mapConcurrently<T: Sendable, R: Sendable>(_ items: [T], limit: Int, _ work: @escaping @Sendable (T) async throws -> R) async throws -> [R] {
+    var results: [R] = []
+    results.reserveCapacity(items.count)
+    try await forEachConcurrently(items, limit: limit, work) { results.append($0) }
+    return results
+}
+
+/// Runs `work` on up to `limit` items at once and hands each result to `deliver` in the order of
+/// `items`, as soon as it and every result before it are in: only the results that arrived
+/// early wait, so 10,000 planned images are held once, where the caller keeps them.
+public func forEachConcurrently<T: Sendable, R: Sendable>(_ items: [T], limit: Int, _ work: @escaping @Sendable (T) async throws -> R,
+                                                           inOrder deliver: (R) throws -> Void) async throws {
     try await withThrowingTaskGroup(of: (Int, R).self) { group in
-        var results = [R?](repeating: nil, count: items.count)
-        var next = 0
+        var early: [Int: R] = [:]
+        var next = 0, delivered = 0
         func start() {
             let i = next, item = items[i]
             group.addTask { (i, try await work(item)) }
@@ -49,9 +60,12 @@ public func mapConcurrently<T: Sendable, R: Sendable>(_ items: [T], limit: Int, 
         }
         while next < min(items.count, max(1, limit)) { start() }
         while let (i, result) = try await group.next() {
-            results[i] = result
+            early[i] = result
+            while let ready = early.removeValue(forKey: delivered) {
+                try deliver(ready)
+                delivered += 1
+            }
             if next < items.count { start() }
         }
-        return results.map { $0! }
     }
 }

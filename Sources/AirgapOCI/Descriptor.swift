@@ -4,11 +4,59 @@ public struct Descriptor: Hashable, Sendable, Codable {
     public var mediaType: MediaType
     public var digest: Digest
     public var size: Int64
-    public var urls: [String]?
-    public var annotations: [String: String]?
-    public var platform: Platform?
-    public var artifactType: String?
-    public var unknownFields: [String: JSONValue] = [:]
+    public var urls: [String]? {
+        get { extras?.fields.urls }
+        set { change { $0.urls = newValue } }
+    }
+    public var annotations: [String: String]? {
+        get { extras?.fields.annotations }
+        set { change { $0.annotations = newValue } }
+    }
+    public var platform: Platform? {
+        get { extras?.fields.platform }
+        set { change { $0.platform = newValue } }
+    }
+    public var artifactType: String? {
+        get { extras?.fields.artifactType }
+        set { change { $0.artifactType = newValue } }
+    }
+    public var unknownFields: [String: JSONValue] {
+        get { extras?.fields.unknownFields ?? [:] }
+        set { change { $0.unknownFields = newValue } }
+    }
+
+    /// The optional fields, in a box that most descriptors (configs, layers) do without: a plan
+    /// of 10,000 images holds a few hundred thousand descriptors, 56 bytes each this way instead
+    /// of 160. The box is never changed in place, so copies stay independent.
+    private var extras: Extras?
+    private struct ExtraFields: Hashable, Sendable {
+        var urls: [String]?
+        var annotations: [String: String]?
+        var platform: Platform?
+        var artifactType: String?
+        var unknownFields: [String: JSONValue] = [:]
+        var isEmpty: Bool { urls == nil && annotations == nil && platform == nil && artifactType == nil && unknownFields.isEmpty }
+    }
+    private final class Extras: Sendable {
+        let fields: ExtraFields
+        init(_ fields: ExtraFields) { self.fields = fields }
+    }
+    private mutating func change(_ body: (inout ExtraFields) -> Void) {
+        var fields = extras?.fields ?? ExtraFields()
+        body(&fields)
+        extras = fields.isEmpty ? nil : Extras(fields)
+    }
+
+    public static func == (a: Descriptor, b: Descriptor) -> Bool {
+        a.mediaType == b.mediaType && a.digest == b.digest && a.size == b.size && a.extras?.fields == b.extras?.fields
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(mediaType)
+        hasher.combine(digest)
+        hasher.combine(size)
+        hasher.combine(extras?.fields)
+    }
 
     public static let refNameAnnotation = "org.opencontainers.image.ref.name"
     public static let containerdNameAnnotation = "io.containerd.image.name"
@@ -17,8 +65,8 @@ public struct Descriptor: Hashable, Sendable, Codable {
         self.mediaType = mediaType
         self.digest = digest
         self.size = size
-        self.annotations = annotations
-        self.platform = platform
+        let fields = ExtraFields(annotations: annotations, platform: platform)
+        extras = fields.isEmpty ? nil : Extras(fields)
     }
 
     private static let known: Set<String> = ["mediaType", "digest", "size", "urls", "annotations", "platform", "artifactType"]
@@ -31,11 +79,12 @@ public struct Descriptor: Hashable, Sendable, Codable {
         guard size >= 0 else {
             throw DecodingError.dataCorruptedError(forKey: AnyCodingKey("size"), in: c, debugDescription: "negative size")
         }
-        urls = try c.decodeIfPresent([String].self, forKey: AnyCodingKey("urls"))
-        annotations = try c.decodeIfPresent([String: String].self, forKey: AnyCodingKey("annotations"))
-        platform = try c.decodeIfPresent(Platform.self, forKey: AnyCodingKey("platform"))
-        artifactType = try c.decodeIfPresent(String.self, forKey: AnyCodingKey("artifactType"))
-        unknownFields = try c.unknownFields(excluding: Descriptor.known)
+        let fields = ExtraFields(urls: try c.decodeIfPresent([String].self, forKey: AnyCodingKey("urls")),
+                                 annotations: try c.decodeIfPresent([String: String].self, forKey: AnyCodingKey("annotations")),
+                                 platform: try c.decodeIfPresent(Platform.self, forKey: AnyCodingKey("platform")),
+                                 artifactType: try c.decodeIfPresent(String.self, forKey: AnyCodingKey("artifactType")),
+                                 unknownFields: try c.unknownFields(excluding: Descriptor.known))
+        extras = fields.isEmpty ? nil : Extras(fields)
     }
 
     public func encode(to encoder: any Encoder) throws {

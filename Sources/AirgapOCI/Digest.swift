@@ -40,7 +40,10 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible, C
     /// The 12-character short ID Docker prints.
     public var shortID: String { String(encoded.prefix(12)) }
 
-    public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
+    /// The order of `description`, without building it: both algorithm names are six letters.
+    public static func < (lhs: Digest, rhs: Digest) -> Bool {
+        lhs.algorithm == rhs.algorithm ? lhs.encoded < rhs.encoded : lhs.algorithm.rawValue < rhs.algorithm.rawValue
+    }
 
     public static func sha256(of bytes: some DataProtocol) -> Digest {
         let hex = SHA256.hash(data: bytes).hexString

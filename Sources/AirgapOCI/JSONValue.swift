@@ -82,10 +82,18 @@ public enum CanonicalJSON {
     /// index.json, manifest.json): encoded a top-level field and an array element at a time, so
     /// memory holds the output and one element's tree rather than the whole document's.
     public static func encodeLarge(_ value: some Encodable, pretty: Bool = false) throws -> Data {
+        var out = Data()
+        try encodeLarge(value, pretty: pretty) { out.append($0) }
+        return out
+    }
+
+    /// `encodeLarge`, handed to `write` a piece at a time (to a file, hashed on the way), so the
+    /// whole document is never in memory.
+    public static func encodeLarge(_ value: some Encodable, pretty: Bool = false, into write: (Data) throws -> Void) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
                                           : [.sortedKeys, .withoutEscapingSlashes]
-        return try ShallowJSON.encode(value, encoder: encoder, pretty: pretty) ?? encoder.encode(value)
+        if try !ShallowJSON.encode(value, encoder: encoder, pretty: pretty, into: write) { try write(encoder.encode(value)) }
     }
 
     /// Decodes a document, turning decoder errors into one sentence naming `what`.

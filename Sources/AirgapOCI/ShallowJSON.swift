@@ -5,33 +5,37 @@ import Foundation
 /// exactly as that encoder joins them: the bytes equal `JSONEncoder().encode(value)`, but the
 /// encoder's intermediate tree only ever holds one element, not the whole document.
 enum ShallowJSON {
-    /// Nil when `value` is not a plain object or array at its top (then the caller encodes it whole).
-    static func encode(_ value: some Encodable, encoder: JSONEncoder, pretty: Bool) throws -> Data? {
+    /// Hands the document to `write` a piece at a time, in order; false (and nothing written) when
+    /// `value` is not a plain object or array at its top.
+    static func encode(_ value: some Encodable, encoder: JSONEncoder, pretty: Bool, into write: (Data) throws -> Void) throws -> Bool {
         let top = TopLevel()
-        do { try value.encode(to: top) } catch is Unsupported { return nil }
+        do { try value.encode(to: top) } catch is Unsupported { return false }
         switch top.shape {
-        case .none: return nil
+        case .none: return false
         case .array:
-            return try joinArray(top.elements, encoder: encoder, pretty: pretty, indent: 0)
+            try joinArray(top.elements, encoder: encoder, pretty: pretty, indent: 0, into: write)
+            return true
         case .object:
             let fields = top.fields
-            guard !fields.isEmpty, Set(fields.map(\.0)).count == fields.count else { return nil }
+            guard !fields.isEmpty, Set(fields.map(\.0)).count == fields.count else { return false }
             // Anything unexpected here: the whole-document encoder decides (and reports errors).
-            guard let ordered = try? encoderOrder(fields, encoder) else { return nil }
-            var out = Data((pretty ? "{\n" : "{").utf8)
+            guard let ordered = try? encoderOrder(fields, encoder) else { return false }
+            try write(Data((pretty ? "{\n" : "{").utf8))
             for (i, (name, field)) in ordered.enumerated() {
-                if i > 0 { out.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
-                if pretty { out.append(contentsOf: Array("  ".utf8)) }
-                out.append(name)
-                out.append(contentsOf: Array((pretty ? " : " : ":").utf8))
+                var head = Data()
+                if i > 0 { head.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
+                if pretty { head.append(contentsOf: Array("  ".utf8)) }
+                head.append(name)
+                head.append(contentsOf: Array((pretty ? " : " : ":").utf8))
+                try write(head)
                 if let elements = (field as? any EncodableElements)?.encodableElements, !elements.isEmpty {
-                    out.append(try joinArray(elements, encoder: encoder, pretty: pretty, indent: 2))
+                    try joinArray(elements, encoder: encoder, pretty: pretty, indent: 2, into: write)
                 } else {
-                    out.append(indented(try encoder.encode(AnyEncodable(field)), by: pretty ? 2 : 0, first: false))
+                    try write(indented(try encoder.encode(AnyEncodable(field)), by: pretty ? 2 : 0, first: false))
                 }
             }
-            out.append(contentsOf: Array((pretty ? "\n}" : "}").utf8))
-            return out
+            try write(Data((pretty ? "\n}" : "}").utf8))
+            return true
         }
     }
 
@@ -48,15 +52,16 @@ enum ShallowJSON {
         return zip(positions, zip(names, fields.map(\.1))).sorted { $0.0 < $1.0 }.map { ($0.1.0, $0.1.1) }
     }
 
-    private static func joinArray(_ elements: [any Encodable], encoder: JSONEncoder, pretty: Bool, indent: Int) throws -> Data {
-        guard !elements.isEmpty else { return try encoder.encode([Int]()) }
-        var out = Data((pretty ? "[\n" : "[").utf8)
+    private static func joinArray(_ elements: [any Encodable], encoder: JSONEncoder, pretty: Bool, indent: Int, into write: (Data) throws -> Void) throws {
+        guard !elements.isEmpty else { return try write(try encoder.encode([Int]())) }
+        try write(Data((pretty ? "[\n" : "[").utf8))
         for (i, element) in elements.enumerated() {
-            if i > 0 { out.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
-            out.append(indented(try encoder.encode(AnyEncodable(element)), by: pretty ? indent + 2 : 0, first: true))
+            var piece = Data()
+            if i > 0 { piece.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
+            piece.append(indented(try encoder.encode(AnyEncodable(element)), by: pretty ? indent + 2 : 0, first: true))
+            try write(piece)
         }
-        if pretty { out.append(contentsOf: Array(("\n" + String(repeating: " ", count: indent) + "]").utf8)) } else { out.append(UInt8(ascii: "]")) }
-        return out
+        if pretty { try write(Data(("\n" + String(repeating: " ", count: indent) + "]").utf8)) } else { try write(Data("]".utf8)) }
     }
 
     /// A pretty document moved right by `by` spaces (blank lines stay empty, as the encoder writes

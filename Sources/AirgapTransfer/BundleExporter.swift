@@ -182,12 +182,11 @@ public struct BundleExporter {
                                     manifest: manifest, since: options.receipt?.sha256,
                                     sinceRegistry: options.receipt?.0.describes.registry, created: options.created))
         try await CopyEngine(source: source, sink: sink, events: events).run(plan)
-        guard let volumes = sink.volumeList, let metadata = sink.plan?.metadata else {
+        guard let volumes = sink.volumeList, let listed = sink.summary else {
             throw ContentError(.missing, "the bundle was not finished")
         }
-        let unique = metadata.blobs.reduce(Int64(0)) { $0 + $1.size } + metadata.requiredOnInside.reduce(Int64(0)) { $0 + $1.size }
-        return Summary(images: metadata.images.count, blobs: metadata.blobs.count, uniqueBytes: unique,
-                       bytesSavedByDedup: max(0, plan.perImageBytes - unique), leftOutBlobs: metadata.requiredOnInside.count,
+        return Summary(images: listed.images, blobs: listed.blobs, uniqueBytes: listed.uniqueBytes,
+                       bytesSavedByDedup: max(0, plan.perImageBytes - listed.uniqueBytes), leftOutBlobs: listed.leftOut,
                        bundleBytes: volumes.bundleSize, volumes: volumes)
     }
 }

@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AirgapContent
+import AirgapOCI
+import Foundation
+
+/// A temporary file with no name (O_TMPFILE, or a name removed as soon as it is open where the
+/// file system has no O_TMPFILE, such as vfat on a USB stick): what is appended can be read back,
+/// and nothing is left behind however the process ends. Documents too large to hold while a
+/// 10,000-image bundle is being started go here between being encoded and being written.
+public final class SpillFile: @unchecked Sendable { // one writer at a time: the sink's header
+    /// Bytes appended in one go, with their digest taken as they were written.
+    public struct Piece: Sendable {
+        public let offset: Int64
+        public let size: Int64
+        public let digest: Digest
+    }
+
+    private let fd: Int32
+    /// The directory it is in: what an error names.
+    public let directory: String
+    public private(set) var size: Int64 = 0
+
+    public init(in directory: String) throws {
+        let dir = directory.isEmpty ? "." : directory
+        self.directory = dir
+        // O_TMPFILE is a C macro Swift does not import: __O_TMPFILE (the generic Linux value) | O_DIRECTORY.
+        let fd = Glibc.open(dir, 0o20000000 | O_DIRECTORY | O_RDWR | O_CLOEXEC, 0o600)
+        if fd >= 0 { self.fd = fd; return }
+        var template = Array("\(dir)/.airgap-temporary-XXXXXX".utf8CString)
+        let named = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard named >= 0 else { throw StoreError.posix(path: dir) }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        self.fd = named
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// Appends what `produce` hands its writer, hashing it on the way.
+    public func append(_ produce: ((Data) throws -> Void) throws -> Void) throws -> Piece {
+        let start = size
+        var hasher = DigestHasher()
+        try produce { data in
+            hasher.update(data)
+            try FileIO.writeAll(fd, data, path: directory)
+            size += Int64(data.count)
+        }
+        return Piece(offset: start, size: size - start, digest: hasher.finalize())
+    }
+
+    /// Reads a piece back a MiB at a time. The bytes are hashed again and must be the ones written:
+    /// the file is ours, but it sat on a disk between the two.
+    public func read(_ piece: Piece, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        var hasher = DigestHasher()
+        var offset = piece.offset
+        let end = piece.offset + piece.size
+        while offset < end {
+            let want = Int(min(Int64(buffer.count), end - offset))
+            let n = pread(fd, buffer.baseAddress!, want, off_t(offset))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                if n < 0 { throw StoreError.posix(path: directory) }
+                throw StoreError.posix(path: directory, code: EIO)
+            }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<n])
+            hasher.update(chunk)
+            try body(chunk)
+            offset += Int64(n)
+        }
+        guard hasher.finalize() == piece.digest else {
+            throw ContentError(.verification, "a temporary file in \(directory) changed between being written and being read back; nothing was written from it; run the command again")
+        }
+    }
+}
