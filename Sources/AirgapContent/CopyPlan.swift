@@ -176,7 +176,15 @@ public struct CopyPlanner: Sendable {
         var plan = CopyPlan()
         plan.images.reserveCapacity(requests.count)
         var blobIndex: [Digest: Int] = [:]
-        var repositoriesOf: [Digest: Set<String>] = [:] // a base layer shared by 10,000 images: one set, not a scan each
+        // The repositories of a blob named by many (a base layer shared by 10,000 images): one set
+        // rather than a scan each; a blob of a few names (most) is scanned and needs no set.
+        var repositoriesOf: [Int: Set<String>] = [:]
+        func named(_ i: Int, _ name: Reference) -> Bool {
+            let names = plan.blobs[i].names
+            if names.count < 8 { return names.contains { $0.registry == name.registry && $0.repository == name.repository } }
+            if repositoriesOf[i] == nil { repositoriesOf[i] = Set(names.map(\.name)) }
+            return !repositoriesOf[i]!.insert(name.name).inserted
+        }
         var leftOut = Set<Digest>()
         // Each planned image goes into the plan as it arrives (in request order), so the plan is
         // the one copy of the images in memory.
@@ -190,10 +198,9 @@ public struct CopyPlanner: Sendable {
                         continue
                     }
                     if let i = blobIndex[blob.digest] {
-                        if repositoriesOf[blob.digest, default: []].insert(image.name.name).inserted { plan.blobs[i].names.append(image.name) }
+                        if !named(i, image.name) { plan.blobs[i].names.append(image.name) }
                     } else {
                         blobIndex[blob.digest] = plan.blobs.count
-                        repositoriesOf[blob.digest] = [image.name.name]
                         plan.blobs.append(.init(descriptor: blob, source: image.request.reference, names: [image.name]))
                     }
                 }

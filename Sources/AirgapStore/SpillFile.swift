@@ -17,16 +17,17 @@ public final class SpillFile: @unchecked Sendable { // one writer at a time: the
         public let digest: Digest
     }
 
-    private let fd: Int32
+    let fd: Int32 // internal for the tests that alter the file behind its back
     /// The directory it is in: what an error names.
     public let directory: String
     public private(set) var size: Int64 = 0
 
-    public init(in directory: String) throws {
+    /// `nameless` false: the fallback for file systems without O_TMPFILE, taken at once (tests).
+    public init(in directory: String, nameless: Bool = true) throws {
         let dir = directory.isEmpty ? "." : directory
         self.directory = dir
         // O_TMPFILE is a C macro Swift does not import: __O_TMPFILE (the generic Linux value) | O_DIRECTORY.
-        let fd = Glibc.open(dir, 0o20000000 | O_DIRECTORY | O_RDWR | O_CLOEXEC, 0o600)
+        let fd = nameless ? Glibc.open(dir, 0o20000000 | O_DIRECTORY | O_RDWR | O_CLOEXEC, 0o600) : -1
         if fd >= 0 { self.fd = fd; return }
         var template = Array("\(dir)/.airgap-temporary-XXXXXX".utf8CString)
         let named = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }

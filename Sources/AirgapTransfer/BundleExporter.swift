@@ -94,7 +94,8 @@ public struct BundleExporter {
             requests[i].attachments = true
             keysOf[requests[i].destinationName.description] = keys
         }
-        var plan = try await planner.plan(requests)
+        // The plan holds each request from here on: the list is let go rather than kept to the end.
+        var plan = try await planner.plan(consume requests)
         if let registriesD = options.registriesD { try await addLookasideSignatures(&plan, registriesD: registriesD, client: client) }
         if !keysOf.isEmpty { try await checkSignatures(&plan, keysOf: keysOf, source: source) }
         if let contexts {

@@ -26,6 +26,62 @@ import Testing
     }
 }
 
+/// Digests are held as 32 bytes and spelled on demand: what they say, how they order and how
+/// they hash must be exactly what the text would give.
+@Suite struct CompactDigestTests {
+    @Test func spellingOrderAndEqualityAreTheText() throws {
+        var generator = SystemRandomNumberGenerator()
+        let texts = (0..<400).map { n -> String in
+            // Shared prefixes too, so that the order is decided in every word.
+            let prefix = String(repeating: "ab", count: n % 33)
+            let rest = (0..<(64 - prefix.count)).map { _ in "0123456789abcdef".randomElement(using: &generator)! }
+            return "sha256:" + prefix + String(rest)
+        } + ["sha256:" + String(repeating: "0", count: 64), "sha256:" + String(repeating: "f", count: 64),
+             "sha512:" + String(repeating: "0", count: 128), "sha512:" + String(repeating: "e", count: 127) + "f"]
+        let digests = try texts.map { try Digest(parsing: $0) }
+        #expect(digests.map(\.description) == texts)
+        #expect(digests.map(\.encoded) == texts.map { String($0.split(separator: ":")[1]) })
+        #expect(digests.sorted().map(\.description) == texts.sorted())
+        #expect(Set(digests).count == Set(texts).count)
+        #expect(try Digest(parsing: texts[5]) == digests[5])
+        #expect(try Digest(parsing: texts[5]).hashValue == digests[5].hashValue)
+        #expect(digests[0].shortID == String(texts[0].dropFirst(7).prefix(12)))
+    }
+
+    @Test func aHashAndItsParsedSpellingAreOneDigest() throws {
+        let data = Data("the same bytes".utf8)
+        let hashed = Digest.sha256(of: data)
+        let parsed = try Digest(parsing: hashed.description)
+        #expect(hashed == parsed)
+        let decoded = try JSONDecoder().decode([Digest].self, from: JSONEncoder().encode([hashed]))
+        #expect(decoded == [hashed])
+    }
+}
+
+@Suite struct DescriptorBoxTests {
+    /// The optional fields live in a shared box: a copy changed must not change the original.
+    @Test func copiesStayIndependentAndTheFieldsCount() throws {
+        var a = Descriptor(mediaType: .ociManifest, digest: Digest.sha256(of: Data("m".utf8)), size: 1,
+                           annotations: ["k": "v"], platform: Platform(os: "linux", architecture: "amd64"))
+        let original = a
+        var b = a
+        b.annotations?["k"] = "changed"
+        b.platform = nil
+        #expect(a == original)
+        #expect(a.annotations == ["k": "v"] && a.platform?.architecture == "amd64")
+        #expect(b.annotations == ["k": "changed"] && b.platform == nil)
+        #expect(a != b)
+        #expect(Set([a, b, original]).count == 2)
+        a.annotations = nil
+        a.platform = nil
+        #expect(a == Descriptor(mediaType: .ociManifest, digest: a.digest, size: 1))
+        b.artifactType = "application/x"
+        b.urls = ["https://example.invalid/x"]
+        let again = try JSONDecoder().decode(Descriptor.self, from: JSONEncoder().encode(b))
+        #expect(again == b)
+    }
+}
+
 @Suite struct PlatformTests {
     @Test func parsesAndNormalises() throws {
         let p = try Platform(parsing: "linux/arm64")

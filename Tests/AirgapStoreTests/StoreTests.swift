@@ -1,6 +1,6 @@
 import AirgapContent
 import AirgapOCI
-import AirgapStore
+@testable import AirgapStore
 import AirgapTestSupport
 import AirgapTransfer
 import Foundation
@@ -228,5 +228,35 @@ import Testing
             try store.setTag(try Reference(parsing: "x:1"), to: Descriptor(mediaType: .ociManifest, digest: digest, size: Int64(data.count)))
         }
         #expect(try store.entries().isEmpty)
+    }
+}
+
+/// The temporary file a bundle's header documents wait in between being encoded and written.
+@Suite struct SpillFileTests {
+    @Test(arguments: [true, false]) func piecesComeBackAsWrittenAndNoNameIsLeft(nameless: Bool) throws {
+        let dir = TempDirectory("spill")
+        let spill = try SpillFile(in: dir.path, nameless: nameless)
+        let first = try spill.append { write in try write(Data("one".utf8)); try write(Data(repeating: 7, count: 3 << 20)) }
+        let second = try spill.append { write in try write(Data("two".utf8)) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+        #expect(first.size == 3 + 3 << 20 && second.offset == first.size)
+        #expect(first.digest == Digest.sha256(of: Data("one".utf8) + Data(repeating: 7, count: 3 << 20)))
+        var back = Data()
+        try spill.read(second) { back.append(contentsOf: $0) }
+        #expect(back == Data("two".utf8))
+        back = Data()
+        try spill.read(first) { back.append(contentsOf: $0) }
+        #expect(back.count == first.size && Digest.sha256(of: back) == first.digest)
+    }
+
+    /// Bytes changed behind the writer's back (another process of the same user, a failing disk)
+    /// are caught when read back, before the tar is finished.
+    @Test func bytesChangedAfterWritingAreRefused() throws {
+        let dir = TempDirectory("spill")
+        let spill = try SpillFile(in: dir.path)
+        let piece = try spill.append { write in try write(Data("{\"images\":[]}".utf8)) }
+        #expect(pwrite(spill.fd, "X", 1, 3) == 1)
+        let error = #expect(throws: ContentError.self) { try spill.read(piece) { _ in } }
+        #expect(error?.message.contains("changed between being written and being read back") == true)
     }
 }
