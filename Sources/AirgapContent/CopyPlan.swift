@@ -39,7 +39,17 @@ public struct CopyPlan: Sendable {
     }
 
     public struct Image: Sendable {
-        public var request: CopyRequest
+        /// What was asked for. Boxed: a request is some 440 bytes and is read far less often than
+        /// the rest, and a plan of 10,000 images holds one each (the box is replaced, never changed).
+        public var request: CopyRequest {
+            get { asked.request }
+            set { asked = Asked(newValue) }
+        }
+        private var asked: Asked
+        private final class Asked: Sendable {
+            let request: CopyRequest
+            init(_ request: CopyRequest) { self.request = request }
+        }
         /// The name at the destination.
         public var name: Reference
         /// What the source named (an index, perhaps of more platforms than were chosen).
@@ -57,6 +67,13 @@ public struct CopyPlan: Sendable {
         /// Signatures kept outside the registry (containers' lookaside stores), carried as blobs
         /// whose bytes are in the plan's documents.
         public var lookasideSignatures: [LookasideSignature] = []
+
+        public init(request: CopyRequest, name: Reference, sourceTop: Descriptor, top: Descriptor, originalIndexDigest: Digest?,
+                    platforms: [PlatformImage], manifests: [Descriptor]) {
+            asked = Asked(request)
+            self.name = name; self.sourceTop = sourceTop; self.top = top; self.originalIndexDigest = originalIndexDigest
+            self.platforms = platforms; self.manifests = manifests
+        }
 
         /// Every manifest digest the image is known by at the source, each once: the source's
         /// top, the top written, and every manifest under them (what signatures may name).
