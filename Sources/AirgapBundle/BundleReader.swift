@@ -196,7 +196,7 @@ final class BackgroundHasher: @unchecked Sendable {
 /// into the store) and returns the digest it computed over exactly those bytes, which the reader
 /// then does not hash a second time.
 public final class BundleReader {
-    public typealias BlobHandler = (_ digest: Digest, _ size: Int64, _ data: EntryData, _ name: String) throws -> Digest
+    public typealias BlobHandler = (_ digest: Digest, _ size: Int64, _ data: EntryData, _ name: String) async throws -> Digest
 
     public private(set) var files: BundleFiles
     let trust: BundleTrust
@@ -223,8 +223,8 @@ public final class BundleReader {
     /// a verified bundle, and one cut short (throw or abort) never got its end.
     /// `verifiedMetadata` sees bundle.json once the signature and its hash held, before any other
     /// entry is read; what it throws ends the read.
-    public func read(verifiedMetadata: ((BundleMetadata, SignatureStatus) throws -> Void)? = nil, blobHandler: BlobHandler? = nil,
-                     passthrough: TarWriter.Sink? = nil) throws -> BundleReadResult {
+    public func read(verifiedMetadata: ((BundleMetadata, SignatureStatus) async throws -> Void)? = nil, blobHandler: BlobHandler? = nil,
+                     passthrough: TarWriter.Sink? = nil) async throws -> BundleReadResult {
         var result = BundleReadResult(files: files)
         if let compression = Compression.detect(path: files.paths[0]) {
             // Bundles are written as plain tar so that blob byte ranges are file offsets; a compressed
@@ -345,7 +345,7 @@ public final class BundleReader {
             return result
         }
         let blobIndex = Dictionary((result.metadata?.blobs ?? []).map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
-        if let verifiedMetadata, let metadata = result.metadata { try verifiedMetadata(metadata, result.signature) }
+        if let verifiedMetadata, let metadata = result.metadata { try await verifiedMetadata(metadata, result.signature) }
         // Verify alone (no handler, nothing handed on) hashes two blobs at once: one on a second
         // core while this thread reads and hashes the next. A single SHA-256 stream cannot be split.
         let background = blobHandler == nil && tee == nil ? BackgroundHasher() : nil
@@ -448,7 +448,7 @@ public final class BundleReader {
                         if let blobDigest {
                             result.documents[blobDigest] = data
                             result.blobOffsets[blobDigest] = tar.position - Int64(CanonicalTar.padding(size)) - size
-                            if let blobHandler { _ = try blobHandler(blobDigest, size, .memory(data), name) }
+                            if let blobHandler { _ = try await blobHandler(blobDigest, size, .memory(data), name) }
                         } else if name == "index.json" {
                             result.index = try? ImageIndex.decode(data, what: "index.json")
                             if result.index == nil { result.findings.append(Finding(entry: name, problem: "not a valid OCI index")) }
@@ -475,7 +475,7 @@ public final class BundleReader {
                         }
                     }
                     if let blobHandler {
-                        do { actual = try blobHandler(blobDigest!, size, data, name) } catch let error as ContentError where error.actual != nil && consumed == size {
+                        do { actual = try await blobHandler(blobDigest!, size, data, name) } catch let error as ContentError where error.actual != nil && consumed == size {
                             actual = error.actual! // the store refused the bytes: the mismatch is the finding
                         }
                     } else {

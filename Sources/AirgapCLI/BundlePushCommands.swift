@@ -34,7 +34,7 @@ struct BundlePush: AsyncParsableCommand {
         let history = TagHistory(storeRoot: globals.storeRoot)
         let destination = "registry \(target)"
         let progress = input.display.renderer(verb: "Push", passVerb: "Verifying", quiet: quiet || format == "json")
-        let result = try input.reader(storeRoot: globals.storeRoot, progress: progress).read(verifiedMetadata: { metadata, signature in
+        let result = try await input.reader(storeRoot: globals.storeRoot, progress: progress).read(verifiedMetadata: { metadata, signature in
             let tags = metadata.images.compactMap { image in
                 (try? Reference(parsing: image.reference)).map { (target.rewrite($0).description, image.digest) }
             }
@@ -75,7 +75,7 @@ enum EngineLoader {
         // The engine takes the bytes as they are verified: image signatures are checked in a pass
         // of their own first (the second pass is checked against the same signed checksums).
         if !input.imageKeys.isEmpty {
-            let first = try input.reader(storeRoot: storeRoot).read()
+            let first = try await input.reader(storeRoot: storeRoot).read()
             try reportFindings(first, quiet: quiet)
             try input.checkImageSignatures(first, quiet: quiet, action: "nothing was handed to the engine")
         }
@@ -89,16 +89,18 @@ enum EngineLoader {
             defer { pipe.cancel() }
             return try await engine.load(pipe)
         }()
-        let read: Result<BundleReadResult, any Error> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: Result {
-                    try reader.read(verifiedMetadata: { metadata, signature in
-                        if !metadata.requiredOnInside.isEmpty {
-                            throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; \(engine.name) needs whole images, so load it into the store or push it instead")
-                        }
-                        try input.checkRollback(metadata, signature, history: history, destination: engine.destination, tags: metadata.tags)
-                    }, passthrough: { try pipe.send($0) })
-                })
+        // On a thread of its own: handing bytes to the pipe blocks until the engine takes them, and
+        // that must not hold one of the few threads every task shares.
+        let read: Result<BundleReadResult, any Error> = await withTaskExecutorPreference(BlockingThread()) {
+            do {
+                return .success(try await reader.read(verifiedMetadata: { metadata, signature in
+                    if !metadata.requiredOnInside.isEmpty {
+                        throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; \(engine.name) needs whole images, so load it into the store or push it instead")
+                    }
+                    try input.checkRollback(metadata, signature, history: history, destination: engine.destination, tags: metadata.tags)
+                }, passthrough: { try pipe.send($0) }))
+            } catch {
+                return .failure(error)
             }
         }
         progress.finish()
@@ -167,7 +169,7 @@ struct Audit: AsyncParsableCommand {
     func run() async throws {
         if let output { try OutputPath.check(output, option: "-o") }
         let progress = input.display.renderer(verb: "Audit", passVerb: "Hashing", quiet: false)
-        let read = try input.reader(storeRoot: globals.storeRoot, hashFiles: true, progress: progress).read()
+        let read = try await input.reader(storeRoot: globals.storeRoot, hashFiles: true, progress: progress).read()
         let keys = try input.imageKeys.map { try ImageKey.load(path: $0) }
         var report = AuditReport.make(read, store: inStore ? try globals.openStore() : nil, imageKeys: keys, events: progress.handle)
         progress.finish()
@@ -190,5 +192,15 @@ struct Audit: AsyncParsableCommand {
         }
         // With the report in a file, the verdict still goes to the terminal.
         if let output { print("Audit PASS: \(report.images.count) image\(report.images.count == 1 ? "" : "s"), \(report.blobs.count) blobs checked; the report is in \(output)") }
+    }
+}
+
+/// A thread for one task's blocking work (a read that waits on a pipe): the task's code runs
+/// there, not on the shared pool, whose threads are as many as the cores.
+final class BlockingThread: TaskExecutor, @unchecked Sendable { // the queue serialises the jobs
+    private let queue = DispatchQueue(label: "airgap.blocking")
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -14,7 +14,7 @@ struct ContextInput: ParsableArguments {
     @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned bundle when no --key is given.") var allowUnsigned = false
 
     func open(_ globals: GlobalOptions, verb: String, action: String) async throws -> (any ContentSource, [(Reference, Descriptor)], String, [CarriedContext]) {
-        let (source, names, what, _) = try Serve.openContent(bundle: bundle, key: key, allowUnsigned: allowUnsigned, imageKeys: [],
+        let (source, names, what, _) = try await Serve.openContent(bundle: bundle, key: key, allowUnsigned: allowUnsigned, imageKeys: [],
                                                             storeRoot: globals.storeRoot, action: action, verb: verb)
         return (source, names, what, try await CarriedContext.all(in: source, names: names))
     }

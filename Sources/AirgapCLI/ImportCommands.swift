@@ -129,7 +129,7 @@ struct Verify: AsyncParsableCommand {
     func run() async throws {
         let started = Date()
         let progress = input.display.renderer(verb: "Verify", passVerb: "Verifying", quiet: quiet || format == "json")
-        let result = try input.reader(storeRoot: globals.storeRoot, progress: progress).read()
+        let result = try await input.reader(storeRoot: globals.storeRoot, progress: progress).read()
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
         let bytes = result.entries.reduce(Int64(0)) { $0 + $1.size }
@@ -188,7 +188,7 @@ struct Load: AsyncParsableCommand {
         let reader = try input.reader(storeRoot: globals.storeRoot, progress: progress)
         let store = try globals.openStore()
         let history = TagHistory(storeRoot: store.root)
-        let outcome = try BundleImporter(store: store).load(reader, admit: { metadata, signature in
+        let outcome = try await BundleImporter(store: store).load(reader, admit: { metadata, signature in
             try input.checkRollback(metadata, signature, history: history, destination: "store", tags: metadata.tags)
         }, beforePublish: { result in
             try input.checkImageSignatures(result, quiet: quiet || format == "json", action: "nothing was loaded")

@@ -69,7 +69,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let accessLog = try AccessLog(path: log)
         let (host, port) = try Self.parseListen(listen)
-        let (source, names, what, signatures) = try Self.openContent(bundle: bundle, key: key, allowUnsigned: allowUnsigned, imageKeys: imageKeys,
+        let (source, names, what, signatures) = try await Self.openContent(bundle: bundle, key: key, allowUnsigned: allowUnsigned, imageKeys: imageKeys,
                                                                      storeRoot: globals.storeRoot, action: "nothing is served", verb: "serving")
         let content: ServedContent
         do {
@@ -128,7 +128,7 @@ struct Serve: AsyncParsableCommand {
 
     /// The verified bundle, or the store, with the names it holds (to serve, or to build from).
     static func openContent(bundle: [String], key: String?, allowUnsigned: Bool, imageKeys: [String], storeRoot root: String,
-                            action: String, verb: String) throws -> (any ContentSource, [(Reference, Descriptor)], String, [ServedContent.LookasideSignature]) {
+                            action: String, verb: String) async throws -> (any ContentSource, [(Reference, Descriptor)], String, [ServedContent.LookasideSignature]) {
         if bundle.isEmpty {
             guard imageKeys.isEmpty else {
                 throw CommandError(.usage, "--image-key checks a bundle's images before they are used; to use only signed images from the store, load them with 'airgap-import load BUNDLE --image-key FILE' first")
@@ -148,7 +148,7 @@ struct Serve: AsyncParsableCommand {
         let trust = try BundleInput.trust(key: key, allowUnsigned: allowUnsigned, storeRoot: root)
         let started = Date()
         printErr("Verifying \(files.paths.count == 1 ? files.paths[0] : "\(files.paths.count) volumes from \(files.paths[0])") before \(verb) it…")
-        let result = try BundleReader(files: files, trust: trust).read()
+        let result = try await BundleReader(files: files, trust: trust).read()
         if !result.ok {
             for finding in result.findings { printErr("finding: \(EscapedText.escape(finding.description))") }
             throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s") (first: \(EscapedText.escape(result.findings[0].description))); \(action)")

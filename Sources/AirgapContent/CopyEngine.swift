@@ -167,3 +167,62 @@ public struct CopyEngine: Sendable {
         }
     }
 }
+
+/// The engine for a source that can be read only once, front to back (a bundle on a USB stick):
+/// the source drives, because only it knows where in its stream it is. It calls `begin` with the
+/// plan once it knows it (a bundle: from its signed metadata, before the first blob), asks
+/// `writer(for:)` for each blob as the stream reaches it, and ends with `commit` or `abort`. The
+/// sink sees the same steps as in any other copy, so nothing it writes is visible before `commit`
+/// (the store stages blobs, then publishes them with the names).
+public final class StreamedCopy: @unchecked Sendable { // driven by one source, step by step
+    public let sink: any ContentSink
+    public let events: TransferEvents
+    private var plan: CopyPlan?
+    private var planned: [Digest: (descriptor: Descriptor, name: Reference?)] = [:]
+    /// Blobs written, and blobs the sink held already (the source only hashed those).
+    public private(set) var written = 0, held = 0
+
+    public init(sink: any ContentSink, events: @escaping TransferEvents = { _ in }) {
+        self.sink = sink; self.events = events
+    }
+
+    public func begin(_ plan: CopyPlan) async throws {
+        self.plan = plan
+        for blob in plan.blobs { planned[blob.descriptor.digest] = (blob.descriptor, blob.names.first) }
+        events(.totals(bytes: plan.blobs.reduce(0) { $0 + $1.descriptor.size }, blobs: plan.blobs.count))
+        try await sink.begin(plan)
+    }
+
+    /// Where the blob the stream has reached goes; nil when the sink holds it already. The source
+    /// has checked that the plan lists it with this size.
+    public func writer(for digest: Digest, size: Int64) async throws -> (any BlobWriter)? {
+        guard let plan else { throw ContentError(.missing, "the copy was not begun") }
+        let entry = planned[digest]
+        guard let descriptor = entry?.descriptor, descriptor.size == size else {
+            throw ContentError(.verification, "the source reached \(digest) (\(size) bytes), which its plan does not list so")
+        }
+        let name = entry?.name ?? plan.images.first?.name ?? Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+        if try await sink.holds(descriptor, for: name) {
+            held += 1
+            events(.blobSkipped(descriptor.digest, size: descriptor.size))
+            return nil
+        }
+        events(.blobStarted(descriptor.digest, size: descriptor.size))
+        return try await sink.blobWriter(descriptor, for: name)
+    }
+
+    /// The source fed and committed the writer `writer(for:size:)` gave.
+    public func finished(_ digest: Digest, size: Int64) {
+        written += 1
+        events(.blobFinished(digest, size: size))
+    }
+
+    /// Makes everything visible, under the names of `final` (what the source's end confirmed;
+    /// nil: the plan given to `begin`).
+    public func commit(_ final: CopyPlan? = nil) async throws {
+        guard let plan = final ?? plan else { throw ContentError(.missing, "the copy was not begun") }
+        try await sink.commit(plan)
+    }
+
+    public func abort() async { await sink.abort() }
+}

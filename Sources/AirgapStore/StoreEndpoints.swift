@@ -48,10 +48,16 @@ public struct StoreSource: ContentSource {
 public final class StoreSink: ContentSink, @unchecked Sendable {
     public let store: LocalStore
     public let concurrency: Int
+    /// Blobs wait in a staging area and reach `blobs/` only at `commit`, with the names: a copy
+    /// refused anywhere (a bundle found damaged at its end) leaves `blobs/` as it was.
+    public let staged: Bool
     private var lease: FileLock?
+    private var staging: StagingArea?
     private let lock = NSLock()
 
-    public init(store: LocalStore, concurrency: Int = 4) { self.store = store; self.concurrency = concurrency }
+    public init(store: LocalStore, concurrency: Int = 4, staged: Bool = false) {
+        self.store = store; self.concurrency = concurrency; self.staged = staged
+    }
     public var description: String { "the store \(store.root)" }
     public var order: SinkOrder { .concurrent(concurrency) }
 
@@ -60,7 +66,8 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
         let missing = plan.digestOrder.filter { !store.hasBlob($0.digest, size: $0.size) }.reduce(Int64(0)) { $0 + $1.size }
         try FileIO.requireFreeSpace(missing, at: store.root, for: "the store's \(plan.images.count) image\(plan.images.count == 1 ? "" : "s")")
         let lease = try store.ingestLease()
-        lock.withLock { self.lease = lease }
+        let staging = staged ? try store.stagingArea() : nil
+        lock.withLock { self.lease = lease; self.staging = staging }
     }
 
     public func holds(_ descriptor: Descriptor, for name: Reference) async throws -> Bool {
@@ -68,9 +75,15 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
     }
 
     public func blobWriter(_ descriptor: Descriptor, for name: Reference) async throws -> any BlobWriter {
-        try store.beginIngest(expected: descriptor.digest, size: descriptor.size, resume: true,
-                              source: "blob \(descriptor.digest) of \(name.familiarName)")
+        if let staging = lock.withLock({ staging }) {
+            return StagedBlobWriter(try store.beginIngest(expected: descriptor.digest, size: descriptor.size, source: "bundle entry \(Naming.blobPath(descriptor.digest))"), in: staging)
+        }
+        return try store.beginIngest(expected: descriptor.digest, size: descriptor.size, resume: true,
+                                     source: "blob \(descriptor.digest) of \(name.familiarName)")
     }
+
+    /// Blobs staged so far (a staged sink), for the summary.
+    public var stagedCount: Int { lock.withLock { staging?.count ?? 0 } }
 
     public func putDocument(_ descriptor: Descriptor, _ data: Data, for name: Reference) async throws {
         try store.ingest(data, expected: descriptor.digest, source: "manifest \(descriptor.digest) of \(name.familiarName)")
@@ -78,6 +91,7 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
 
     public func commit(_ plan: CopyPlan) async throws {
         defer { release() }
+        try lock.withLock { staging }?.publish()
         try store.setTags(plan.images.map { ($0.named ? $0.name : nil, $0.top) })
     }
 
@@ -85,10 +99,25 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
 
     private func release() {
         lock.withLock {
+            staging?.discard() // after publish: nothing left to drop
+            staging = nil
             lease?.unlock()
             lease = nil
         }
     }
+}
+
+/// A blob into a staging area: verified and made durable like any ingest, visible only when the
+/// area is published.
+final class StagedBlobWriter: BlobWriter, @unchecked Sendable {
+    let session: IngestSession
+    let area: StagingArea
+    init(_ session: IngestSession, in area: StagingArea) { self.session = session; self.area = area }
+    var offset: Int64 { session.offset }
+    func write(_ bytes: UnsafeRawBufferPointer) throws { try session.write(bytes) }
+    func restart() throws { try session.restart() }
+    func commit() async throws -> Digest { try session.stage(in: area) }
+    func abandon(keepForResume: Bool) async { session.abandon() }
 }
 
 extension LocalStore {

@@ -1,13 +1,16 @@
 import AirgapBundle
+import AirgapContent
 import AirgapOCI
 import AirgapStore
 import AirgapTar
 import Foundation
 
-/// `airgap-import load`: verification while streaming into a staging area of the store. Blobs and
-/// tags become visible together, only after the whole bundle checked out; a refused load leaves
-/// `blobs/` and `index.json` as they were. A blob the store already holds is confirmed (re-hashed
-/// unless unchanged since it was last hashed) and replaced from the bundle when it is damaged.
+/// `airgap-import load`: a bundle read once, front to back, into the store through the engine's
+/// streamed copy: the plan comes from the signed metadata before the first blob, every blob is
+/// hashed as it passes into the store's staging area, and blobs and tags become visible together
+/// only after the whole bundle checked out; a refused load leaves `blobs/` and `index.json` as
+/// they were. A blob the store already holds is confirmed (re-hashed unless unchanged since it was
+/// last hashed) and replaced from the bundle when it is damaged.
 public struct BundleImporter {
     public let store: LocalStore
     public init(store: LocalStore) { self.store = store }
@@ -24,57 +27,84 @@ public struct BundleImporter {
     /// `beforePublish` sees the whole verified read before anything becomes visible (the image
     /// signature check); what it throws ends the load with nothing published.
     public func load(_ reader: BundleReader, admit: @escaping (BundleMetadata, SignatureStatus) throws -> Void = { _, _ in },
-                     beforePublish: (BundleReadResult) throws -> Void = { _ in },
-                     progress: @escaping (Int64) -> Void = { _ in }) throws -> Outcome {
-        let lease = try store.ingestLease()
-        defer { lease.unlock() }
-        let staging = try store.stagingArea()
-        defer { staging.discard() }
-        var present = 0
+                     beforePublish: (BundleReadResult) throws -> Void = { _ in }) async throws -> Outcome {
+        let sink = StoreSink(store: store, staged: true)
+        let copy = StreamedCopy(sink: sink)
         // `--since` requirements come from bundle.json, read before any blob: refuse before writing.
         var missing: [BundleMetadata.Blob] = []
         let result: BundleReadResult
         do {
-            result = try reader.read(verifiedMetadata: { metadata, signature in
+            result = try await reader.read(verifiedMetadata: { metadata, signature in
                 try admit(metadata, signature)
                 missing = metadata.requiredOnInside.filter { !(store.hasBlob($0.digest, size: $0.size) && store.confirmBlob($0.digest, size: $0.size)) }
                 if !missing.isEmpty { throw RequirementsMissing() }
+                try await copy.begin(Self.plan(metadata))
             }, blobHandler: { digest, size, data, name in
-                if store.hasBlob(digest, size: size) && store.confirmBlob(digest, size: size) {
-                    present += 1
+                guard let writer = try await copy.writer(for: digest, size: size) else {
+                    // Held already: only hashed, as every byte of the bundle is.
                     var hasher = DigestHasher()
-                    try data.readData { hasher.update($0); progress(Int64($0.count)) }
+                    try data.readData { hasher.update($0) }
                     return hasher.finalize()
                 }
-                let session = try store.beginIngest(expected: digest, size: size, source: "bundle entry \(name)")
                 do {
-                    try data.readData { try session.write($0); progress(Int64($0.count)) }
-                    return try session.stage(in: staging)
+                    try data.readData { try writer.write($0) }
+                    let actual = try await writer.commit()
+                    copy.finished(digest, size: size)
+                    return actual
                 } catch {
-                    session.abandon()
+                    await writer.abandon(keepForResume: false)
                     throw error
                 }
             })
         } catch is RequirementsMissing {
+            await copy.abort()
             var failed = BundleReadResult(files: reader.files)
             failed.findings = missing.map {
                 Finding(entry: "blobs/sha256/\($0.digest.encoded)", problem: "required on the inside (the bundle was made with --since) but not in the store; load the earlier bundle first")
             }
             return Outcome(result: failed, loaded: [], blobsAdded: 0, blobsAlreadyPresent: 0)
+        } catch {
+            await copy.abort()
+            throw error
         }
         guard result.ok, let index = result.index else {
+            await copy.abort()
             return Outcome(result: result, loaded: [], blobsAdded: 0, blobsAlreadyPresent: 0)
         }
-        try beforePublish(result)
-        let added = staging.count
-        try staging.publish()
-        var tags: [(Reference?, Descriptor)] = []
-        for entry in index.manifests {
-            let reference = entry.refName.flatMap { try? Reference(parsing: $0) }
-            tags.append((reference, entry))
+        do {
+            try beforePublish(result)
+            // The names are the verified index.json's, as the bundle's own OCI readers see them.
+            var named = CopyPlan()
+            named.images = index.manifests.map { entry in
+                let reference = entry.refName.flatMap { try? Reference(parsing: $0) }
+                var request = CopyRequest(reference: reference ?? Self.unnamed, pinned: entry, unnamed: reference == nil)
+                request.name = reference
+                return CopyPlan.Image(request: request, name: reference ?? Self.unnamed, sourceTop: entry, top: entry,
+                                      originalIndexDigest: nil, platforms: [], manifests: [])
+            }
+            let added = sink.stagedCount
+            try await copy.commit(named)
+            return Outcome(result: result, loaded: named.images.filter(\.named).map(\.name), blobsAdded: added, blobsAlreadyPresent: copy.held)
+        } catch {
+            await copy.abort()
+            throw error
         }
-        try store.setTags(tags)
-        return Outcome(result: result, loaded: tags.compactMap(\.0), blobsAdded: added, blobsAlreadyPresent: present)
+    }
+
+    static let unnamed = Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+
+    /// What the signed metadata says the bundle carries, as a plan: every blob with its size (the
+    /// store checks its free space against what it lacks), every image under its name.
+    static func plan(_ metadata: BundleMetadata) -> CopyPlan {
+        var plan = CopyPlan()
+        let names = metadata.images.map { (try? Reference(parsing: $0.reference)) ?? unnamed }
+        plan.blobs = metadata.blobs.map { .init(descriptor: Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size), source: names.first ?? unnamed, names: [names.first ?? unnamed]) }
+        plan.images = zip(metadata.images, names).map { image, name in
+            let top = Descriptor(mediaType: image.mediaType, digest: image.digest, size: image.size)
+            return CopyPlan.Image(request: CopyRequest(reference: name, pinned: top), name: name, sourceTop: top, top: top,
+                                  originalIndexDigest: image.originalIndexDigest, platforms: [], manifests: [])
+        }
+        return plan
     }
 
     struct RequirementsMissing: Error {}

@@ -145,7 +145,7 @@ public struct Copier {
             }
         case .bundle(let file):
             guard let trust = options.trust else { throw TransferError(.invalidInput, "give --key NAME.pub (or --allow-unsigned) to copy from a bundle") }
-            let result = try BundleReader(files: try BundleFiles.resolve([file]), trust: trust).read()
+            let result = try await BundleReader(files: try BundleFiles.resolve([file]), trust: trust).read()
             guard let bundle = VerifiedBundle(result) else {
                 let first = result.findings.first.map { EscapedText.escape($0.description) } ?? "it failed verification"
                 throw TransferError.bad("\(file) failed verification (\(first)); nothing was copied (see 'airgap-import verify \(file)')")

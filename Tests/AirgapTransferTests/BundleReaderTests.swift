@@ -65,7 +65,7 @@ struct InProcessBundle {
 @Suite struct BundleReaderTests {
     @Test func theWrittenBundleIsAccepted() async throws {
         let b = try await InProcessBundle()
-        let result = try b.reader().read()
+        let result = try await b.reader().read()
         #expect(result.ok, "\(result.findings)")
         #expect(result.signature == .valid(fingerprint: BundleKeys.fingerprint(BundleKeys.publicKey(of: b.key))))
         #expect(result.metadata?.created == "2026-01-01T00:00:00Z")
@@ -75,7 +75,7 @@ struct InProcessBundle {
     /// its own finding, every entry gets its digest, and only good blobs get an offset to push from.
     @Test func aDamagedBlobIsFoundWhicheverCoreHashedIt() async throws {
         let b = try await InProcessBundle(count: 3)
-        let good = try b.reader().read()
+        let good = try await b.reader().read()
         #expect(good.ok && good.entries.allSatisfy { $0.sha256.count == 64 && $0.ok }, "\(good.findings)")
         let blobHeaders = b.layout().headers.filter { String(decoding: b.bytes[$0..<$0 + 13], as: UTF8.self) == "blobs/sha256/" }
         #expect(blobHeaders.count >= 8)
@@ -85,7 +85,7 @@ struct InProcessBundle {
             guard size > 0 else { continue }
             var copy = b.bytes
             copy[header + 512 + size / 2] ^= 0x01
-            let result = try b.reader(try b.write(copy, as: "damaged.tar")).read()
+            let result = try await b.reader(try b.write(copy, as: "damaged.tar")).read()
             #expect(result.findings.map(\.entry) == [name], "\(name): \(result.findings)")
             #expect(result.entries.allSatisfy { $0.sha256.count == 64 }, "an entry was left without its digest")
             #expect(result.entries.filter { !$0.ok }.map(\.name) == [name])
@@ -118,13 +118,13 @@ struct InProcessBundle {
         #expect(BundleReader.aheadCandidate(sums.entries[firstBlob...], headerAt: Int64(firstHeader), sizes: huge, fileSize: Int64(b.bytes.count)) == nil)
         #expect(candidate?.name == name && candidate?.offset == Int64(big + 512) && candidate?.size == bigSize, "\(String(describing: candidate))")
         let reader = try b.reader()
-        let good = try reader.read()
+        let good = try await reader.read()
         #expect(good.ok && good.entries.allSatisfy { $0.sha256.count == 64 && $0.ok }, "\(good.findings)")
         #expect(good.blobOffsets[digest] == Int64(big + 512))
         for at in [big + 512, big + 512 + (8 << 20), big + 512 + (17 << 20) - 1] {
             var copy = b.bytes
             copy[at] ^= 0x01
-            let result = try b.reader(try b.write(copy, as: "damaged.tar")).read()
+            let result = try await b.reader(try b.write(copy, as: "damaged.tar")).read()
             #expect(result.findings.map(\.entry) == [name], "\(result.findings)")
             #expect(result.blobOffsets[digest] == nil)
         }
@@ -132,7 +132,7 @@ struct InProcessBundle {
         // longer in front of it (a second metadata name) fails the canonical check, not the hash.
         var moved = b.bytes
         moved[headers[3] + 100] ^= 0x01 // a mode field before the big blob
-        let refused = try b.reader(try b.write(moved, as: "moved.tar")).read()
+        let refused = try await b.reader(try b.write(moved, as: "moved.tar")).read()
         #expect(!refused.ok && refused.blobOffsets[digest] == nil, "\(refused.findings)")
     }
 
@@ -140,7 +140,7 @@ struct InProcessBundle {
     /// and a file swapped for a device is not read at all.
     @Test func aBundleChangedAfterItsCheckIsCaughtWhenItIsUsed() async throws {
         let b = try await InProcessBundle(count: 1)
-        let bundle = try #require(VerifiedBundle(try b.reader().read()))
+        let bundle = try await #require(VerifiedBundle(try b.reader().read()))
         let layer = try #require(bundle.metadata.blobs.max { $0.size < $1.size })
         let descriptor = Descriptor(mediaType: layer.mediaType, digest: layer.digest, size: layer.size)
         let segments = try #require(bundle.fileSegments(descriptor))
@@ -176,7 +176,7 @@ struct InProcessBundle {
             var copy = b.bytes
             copy[offset] = copy[offset] == 0 ? 0x20 : copy[offset] ^ 0x01
             let path = try b.write(copy, as: "flipped.tar")
-            if try b.reader(path).read().ok { accepted.append(offset) }
+            if try await b.reader(path).read().ok { accepted.append(offset) }
         }
         #expect(accepted.isEmpty, "bytes that can change unnoticed: \(accepted.prefix(20))")
     }
@@ -184,20 +184,20 @@ struct InProcessBundle {
     @Test func nothingMayFollowTheEnd() async throws {
         let b = try await InProcessBundle(count: 1)
         for extra in [Data([0]), Data(count: 512), Data(count: 9216), Data("x".utf8)] {
-            let result = try b.reader(try b.write(b.bytes + extra, as: "extra.tar")).read()
+            let result = try await b.reader(try b.write(b.bytes + extra, as: "extra.tar")).read()
             #expect(!result.ok)
             #expect(result.findings.first?.problem.contains("end of the archive") == true || result.findings.first?.problem.contains("must end") == true,
                     "\(result.findings)")
         }
         // Cut anywhere: a finding, never a hang or a crash.
         for cut in [1, 511, 512, 1024, b.bytes.count / 2, b.bytes.count - 1024, b.bytes.count - 1] {
-            let result = try b.reader(try b.write(b.bytes.prefix(cut), as: "cut.tar")).read()
+            let result = try await b.reader(try b.write(b.bytes.prefix(cut), as: "cut.tar")).read()
             #expect(!result.ok, "cut at \(cut) was accepted")
         }
     }
 
     /// Sizes past 8 GiB take a pax size record; the readers on the inside agree on the size.
-    @Test func largeSizesUsePaxAndEveryReaderAgrees() throws {
+    @Test func largeSizesUsePaxAndEveryReaderAgrees() async throws {
         let size: Int64 = 9 << 30
         let header = try CanonicalTar.header(name: "blobs/sha256/" + String(repeating: "a", count: 64), size: size)
         #expect(header.count == 1536)
@@ -221,19 +221,19 @@ struct InProcessBundle {
     @Test func thePassthroughNeverGetsTheEndOfABadBundle() async throws {
         let b = try await InProcessBundle()
         var good = Data()
-        #expect(try b.reader().read(passthrough: { good.append(contentsOf: $0) }).ok)
+        #expect(try await b.reader().read(passthrough: { good.append(contentsOf: $0) }).ok)
         #expect(good == b.bytes)
         var damaged = b.bytes
         damaged[b.layout().headers.last! + 600] ^= 0xff // inside the last entry's data
         for extra in [Data(), Data([0x41])] {
             var handed = Data()
-            let result = try b.reader(try b.write(damaged + extra, as: "damaged.tar")).read(passthrough: { handed.append(contentsOf: $0) })
+            let result = try await b.reader(try b.write(damaged + extra, as: "damaged.tar")).read(passthrough: { handed.append(contentsOf: $0) })
             #expect(!result.ok)
             #expect(handed.count < damaged.count - 1024, "\(handed.count) of \(damaged.count) bytes were handed on")
         }
     }
 
-    @Test func namesOutsideTheAllowedSetCannotBeWrittenOrListed() throws {
+    @Test func namesOutsideTheAllowedSetCannotBeWrittenOrListed() async throws {
         for bad in ["", "/abs", "a/../b", "a//b", "dir/", "./a", "a\u{1b}[2K", "a b", String(repeating: "x", count: 90), "a\\b"] {
             #expect(!CanonicalTar.isAllowedName(bad), "\(bad.debugDescription) should be refused")
         }
@@ -251,26 +251,26 @@ struct InProcessBundle {
         stripped.removeSubrange(signatureHeader..<signatureHeader + 1024)
         let path = try b.write(stripped, as: "stripped.tar")
         let named = BundleReader(files: try BundleFiles.resolve([path]), trust: BundleTrust(keys: [BundleKeys.publicKey(of: b.key)], keyNamedByUser: true, allowUnsigned: true, keySource: "--key"))
-        let result = try named.read()
+        let result = try await named.read()
         #expect(!result.ok && result.signature == .unsigned)
         #expect(result.findings.first?.problem.contains("stripped") == true, "\(result.findings)")
         // Without a named key, --allow-unsigned still accepts it (the operator asked for that).
         let unnamed = BundleReader(files: try BundleFiles.resolve([path]), trust: BundleTrust(keys: [], keyNamedByUser: false, allowUnsigned: true, keySource: "none"))
-        #expect(try unnamed.read().ok)
+        #expect(try await unnamed.read().ok)
     }
 
     @Test func aRefusedLoadLeavesBlobsAndIndexByteIdentical() async throws {
         let b = try await InProcessBundle()
         let inside = try LocalStore(path: b.dir.file("inside"))
         // Load one image's worth first so the store is not empty.
-        _ = try BundleImporter(store: inside).load(b.reader())
+        _ = try await BundleImporter(store: inside).load(b.reader())
         let before = try snapshot(inside)
         // A second bundle whose last blob is damaged: every other blob verifies and is new to the store.
         let other = try await InProcessBundle(count: 3)
         var damaged = other.bytes
         damaged[damaged.count - 1024 - 600] ^= 0xff
         let path = try other.write(damaged, as: "damaged.tar")
-        let outcome = try BundleImporter(store: inside).load(other.reader(path))
+        let outcome = try await BundleImporter(store: inside).load(other.reader(path))
         #expect(!outcome.result.ok)
         // The store's ingest refused the bytes; the finding names the entry, as verify would.
         #expect(outcome.result.findings.contains { $0.entry.hasPrefix("blobs/sha256/") && $0.problem.contains("does not match SHA256SUMS") },
@@ -284,14 +284,14 @@ struct InProcessBundle {
     @Test func aCorruptStoreBlobIsReplacedFromTheBundle() async throws {
         let b = try await InProcessBundle(count: 1)
         let inside = try LocalStore(path: b.dir.file("inside"))
-        _ = try BundleImporter(store: inside).load(b.reader())
+        _ = try await BundleImporter(store: inside).load(b.reader())
         let layer = try inside.images()[0].manifest.layers[0]
         let path = inside.blobPath(layer.digest)
         // Same size, one byte changed: "already present" by size alone.
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
         data[10] ^= 0xff
         try data.write(to: URL(fileURLWithPath: path))
-        let outcome = try BundleImporter(store: inside).load(b.reader())
+        let outcome = try await BundleImporter(store: inside).load(b.reader())
         #expect(outcome.result.ok)
         #expect(Digest.sha256(of: try Data(contentsOf: URL(fileURLWithPath: path))) == layer.digest, "the corrupt blob was kept")
         #expect(outcome.blobsAdded == 1)
@@ -304,8 +304,8 @@ struct InProcessBundle {
         let before = try snapshot(inside)
         var seenBlobs = 0
         struct Refuse: Error {}
-        #expect(throws: Refuse.self) {
-            _ = try metadataOnly.read(verifiedMetadata: { _, _ in throw Refuse() }, blobHandler: { _, _, data, _ in
+        await #expect(throws: Refuse.self) {
+            _ = try await metadataOnly.read(verifiedMetadata: { _, _ in throw Refuse() }, blobHandler: { _, _, data, _ in
                 seenBlobs += 1
                 try data.readData { _ in }
                 return Digest.sha256(of: Data())
@@ -325,7 +325,7 @@ struct InProcessBundle {
 }
 
 @Suite struct TrustStateTests {
-    @Test func signersAreAddedListedAndRemoved() throws {
+    @Test func signersAreAddedListedAndRemoved() async throws {
         let dir = TempDirectory("trust")
         let key = BundleKeys.generate()
         try BundleKeys.publicPEM(of: key).write(toFile: dir.file("site.pub"), atomically: true, encoding: .utf8)
@@ -340,7 +340,7 @@ struct InProcessBundle {
         #expect(try signers.list().isEmpty)
     }
 
-    @Test func anOlderBundleMayNotMoveATagBack() throws {
+    @Test func anOlderBundleMayNotMoveATagBack() async throws {
         let dir = TempDirectory("history")
         let history = TagHistory(storeRoot: dir.path)
         let new = Digest.sha256(of: Data("new".utf8)), old = Digest.sha256(of: Data("old".utf8))
@@ -355,7 +355,7 @@ struct InProcessBundle {
         #expect(try history.rollbacks(destination: "docker", signer: "sha256:k", created: "2026-05-01T00:00:00Z", tags: [("docker.io/library/httpd:2.4", old)]).isEmpty)
     }
 
-    @Test func creationTimeComesFromSourceDateEpoch() throws {
+    @Test func creationTimeComesFromSourceDateEpoch() async throws {
         #expect(try BundleTime.now(environment: ["SOURCE_DATE_EPOCH": "1700000000"]) == "2023-11-14T22:13:20Z")
         #expect(throws: BundleError.self) { try BundleTime.now(environment: ["SOURCE_DATE_EPOCH": "yesterday"]) }
     }

@@ -28,7 +28,7 @@ struct LargeJSONTests {
         try expectSame(try JSONDecoder().decode([JSONValue].self, from: try entry("manifest.json")), "manifest.json")
     }
 
-    @Test func emptyArraysNilFieldsAndEscapesEncodeToTheSameBytes() throws {
+    @Test func emptyArraysNilFieldsAndEscapesEncodeToTheSameBytes() async throws {
         let digest = Digest.sha256(of: Data("x".utf8))
         var image = BundleMetadata.Image(reference: "reg.example/a/b:1 \"quoted\" / slash \u{e9} \n line", source: "docker.io/library/httpd:2.4",
                                          digest: digest, mediaType: .ociIndex, size: 42, originalIndexDigest: nil, platforms: [])
@@ -53,7 +53,7 @@ struct LargeJSONTests {
 struct SinceRegistryTests {
     @Test func onlyAReferencePathIsMountedFrom() async throws {
         let bundle = try await InProcessBundle(count: 1)
-        var read = try bundle.reader().read()
+        var read = try await bundle.reader().read()
         #expect(read.ok)
         let blob = read.metadata!.blobs[0]
         read.metadata!.requiredOnInside = [blob]
