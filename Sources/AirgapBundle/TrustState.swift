@@ -148,13 +148,6 @@ public enum BundleTime {
         return format(Date())
     }
 
-    static func formatter() -> ISO8601DateFormatter {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f
-    }
-
-    public static func format(_ date: Date) -> String { formatter().string(from: Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))) }
-    public static func parse(_ text: String) -> Date? { formatter().date(from: text) }
+    public static func format(_ date: Date) -> String { RFC3339.format(Int64(date.timeIntervalSince1970.rounded(.down))) }
+    public static func parse(_ text: String) -> Date? { RFC3339.parse(text) }
 }

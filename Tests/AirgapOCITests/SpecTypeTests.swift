@@ -58,6 +58,33 @@ import Testing
     }
 }
 
+/// Timestamps are read and written without Foundation's ISO 8601 formatter (it loads ICU's
+/// calendar data): the same text and the same instants as that formatter, and no more lenient.
+@Suite struct RFC3339Tests {
+    @Test func writesWhatTheFoundationFormatterWrote() {
+        let foundation = ISO8601DateFormatter()
+        foundation.formatOptions = [.withInternetDateTime]
+        foundation.timeZone = TimeZone(identifier: "UTC")
+        var generator = SystemRandomNumberGenerator()
+        for seconds in [Int64(0), 951_782_400, 1_700_000_000, 4_102_444_799] + (0..<300).map({ _ in Int64.random(in: 0...4_102_444_799, using: &generator) }) {
+            let text = RFC3339.format(seconds)
+            #expect(text == foundation.string(from: Date(timeIntervalSince1970: TimeInterval(seconds))))
+            #expect(RFC3339.parse(text) == Date(timeIntervalSince1970: TimeInterval(seconds)))
+        }
+    }
+
+    @Test func readsFractionsAndOffsetsAndRefusesWhatIsNoDate() {
+        #expect(RFC3339.parse("2024-01-02T03:04:05.123456789Z")?.timeIntervalSince1970 == 1_704_164_645.123456789)
+        #expect(RFC3339.parse("2024-01-02T04:04:05+01:00") == RFC3339.parse("2024-01-02T03:04:05Z"))
+        #expect(RFC3339.parse("2024-01-02T02:34:05-00:30") == RFC3339.parse("2024-01-02T03:04:05Z"))
+        for bad in ["", "2024-02-30T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T00:00:60Z",
+                    "2024-01-01T00:00:00", "2024-01-01T00:00:00Zjunk", "2024-01-01 00:00:00Z", "2024-01-01T00:00:00.Z",
+                    "2024-01-01T00:00:00+0100", "２０２４-01-01T00:00:00Z", "2024-1-01T00:00:00Z"] {
+            #expect(RFC3339.parse(bad) == nil, "\(bad)")
+        }
+    }
+}
+
 @Suite struct DescriptorBoxTests {
     /// The optional fields live in a shared box: a copy changed must not change the original.
     @Test func copiesStayIndependentAndTheFieldsCount() throws {
