@@ -629,6 +629,11 @@ public final class BundleReader {
             }
             return
         }
+        // One canonical bundle: what bundle.json says it carries is what SHA256SUMS lists, no more.
+        let summed = Set((result.checksums?.entries ?? []).compactMap { Self.blobDigest($0.name) })
+        for blob in metadata.blobs where !summed.contains(blob.digest) {
+            result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "lists \(blob.digest) as carried, but SHA256SUMS does not and the bundle holds no such entry"))
+        }
         var available: [Digest: Int64] = [:]
         for blob in metadata.blobs { available[blob.digest] = blob.size }
         for blob in metadata.requiredOnInside { available[blob.digest] = blob.size }

@@ -411,10 +411,11 @@ struct ImageLoad: AsyncParsableCommand {
     @OptionGroup var globals: GlobalOptions
     @Option(name: .shortAndLong, help: "Read from this file instead of standard input.") var input: String?
     @Flag(name: .shortAndLong, help: "Suppress the load output.") var quiet = false
+    @OptionGroup var display: ProgressOptions
 
     func run() async throws {
         let store = try globals.openStore()
-        let source: any ByteSource
+        var source: any ByteSource
         let name: String
         if let input, input != "-" {
             guard FileIO.exists(input) else { throw CommandError(.failure, "the archive \(input) does not exist; check the path given to -i") }
@@ -425,11 +426,40 @@ struct ImageLoad: AsyncParsableCommand {
             source = try FileSequenceSource(path: "/dev/stdin", regularOnly: false)
             name = "standard input"
         }
-        let loaded = try ArchiveLoader(store: store, warn: { printErr("warning: " + $0) }).load(source: source, sourceName: name)
+        // A file's read pass is shown as a bar on a terminal, as `docker load` shows one; elsewhere
+        // only when asked (`--progress plain`): scripts read the "Loaded image" lines alone. A pipe's
+        // length is not known, so it has no bar.
+        let progress = display.renderer(verb: "Load", passVerb: "Loading", quiet: quiet || (display.progress == .auto && !isTerminal(2)))
+        if let input, input != "-", let size = FileIO.fileSize(input), size > 0 {
+            progress.handle(.passStarted(EscapedText.escape((input as NSString).lastPathComponent), bytes: size))
+            source = CountingSource(source) { progress.handle(.passProgress(bytes: Int64($0))) }
+        }
+        let loaded: [LoadedImage]
+        do {
+            loaded = try await ArchiveLoader(store: store, warn: { printErr("warning: " + $0) }).load(source: source, sourceName: name)
+            progress.handle(.passFinished)
+            progress.finish()
+        } catch {
+            progress.finish()
+            throw error
+        }
         guard !quiet else { return }
         for image in loaded {
             if let reference = image.reference { print("Loaded image: \(reference.familiarDescription)") }
             else { print("Loaded image ID: \(image.id ?? image.descriptor.digest)") }
         }
     }
+}
+
+/// Tells how many bytes each read of a source gave (a read pass's progress).
+final class CountingSource: ByteSource {
+    private let inner: any ByteSource
+    private let counted: (Int) -> Void
+    init(_ inner: any ByteSource, counted: @escaping (Int) -> Void) { self.inner = inner; self.counted = counted }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        counted(n)
+        return n
+    }
+    var positionDescription: String { inner.positionDescription }
 }

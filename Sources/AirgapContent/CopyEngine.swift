@@ -188,7 +188,8 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
 
     public func begin(_ plan: CopyPlan) async throws {
         self.plan = plan
-        for blob in plan.blobs { planned[blob.descriptor.digest] = (blob.descriptor, blob.names.first) }
+        // The first listing wins, as it does for the bundle reader.
+        for blob in plan.blobs where planned[blob.descriptor.digest] == nil { planned[blob.descriptor.digest] = (blob.descriptor, blob.names.first) }
         events(.totals(bytes: plan.blobs.reduce(0) { $0 + $1.descriptor.size }, blobs: plan.blobs.count))
         try await sink.begin(plan)
     }
@@ -209,6 +210,16 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
         }
         events(.blobStarted(descriptor.digest, size: descriptor.size))
         return try await sink.blobWriter(descriptor, for: name)
+    }
+
+    /// Where content goes that the source cannot name before reading it (an archive's entries:
+    /// the plan is known only at its end); the sink names it by what it hashes to.
+    public func writer(size: Int64, expected: Digest?, source: String) async throws -> any BlobWriter {
+        guard plan != nil else { throw ContentError(.missing, "the copy was not begun") }
+        guard let writer = try await sink.unnamedBlobWriter(size: size, expected: expected, source: source) else {
+            throw ContentError(.unsupported, "\(sink.description) takes only content whose digest is known before it is read")
+        }
+        return writer
     }
 
     /// The source fed and committed the writer `writer(for:size:)` gave.

@@ -114,6 +114,17 @@ public struct CopyPlan: Sendable {
 
     public init() {}
 
+    /// A plan that only names what a streamed copy brought in (a bundle's index.json entries, an
+    /// archive's images): each top under its name, or unnamed.
+    public init(naming tops: [(name: Reference?, top: Descriptor)]) {
+        let placeholder = Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+        images = tops.map { name, top in
+            var request = CopyRequest(reference: name ?? placeholder, pinned: top, unnamed: name == nil)
+            request.name = name
+            return Image(request: request, name: name ?? placeholder, sourceTop: top, top: top, originalIndexDigest: nil, platforms: [], manifests: [])
+        }
+    }
+
     /// Every manifest and index of the plan, each once, children before parents.
     public var manifests: [Descriptor] {
         var seen = Set<Digest>(minimumCapacity: images.count)

@@ -75,6 +75,10 @@ public protocol ContentSink: Sendable {
     /// the sink has no such path (the engine then streams it through `blobWriter`).
     func copyFromFile(_ descriptor: Descriptor, for name: Reference, segments: FileSegments,
                       progress: @escaping @Sendable (Int64) -> Void) async throws -> Bool
+    /// A writer for content the source cannot name before reading it (an archive's `<id>/layer.tar`):
+    /// the sink names it by what it hashes to, checked against `expected` when that is known.
+    /// Nil: the sink takes only content named in advance.
+    func unnamedBlobWriter(size: Int64, expected: Digest?, source: String) async throws -> (any BlobWriter)?
     /// A manifest or index whose bytes the plan holds (concurrent sinks; children come first).
     func putDocument(_ descriptor: Descriptor, _ data: Data, for name: Reference) async throws
     /// Makes the names visible: the last step, after every blob and document is in.
@@ -89,6 +93,7 @@ extension ContentSink {
     public func copyFromFile(_ descriptor: Descriptor, for name: Reference, segments: FileSegments,
                              progress: @escaping @Sendable (Int64) -> Void) async throws -> Bool { false }
     public func putDocument(_ descriptor: Descriptor, _ data: Data, for name: Reference) async throws {}
+    public func unnamedBlobWriter(size: Int64, expected: Digest?, source: String) async throws -> (any BlobWriter)? { nil }
 }
 
 /// A failure that may pass if tried again (a cut connection): the engine keeps partial bytes for resume.

@@ -117,7 +117,9 @@ public enum FileIO {
     /// and fsynced: a failure leaves no half file under the name.
     public static func writeThroughTemporary(_ path: String, _ body: (Int32) async throws -> Void) async throws {
         let temp = "\(path).partial-\(getpid())"
-        let fd = try open(temp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        // A file of that name is a leftover of a killed run with this PID, or planted: replaced, never followed.
+        unlink(temp)
+        let fd = try open(temp, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
         do {
             try await body(fd)
             try fsync(fd, path: temp)

@@ -38,8 +38,10 @@ public final class IngestSession: BlobWriter, @unchecked Sendable {
 
         var chosenPath: String?
         var chosenFD: Int32 = -1
-        if let expected {
-            // A per-digest partial file, locked while in use, so a rerun can resume it.
+        if let expected, resume {
+            // A per-digest partial file, locked while in use, so a rerun can resume it. Without
+            // resume, a private temp file: one left by a killed run is removed when the store is
+            // next opened, instead of taking its room for a week.
             let path = "\(store.ingestDirectory)/\(expected.algorithm.rawValue)-\(expected.encoded).partial"
             let candidate = try FileIO.open(path, flags: O_RDWR | O_CREAT, mode: 0o644)
             if flock(candidate, LOCK_EX | LOCK_NB) == 0 {

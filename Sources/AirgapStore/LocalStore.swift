@@ -53,8 +53,13 @@ public final class LocalStore: Sendable {
     public func readBlob(_ digest: Digest, limit: Int = 64 << 20) throws -> Data {
         let path = blobPath(digest)
         guard FileIO.exists(path) else { throw StoreError.blobMissing(digest, needed: "this operation") }
+        return try Self.readVerified(path, digest, limit: limit, source: "store blob \(path)")
+    }
+
+    /// A file whole, hashed against `digest` before anyone sees it.
+    static func readVerified(_ path: String, _ digest: Digest, limit: Int, source: String) throws -> Data {
         let data = try FileIO.readFile(path, limit: limit)
-        var verifier = BlobVerifier(expected: digest, size: nil, source: "store blob \(path)")
+        var verifier = BlobVerifier(expected: digest, size: nil, source: source)
         try data.withUnsafeBytes { try verifier.update($0) }
         try verifier.finish()
         return data

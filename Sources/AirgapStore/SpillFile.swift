@@ -32,6 +32,7 @@ public final class SpillFile: @unchecked Sendable { // one writer at a time: the
         var template = Array("\(dir)/.airgap-temporary-XXXXXX".utf8CString)
         let named = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard named >= 0 else { throw StoreError.posix(path: dir) }
+        _ = fcntl(named, F_SETFD, FD_CLOEXEC) // mkostemp is a GNU extension Swift's Glibc lacks
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         self.fd = named
     }

@@ -12,6 +12,7 @@ public final class StagingArea: @unchecked Sendable {
     public let directory: String
     private let lockFD: Int32
     private var staged: [(Digest, Int64)] = []
+    private var sizes: [Digest: Int64] = [:]
     private var closed = false
 
     init(store: LocalStore) throws {
@@ -25,10 +26,22 @@ public final class StagingArea: @unchecked Sendable {
 
     func path(for digest: Digest) -> String { "\(directory)/\(digest.algorithm.rawValue)-\(digest.encoded)" }
 
-    func add(_ digest: Digest, size: Int64) { staged.append((digest, size)) }
+    func add(_ digest: Digest, size: Int64) {
+        // The same content staged twice is one file (the second rename replaced the first).
+        if sizes.updateValue(size, forKey: digest) == nil { staged.append((digest, size)) }
+    }
 
     /// Blobs staged so far.
     public var count: Int { staged.count }
+
+    /// The staged file of `digest` and its size, if this operation staged it.
+    public func staged(_ digest: Digest) -> (path: String, size: Int64)? { sizes[digest].map { (path(for: digest), $0) } }
+
+    /// Drops every staged blob not in `used` (what an archive carried that no image needs).
+    public func keepOnly(_ used: Set<Digest>) {
+        for (digest, _) in staged where !used.contains(digest) { unlink(path(for: digest)); sizes[digest] = nil }
+        staged.removeAll { !used.contains($0.0) }
+    }
 
     /// Moves every staged blob into `blobs/` (one rename each, then the directory fsync).
     public func publish() throws {
@@ -77,10 +90,11 @@ extension LocalStore {
     private func identity(_ path: String) -> String? {
         var st = stat()
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        return "\(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        // ctime too: a file rewritten in place can have its mtime put back, not its ctime.
+        return "\(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
     }
 
-    /// Records that the blob file, as it is now (device, inode, size, mtime), was hashed and matched.
+    /// Records that the blob file, as it is now (device, inode, size, mtime, ctime), was hashed and matched.
     func markVerified(_ digest: Digest) {
         guard let identity = identity(blobPath(digest)) else { return }
         try? FileIO.makeDirectories("\(lockDirectory)/verified")

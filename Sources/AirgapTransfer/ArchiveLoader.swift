@@ -12,13 +12,16 @@ public struct LoadedImage: Sendable {
     public var id: Digest?
 }
 
-/// `image load`: reads an image archive in one streaming pass into the store.
+/// `image load`: reads an image archive in one streaming pass into the store, through the engine's
+/// streamed copy into the store's staging area.
 ///
 /// Accepts this tool's format (OCI layout + Docker `manifest.json`), `docker save` output (legacy
 /// `<id>/layer.tar` and Docker 25+ OCI form), skopeo's `docker-archive:` and `oci-archive:`, podman's
-/// save output, each optionally gzip/zstd-compressed. Every file entry goes through the store's
-/// ingest path, hashed on the way; `blobs/sha256/<hex>` entries must match their names. Tags are
-/// written in one atomic step after everything checked out, so a bad archive names no image.
+/// save output, each optionally gzip/zstd-compressed. An archive says what it holds only at its end
+/// (manifest.json may come last, legacy layers are named by directory), so every file entry is
+/// staged under the digest it hashes to (`blobs/sha256/<hex>` entries must match their names), the
+/// images are read and checked from what was staged, and what they use is published with their
+/// names in one step: a bad archive adds no blob and names no image.
 public struct ArchiveLoader {
     public let store: LocalStore
     /// Hears about what the load leaves out (a name that is not a valid reference).
@@ -30,25 +33,30 @@ public struct ArchiveLoader {
 
     struct Staged { var digest: Digest; var size: Int64 }
 
-    public func load(source: any ByteSource, sourceName: String) throws -> [LoadedImage] {
-        let lease = try store.ingestLease()
-        defer { lease.unlock() }
-        var newBlobs = Set<Digest>()
+    public func load(source: any ByteSource, sourceName: String) async throws -> [LoadedImage] {
+        let sink = StoreSink(store: store, staged: true)
+        let copy = StreamedCopy(sink: sink)
         do {
-            let images = try loadLeased(source: source, sourceName: sourceName, newBlobs: &newBlobs)
-            // Drop what the archive carried but no image uses (legacy `json`/`VERSION` files and the like).
+            try await copy.begin(CopyPlan()) // nothing is known before the archive's end
+            let images = try await loadStaged(source: source, sourceName: sourceName, copy: copy, staged: sink)
+            // Only what some image uses is published (legacy `json`/`VERSION` files and the like are not).
             var used = Set<Digest>()
-            for image in images { used.formUnion(try store.contentClosure(of: image.descriptor, requireAll: false).required) }
-            for digest in newBlobs where !used.contains(digest) { store.removeBlob(digest) }
+            for image in images {
+                let graph = try walk(image.descriptor, what: sourceName, staged: sink)
+                used.insert(image.descriptor.digest)
+                used.formUnion(graph.manifests.map(\.digest))
+                used.formUnion(graph.blobs.map(\.digest))
+            }
+            sink.keepOnly(used)
+            try await copy.commit(CopyPlan(naming: images.map { (name: $0.reference, top: $0.descriptor) }))
             return images
         } catch {
-            // Bad input changes nothing: remove every blob this load added.
-            for digest in newBlobs { store.removeBlob(digest) }
+            await copy.abort() // bad input changes nothing: what was staged is dropped
             throw error
         }
     }
 
-    private func loadLeased(source: any ByteSource, sourceName: String, newBlobs: inout Set<Digest>) throws -> [LoadedImage] {
+    private func loadStaged(source: any ByteSource, sourceName: String, copy: StreamedCopy, staged: StoreSink) async throws -> [LoadedImage] {
         let reader: TarReader
         do { reader = try TarReader(source: source) } catch { throw TransferError.bad("\(sourceName) is not a readable tar archive: \(error)") }
         var files: [String: Staged] = [:]
@@ -79,20 +87,19 @@ public struct ArchiveLoader {
                     continue
                 }
                 let expected = Self.digestFromBlobName(name)
-                let session = try store.beginIngest(expected: expected, size: entry.size, source: "\(sourceName): entry '\(name)'")
+                let writer = try await copy.writer(size: entry.size, expected: expected, source: "\(sourceName): entry '\(name)'")
                 do {
-                    try reader.readData { try session.write($0) }
-                    let digest = try session.commit()
-                    if session.addedNewBlob { newBlobs.insert(digest) }
+                    try reader.readData { try writer.write($0) }
+                    let digest = try await writer.commit()
                     files[name] = Staged(digest: digest, size: entry.size)
                 } catch let error as ContentError {
-                    session.abandon()
+                    await writer.abandon(keepForResume: false)
                     throw TransferError.bad(error.description)
                 } catch let error as StoreError {
-                    session.abandon()
+                    await writer.abandon(keepForResume: false)
                     throw error
                 } catch {
-                    session.abandon()
+                    await writer.abandon(keepForResume: false)
                     throw TransferError.bad("\(sourceName): entry '\(name)': \(error)")
                 }
             }
@@ -110,11 +117,11 @@ public struct ArchiveLoader {
             let index = try decode(ImageIndex.self, indexData, what: "\(sourceName): index.json")
             if !index.manifests.isEmpty {
                 let dockerTags = try dockerRepoTags(metadata["manifest.json"], sourceName: sourceName, lookup: lookup)
-                return try loadOCI(index: index, dockerTags: dockerTags, sourceName: sourceName)
+                return try loadOCI(index: index, dockerTags: dockerTags, sourceName: sourceName, staged: staged)
             }
         }
         if let manifestData = metadata["manifest.json"] {
-            return try loadDockerArchive(manifestData, sourceName: sourceName, lookup: lookup, newBlobs: &newBlobs)
+            return try await loadDockerArchive(manifestData, sourceName: sourceName, lookup: lookup, copy: copy, staged: staged)
         }
         throw TransferError.bad("\(sourceName) is not an image archive: it has neither index.json nor manifest.json")
     }
@@ -130,18 +137,18 @@ public struct ArchiveLoader {
 
     // MARK: OCI layout (this tool, Docker 25+, skopeo oci-archive, podman)
 
-    private func loadOCI(index: ImageIndex, dockerTags: [Digest: [Reference]], sourceName: String) throws -> [LoadedImage] {
+    private func loadOCI(index: ImageIndex, dockerTags: [Digest: [Reference]], sourceName: String, staged: StoreSink) throws -> [LoadedImage] {
         var result: [LoadedImage] = []
         for (position, entry) in index.manifests.enumerated() {
             guard entry.mediaType.isManifest else { continue } // other artifacts are not images
-            try checkComplete(entry, what: "\(sourceName): index.json entry \(position + 1)")
+            try checkComplete(entry, what: "\(sourceName): index.json entry \(position + 1)", staged: staged)
             var names: [Reference] = []
             if let full = entry.annotations?[Descriptor.containerdNameAnnotation], let r = try? Reference(parsing: full) {
                 names.append(r)
             } else if let refName = entry.refName, refName.contains("/") || refName.contains(":"), let r = try? Reference(parsing: refName) {
                 names.append(r)
             }
-            let id = try? configDigest(of: entry)
+            let id = try? configDigest(of: entry, staged: staged)
             if names.isEmpty, let id { names = dockerTags[id] ?? [] }
             if names.isEmpty, let given = entry.annotations?[Descriptor.containerdNameAnnotation] ?? entry.refName {
                 warn("\(sourceName): index.json entry \(position + 1) is named '\(EscapedText.escape(given))', which is not a full image reference (REPOSITORY:TAG); it is loaded without a name (tag it with 'image tag')")
@@ -150,16 +157,15 @@ public struct ArchiveLoader {
             for name in names { result.append(LoadedImage(reference: name, descriptor: entry, id: id)) }
         }
         guard !result.isEmpty else { throw TransferError.bad("\(sourceName): index.json lists no image manifests") }
-        try store.setTags(result.map { ($0.reference, $0.descriptor) })
         return result
     }
 
     /// Every blob a descriptor needs is present with the announced size; present index children
-    /// are complete (the one graph walk, fed from what the archive put in the store).
-    private func checkComplete(_ descriptor: Descriptor, what: String) throws {
+    /// are complete (the one graph walk, fed from what the archive staged, or the store holds).
+    private func checkComplete(_ descriptor: Descriptor, what: String, staged: StoreSink) throws {
         let graph: ImageGraph
         do {
-            graph = try walk(descriptor, what: what)
+            graph = try walk(descriptor, what: what, staged: staged)
         } catch let error as ContentError where error.kind == .missing {
             throw TransferError.bad("\(what) names \(descriptor.digest), which the archive does not contain")
         } catch let error as ContentError {
@@ -169,7 +175,7 @@ public struct ArchiveLoader {
             throw TransferError.bad("\(what): the index \(descriptor.digest) has none of its images in the archive")
         }
         for blob in graph.blobs {
-            guard let size = store.blobSize(blob.digest) else {
+            guard let size = staged.size(of: blob.digest) else {
                 throw TransferError.bad("\(what) names \(blob.digest), which the archive does not contain")
             }
             guard size == blob.size else {
@@ -177,22 +183,22 @@ public struct ArchiveLoader {
             }
         }
         for image in graph.images {
-            _ = try decode(JSONValue.self, try store.readBlob(image.manifest.config.digest), what: "\(what): config \(image.manifest.config.digest)")
+            _ = try decode(JSONValue.self, try staged.read(image.manifest.config.digest), what: "\(what): config \(image.manifest.config.digest)")
         }
     }
 
-    private func walk(_ descriptor: Descriptor, what: String) throws -> ImageGraph {
+    private func walk(_ descriptor: Descriptor, what: String, staged: StoreSink) throws -> ImageGraph {
         try GraphWalk.run(GraphWalk(root: descriptor, subject: what, allowAbsent: true)) { d in
-            guard let size = store.blobSize(d.digest) else { return nil }
+            guard let size = staged.size(of: d.digest) else { return nil }
             guard size == d.size else {
                 throw TransferError.bad("\(what) says \(d.digest) has \(d.size) bytes but the archive holds \(size)")
             }
-            return try store.readBlob(d.digest)
+            return try staged.read(d.digest)
         }
     }
 
-    private func configDigest(of descriptor: Descriptor) throws -> Digest {
-        guard let first = try walk(descriptor, what: "image").images.first else { throw TransferError.bad("no image") }
+    private func configDigest(of descriptor: Descriptor, staged: StoreSink) throws -> Digest {
+        guard let first = try walk(descriptor, what: "image", staged: staged).images.first else { throw TransferError.bad("no image") }
         return first.manifest.config.digest
     }
 
@@ -219,7 +225,7 @@ public struct ArchiveLoader {
     }
 
     private func loadDockerArchive(_ data: Data, sourceName: String, lookup: (String, Int) throws -> Staged?,
-                                   newBlobs: inout Set<Digest>) throws -> [LoadedImage] {
+                                   copy: StreamedCopy, staged: StoreSink) async throws -> [LoadedImage] {
         if case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data), fields["schemaVersion"] != nil {
             // skopeo's `dir:` transport (manifest.json is the image manifest, blobs named by hex), tarred.
             throw TransferError(.invalidInput, "\(sourceName) is a tarred dir: layout (skopeo's directory transport), not an image archive; unpack it, convert it with 'skopeo copy dir:DIR oci-archive:FILE' and load FILE")
@@ -231,7 +237,7 @@ public struct ArchiveLoader {
             let what = "\(sourceName): manifest.json entry \(position + 1)"
             let configName = try EntryName.normalize(entry.Config)
             guard let config = try lookup(configName, 0) else { throw TransferError.bad("\(what) names the config '\(configName)', which the archive does not contain") }
-            let configData = try store.readBlob(config.digest)
+            let configData = try staged.read(config.digest)
             let imageConfig: ImageConfig
             do { imageConfig = try ImageConfig.decode(configData, what: "\(what): config \(configName)") }
             catch { throw TransferError.bad("\(error)") }
@@ -242,7 +248,7 @@ public struct ArchiveLoader {
             for (i, layerName) in entry.Layers.enumerated() {
                 let normalized = try EntryName.normalize(layerName)
                 guard let layer = try lookup(normalized, 0) else { throw TransferError.bad("\(what) names the layer '\(normalized)', which the archive does not contain") }
-                let mediaType = try layerMediaType(layer.digest)
+                let mediaType = try layerMediaType(layer.digest, staged: staged)
                 if mediaType == .ociLayer && layer.digest != imageConfig.rootfs.diffIDs[i] {
                     throw TransferError.bad("\(what): layer '\(normalized)' has digest \(layer.digest) but the config expects diff_id \(imageConfig.rootfs.diffIDs[i])")
                 }
@@ -253,8 +259,9 @@ public struct ArchiveLoader {
                                          config: Descriptor(mediaType: .ociConfig, digest: config.digest, size: config.size),
                                          layers: layers)
             let manifestData = try CanonicalJSON.encode(manifest)
-            let (manifestDigest, added) = try store.ingestReportingNew(manifestData, source: "generated manifest for \(what)")
-            if added { newBlobs.insert(manifestDigest) }
+            let manifestDigest = Digest.sha256(of: manifestData)
+            let writer = try await copy.writer(size: Int64(manifestData.count), expected: manifestDigest, source: "generated manifest for \(what)")
+            do { try writer.write(manifestData); try await writer.commit() } catch { await writer.abandon(keepForResume: false); throw error }
             let descriptor = Descriptor(mediaType: .ociManifest, digest: manifestDigest, size: Int64(manifestData.count),
                                         platform: Platform(os: imageConfig.os, architecture: imageConfig.architecture, variant: imageConfig.variant))
             let tags = try (entry.RepoTags ?? []).map { tag in
@@ -263,13 +270,12 @@ public struct ArchiveLoader {
             if tags.isEmpty { result.append(LoadedImage(reference: nil, descriptor: descriptor, id: config.digest)) }
             for tag in tags { result.append(LoadedImage(reference: tag, descriptor: descriptor, id: config.digest)) }
         }
-        try store.setTags(result.map { ($0.reference, $0.descriptor) })
         return result
     }
 
     /// A Docker archive layer may be a plain tar or compressed; the first bytes tell.
-    private func layerMediaType(_ digest: Digest) throws -> MediaType {
-        let fd = try store.openBlob(digest)
+    private func layerMediaType(_ digest: Digest, staged: StoreSink) throws -> MediaType {
+        let fd = try staged.open(digest)
         defer { close(fd) }
         var magic = [UInt8](repeating: 0, count: 6)
         let n = magic.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, 6) }

@@ -28,6 +28,10 @@ public struct BundleImporter {
     /// signature check); what it throws ends the load with nothing published.
     public func load(_ reader: BundleReader, admit: @escaping (BundleMetadata, SignatureStatus) throws -> Void = { _, _ in },
                      beforePublish: (BundleReadResult) throws -> Void = { _ in }) async throws -> Outcome {
+        // Held from before the `--since` check to the names: what the check found cannot be
+        // collected meanwhile by a prune or an `image rm`.
+        let lease = try store.ingestLease()
+        defer { lease.unlock() }
         let sink = StoreSink(store: store, staged: true)
         let copy = StreamedCopy(sink: sink)
         // `--since` requirements come from bundle.json, read before any blob: refuse before writing.
@@ -47,7 +51,14 @@ public struct BundleImporter {
                     return hasher.finalize()
                 }
                 do {
-                    try data.readData { try writer.write($0) }
+                    // The entry is read to its end whatever the writer says, so the stream stays at
+                    // an entry boundary and a damaged blob is one finding, not a misread after it.
+                    var refused: (any Error)?
+                    try data.readData { chunk in
+                        guard refused == nil else { return }
+                        do { try writer.write(chunk) } catch { refused = error }
+                    }
+                    if let refused { throw refused }
                     let actual = try await writer.commit()
                     copy.finished(digest, size: size)
                     return actual
@@ -74,14 +85,7 @@ public struct BundleImporter {
         do {
             try beforePublish(result)
             // The names are the verified index.json's, as the bundle's own OCI readers see them.
-            var named = CopyPlan()
-            named.images = index.manifests.map { entry in
-                let reference = entry.refName.flatMap { try? Reference(parsing: $0) }
-                var request = CopyRequest(reference: reference ?? Self.unnamed, pinned: entry, unnamed: reference == nil)
-                request.name = reference
-                return CopyPlan.Image(request: request, name: reference ?? Self.unnamed, sourceTop: entry, top: entry,
-                                      originalIndexDigest: nil, platforms: [], manifests: [])
-            }
+            let named = CopyPlan(naming: index.manifests.map { (name: $0.refName.flatMap { try? Reference(parsing: $0) }, top: $0) })
             let added = sink.stagedCount
             try await copy.commit(named)
             return Outcome(result: result, loaded: named.images.filter(\.named).map(\.name), blobsAdded: added, blobsAlreadyPresent: copy.held)

@@ -135,7 +135,7 @@ public struct Copier {
             let temporary = FileManager.default.temporaryDirectory.path + "/airgap-copy-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             do {
                 let store = try LocalStore(path: temporary)
-                _ = try ArchiveLoader(store: store).load(source: try FileSequenceSource(path: file, regularOnly: false), sourceName: file)
+                _ = try await ArchiveLoader(store: store).load(source: try FileSequenceSource(path: file, regularOnly: false), sourceName: file)
                 var opened = try layout(store, reference: reference, what: file)
                 opened.temporary = temporary
                 return opened

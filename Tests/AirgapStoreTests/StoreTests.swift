@@ -260,3 +260,23 @@ import Testing
         #expect(error?.message.contains("changed between being written and being read back") == true)
     }
 }
+
+/// Only a resumable ingest uses the per-digest partial file; any other ingest's temp file is its
+/// own, so one a killed run left is removed when the store is next opened, not kept for a week.
+@Suite struct IngestTempFileTests {
+    @Test func onlyAResumableIngestKeepsAPartialFile() throws {
+        let dir = TempDirectory("ingest-temp")
+        let store = try LocalStore(path: dir.path)
+        let data = Data(repeating: 1, count: 1000)
+        let digest = Digest.sha256(of: data)
+        let ingest = store.root + "/.airgap/ingest"
+        let plain = try store.beginIngest(expected: digest, size: 1000, source: "test")
+        try plain.write(data.prefix(10))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ingest).allSatisfy { $0.hasPrefix("tmp-") })
+        plain.abandon()
+        let resumable = try store.beginIngest(expected: digest, size: 1000, resume: true, source: "test")
+        try resumable.write(data.prefix(10))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ingest).contains { $0.hasSuffix(".partial") })
+        resumable.abandon(keepForResume: true)
+    }
+}

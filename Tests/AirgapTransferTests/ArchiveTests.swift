@@ -32,7 +32,7 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         let source = try LocalStore(path: sourceDir.path)
         let target = TempDirectory("dst")
         let store = try LocalStore(path: target.path)
-        let loaded = try ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "archive")
+        let loaded = try await ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "archive")
         #expect(loaded.compactMap(\.reference) == refs)
         for ref in refs {
             #expect(try store.findOne(ref.description).entry.digest == (try source.findOne(ref.description)).entry.digest)
@@ -57,7 +57,7 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         let (archive, refs, _) = try await savedArchive()
         let target = TempDirectory("dst")
         let store = try LocalStore(path: target.path)
-        let loaded = try ArchiveLoader(store: store).load(source: DataSource(try Gzip.compress(archive)), sourceName: "archive.tar.gz")
+        let loaded = try await ArchiveLoader(store: store).load(source: DataSource(try Gzip.compress(archive)), sourceName: "archive.tar.gz")
         #expect(loaded.compactMap(\.reference) == refs)
     }
 
@@ -67,13 +67,13 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         try archive.write(to: URL(fileURLWithPath: dir.file("a.tar")))
         #expect(try runProcess("zstd", ["-q", dir.file("a.tar"), "-o", dir.file("a.tar.zst")]).status == 0)
         let store = try LocalStore(path: dir.file("store"))
-        let loaded = try ArchiveLoader(store: store).load(source: try FileSequenceSource(path: dir.file("a.tar.zst")), sourceName: "a.tar.zst")
+        let loaded = try await ArchiveLoader(store: store).load(source: try FileSequenceSource(path: dir.file("a.tar.zst")), sourceName: "a.tar.zst")
         #expect(loaded.compactMap(\.reference) == refs)
     }
 
     /// A `docker save` archive in the legacy layout (Docker < 25): `<id>/layer.tar`, `<id>/json`,
     /// `<config>.json`, `manifest.json`, `repositories`, shared layers as symlinks.
-    @Test func legacyDockerSaveLoadsWithRightDiffIDs() throws {
+    @Test func legacyDockerSaveLoadsWithRightDiffIDs() async throws {
         let layerA = try craftTar([.file("etc/a", Data("a".utf8))])
         let layerB = try craftTar([.file("etc/b", Data("b".utf8))])
         let diffA = Digest.sha256(of: layerA), diffB = Digest.sha256(of: layerB)
@@ -93,7 +93,7 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         ])
         let dir = TempDirectory("legacy")
         let store = try LocalStore(path: dir.path)
-        let loaded = try ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "legacy.tar")
+        let loaded = try await ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "legacy.tar")
         #expect(loaded.compactMap { $0.reference?.familiarDescription } == ["legacy/one:1", "legacy/two:1", "localhost:5000/two:x"])
         let one = try store.findOne("legacy/one:1")
         #expect(one.id.encoded == id1)
@@ -108,7 +108,7 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
 @Suite struct HostileArchiveTests {
     /// The store starts with one image (unless `populated` is false, when the archive's own images
     /// would share its blobs) and must be byte-for-byte the same afterwards.
-    func expectRejected(_ archive: Data, mentioning: String, populated: Bool = true) throws {
+    func expectRejected(_ archive: Data, mentioning: String, populated: Bool = true) async throws {
         let dir = TempDirectory("hostile")
         let store = try LocalStore(path: dir.path)
         var options = SampleImages.Options()
@@ -118,7 +118,7 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         if populated { try SampleImages(store: store).generate(options) }
         let before = try StoreSnapshot(store)
         do {
-            _ = try ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "bad.tar")
+            _ = try await ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "bad.tar")
             Issue.record("a bad archive was accepted")
         } catch let error as TransferError {
             #expect(error.isVerificationFailure)
@@ -127,32 +127,32 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         #expect(try StoreSnapshot(store) == before, "the store changed")
     }
 
-    @Test func parentDirectoryNames() throws {
-        try expectRejected(try craftTar([.file("../evil", Data("x".utf8))]), mentioning: "'..'")
+    @Test func parentDirectoryNames() async throws {
+        try await expectRejected(try craftTar([.file("../evil", Data("x".utf8))]), mentioning: "'..'")
     }
 
-    @Test func absoluteNames() throws {
-        try expectRejected(try craftTar([.file("/etc/evil", Data("x".utf8))]), mentioning: "absolute")
+    @Test func absoluteNames() async throws {
+        try await expectRejected(try craftTar([.file("/etc/evil", Data("x".utf8))]), mentioning: "absolute")
     }
 
-    @Test func symlinkLeavingTheArchive() throws {
+    @Test func symlinkLeavingTheArchive() async throws {
         let config = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:\#(String(repeating: "0", count: 64))"]}}"#.utf8)
         let manifest = #"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l/layer.tar"]}]"#
-        try expectRejected(try craftTar([.file("c.json", config), .symlink("l/layer.tar", target: "../../etc/passwd"),
+        try await expectRejected(try craftTar([.file("c.json", config), .symlink("l/layer.tar", target: "../../etc/passwd"),
                                          .file("manifest.json", Data(manifest.utf8))]), mentioning: "outside the archive")
     }
 
-    @Test func deviceEntries() throws {
-        try expectRejected(try craftTar([.device("dev/null")]), mentioning: "character device")
+    @Test func deviceEntries() async throws {
+        try await expectRejected(try craftTar([.device("dev/null")]), mentioning: "character device")
     }
 
-    @Test func duplicateNames() throws {
-        try expectRejected(try craftTar([.file("a", Data("1".utf8)), .file("a", Data("2".utf8))]), mentioning: "twice")
+    @Test func duplicateNames() async throws {
+        try await expectRejected(try craftTar([.file("a", Data("1".utf8)), .file("a", Data("2".utf8))]), mentioning: "twice")
     }
 
-    @Test func blobNotMatchingItsName() throws {
+    @Test func blobNotMatchingItsName() async throws {
         let name = "blobs/sha256/" + Digest.sha256(of: Data("expected".utf8)).encoded
-        try expectRejected(try craftTar([.file(name, Data("tampered".utf8))]), mentioning: "does not match its digest")
+        try await expectRejected(try craftTar([.file(name, Data("tampered".utf8))]), mentioning: "does not match its digest")
     }
 
     @Test func manifestNamingAnAbsentBlob() async throws {
@@ -163,31 +163,31 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         while let e = try reader.next() { entries.append((e.name, try reader.readAll(limit: 1 << 24))) }
         let largest = entries.max { $0.1.count < $1.1.count }!.0
         let rebuilt = try craftTar(entries.filter { $0.0 != largest }.map { CraftedEntry.file($0.0, $0.1) })
-        try expectRejected(rebuilt, mentioning: "does not contain", populated: false)
+        try await expectRejected(rebuilt, mentioning: "does not contain", populated: false)
     }
 
     @Test func truncatedArchive() async throws {
         let (archive, _, _) = try await savedArchive(count: 1)
-        try expectRejected(archive.prefix(archive.count / 2), mentioning: "truncated")
+        try await expectRejected(archive.prefix(archive.count / 2), mentioning: "truncated")
     }
 
-    @Test func malformedJSON() throws {
-        try expectRejected(try craftTar([.file("manifest.json", Data("[{\"Config\": ".utf8))]), mentioning: "manifest.json")
-        try expectRejected(try craftTar([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data("{\"manifests\": 5}".utf8))]),
+    @Test func malformedJSON() async throws {
+        try await expectRejected(try craftTar([.file("manifest.json", Data("[{\"Config\": ".utf8))]), mentioning: "manifest.json")
+        try await expectRejected(try craftTar([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data("{\"manifests\": 5}".utf8))]),
                            mentioning: "index.json")
     }
 
-    @Test func notAnArchiveAtAll() throws {
-        try expectRejected(Data("hello, this is not a tar".utf8), mentioning: "bad.tar")
+    @Test func notAnArchiveAtAll() async throws {
+        try await expectRejected(Data("hello, this is not a tar".utf8), mentioning: "bad.tar")
     }
 }
 
 @Suite struct HostileJSONTests {
-    func load(_ entries: [CraftedEntry]) throws -> any Error {
+    func load(_ entries: [CraftedEntry]) async throws -> any Error {
         let dir = TempDirectory("json")
         let store = try LocalStore(path: dir.path)
         do {
-            _ = try ArchiveLoader(store: store).load(source: DataSource(try craftTar(entries)), sourceName: "hostile.tar")
+            _ = try await ArchiveLoader(store: store).load(source: DataSource(try craftTar(entries)), sourceName: "hostile.tar")
         } catch {
             #expect(try store.entries().isEmpty)
             return error
@@ -196,25 +196,81 @@ func savedArchive(count: Int = 2, multiArch: Bool = false) async throws -> (Data
         return TransferError(.failure, "accepted")
     }
 
-    @Test func deepNestingIsRefusedWithoutCrashing() throws {
+    @Test func deepNestingIsRefusedWithoutCrashing() async throws {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
-        let error = try load([.file("manifest.json", Data(deep.utf8))])
+        let error = try await load([.file("manifest.json", Data(deep.utf8))])
         #expect("\(error)".contains("manifest.json"))
     }
 
-    @Test func hugeNumbersAndWrongTypes() throws {
+    @Test func hugeNumbersAndWrongTypes() async throws {
         let digest = "sha256:" + String(repeating: "a", count: 64)
         let huge = #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(digest)","size":1e400}]}"#
-        #expect("\(try load([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data(huge.utf8))]))".contains("index.json"))
+        #expect("\(try await load([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data(huge.utf8))]))".contains("index.json"))
         let negative = #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(digest)","size":-5}]}"#
-        #expect("\(try load([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data(negative.utf8))]))".contains("index.json"))
+        #expect("\(try await load([.file("oci-layout", Data("{}".utf8)), .file("index.json", Data(negative.utf8))]))".contains("index.json"))
         let wrongType = #"[{"Config":5,"RepoTags":"x","Layers":{}}]"#
-        #expect("\(try load([.file("manifest.json", Data(wrongType.utf8))]))".contains("manifest.json"))
+        #expect("\(try await load([.file("manifest.json", Data(wrongType.utf8))]))".contains("manifest.json"))
     }
 
-    @Test func oversizedMetadataIsRefusedBeforeItIsHeldInMemory() throws {
+    @Test func oversizedMetadataIsRefusedBeforeItIsHeldInMemory() async throws {
         let big = Data(repeating: UInt8(ascii: " "), count: 65 << 20)
-        let error = try load([.file("manifest.json", big)])
+        let error = try await load([.file("manifest.json", big)])
         #expect("\(error)".contains("limit"))
+    }
+}
+
+/// Reads `data` and, once `after` bytes have gone out, calls `watch` on every later read: what
+/// the store shows while the load is still going.
+final class WatchedSource: ByteSource {
+    let inner: DataSource
+    let after: Int
+    let watch: () -> Void
+    private var sent = 0
+    init(_ data: Data, after: Int, watch: @escaping () -> Void) { inner = DataSource(data); self.after = after; self.watch = watch }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if sent >= after { watch() }
+        // Small reads, so that the load is watched many times on its way.
+        let n = try inner.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(buffer.count, 4096)]))
+        sent += n
+        return n
+    }
+    var positionDescription: String { inner.positionDescription }
+}
+
+@Suite struct StagedArchiveLoadTests {
+    /// An archive's blobs wait in the staging area until every image in it checked out: while it is
+    /// read, and after it is refused, `blobs/` and index.json are what they were; accepted, only
+    /// what its images use is published.
+    @Test func nothingIsVisibleBeforeTheEnd() async throws {
+        let (archive, refs, _) = try await savedArchive(count: 2, multiArch: false)
+        let dir = TempDirectory("staged")
+        let store = try LocalStore(path: dir.path)
+        let before = try StoreSnapshot(store)
+        var seenDuring: [StoreSnapshot] = []
+        // Half way through, and again at the very end of the stream.
+        let watched = WatchedSource(archive, after: archive.count / 2) { if let s = try? StoreSnapshot(store) { seenDuring.append(s) } }
+        let loaded = try await ArchiveLoader(store: store).load(source: watched, sourceName: "archive")
+        #expect(!seenDuring.isEmpty && seenDuring.allSatisfy { $0 == before }, "blobs or names were visible before the archive was read to its end")
+        #expect(loaded.compactMap(\.reference) == refs)
+        // Published: exactly the blobs the two images need, each once.
+        var needed = Set<Digest>()
+        for ref in refs { needed.formUnion(try store.contentClosure(of: try store.findOne(ref.description).entry, requireAll: true).required) }
+        #expect(Set(try store.allBlobs().keys) == needed)
+        let ingest = try FileManager.default.contentsOfDirectory(atPath: store.root + "/.airgap/ingest")
+        #expect(ingest.allSatisfy { !$0.hasPrefix("stage-") }, "\(ingest)")
+
+        // The same archive with its last layer's bytes changed: refused at that entry, nothing kept.
+        let other = TempDirectory("staged-bad")
+        let fresh = try LocalStore(path: other.path)
+        let untouched = try StoreSnapshot(fresh)
+        var damaged = archive
+        let layer = try #require(try store.allBlobs().max { $0.value < $1.value })
+        let bytes = try store.readBlob(layer.key, limit: 1 << 30)
+        let at = try #require(damaged.range(of: bytes.prefix(512)))
+        damaged[at.lowerBound + 100] ^= 0xff
+        await #expect(throws: (any Error).self) { _ = try await ArchiveLoader(store: fresh).load(source: DataSource(damaged), sourceName: "damaged") }
+        #expect(try StoreSnapshot(fresh) == untouched)
+        let left = try FileManager.default.contentsOfDirectory(atPath: fresh.root + "/.airgap/ingest")
+        #expect(left.allSatisfy { !$0.hasPrefix("stage-") && !$0.hasPrefix("tmp-") }, "\(left)")
     }
 }

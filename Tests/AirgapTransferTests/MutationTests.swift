@@ -39,7 +39,7 @@ func mutate(_ data: Data, _ rng: inout SeededRandom) -> Data {
 }
 
 @Suite struct MutationTests {
-    @Test func referenceParserNeverCrashes() {
+    @Test func referenceParserNeverCrashes() async {
         var rng = SeededRandom(state: 1)
         let seeds = ["httpd", "localhost:5000/a/b:1", "quay.io/x/y@sha256:" + String(repeating: "a", count: 64), "[::1]:5000/app:tag"]
         var accepted = 0
@@ -54,7 +54,7 @@ func mutate(_ data: Data, _ rng: inout SeededRandom) -> Data {
         #expect(accepted > 0)
     }
 
-    @Test func documentDecodersNeverCrash() throws {
+    @Test func documentDecodersNeverCrash() async throws {
         var rng = SeededRandom(state: 2)
         let digest = "sha256:" + String(repeating: "b", count: 64)
         let seeds = [
@@ -71,7 +71,7 @@ func mutate(_ data: Data, _ rng: inout SeededRandom) -> Data {
         }
     }
 
-    @Test func imageSetParserNeverCrashes() {
+    @Test func imageSetParserNeverCrashes() async {
         var rng = SeededRandom(state: 3)
         let seed = "apiVersion: airgap/v1\nkind: ImageSet\nplatforms: [linux/amd64]\nimages:\n  - httpd:2.4\n  - ref: alpine@sha256:\(String(repeating: "c", count: 64))\n    tag: v1\n    platforms: [linux/arm64]\nregistries:\n  localhost:5000: {insecure: true}\n"
         for _ in 0..<3_000 {
@@ -93,7 +93,7 @@ func mutate(_ data: Data, _ rng: inout SeededRandom) -> Data {
             data.replaceSubrange(0..<min(8192, data.count), with: head)
             let before = try StoreSnapshot(store)
             do {
-                _ = try ArchiveLoader(store: store).load(source: DataSource(data), sourceName: "mutated.tar")
+                _ = try await ArchiveLoader(store: store).load(source: DataSource(data), sourceName: "mutated.tar")
                 _ = try store.prune(all: true)
             } catch {
                 #expect(try StoreSnapshot(store) == before, "a refused archive changed the store: \(error)")
