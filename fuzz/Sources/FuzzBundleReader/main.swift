@@ -13,12 +13,19 @@ public func fuzzBundleReader(_ start: UnsafePointer<UInt8>, _ count: Int) -> CIn
         fatalError("cannot write \(Scratch.path)")
     }
     defer { unlink(Scratch.path) }
-    do {
-        let files = try BundleFiles.resolve([Scratch.path])
-        let result = try BundleReader(files: files, publicKey: nil, allowUnsigned: true).read()
-        if result.ok { precondition(result.index != nil && result.checksums != nil, "a bundle without index or SHA256SUMS was read as good") }
-    } catch {
-        // Thrown errors are I/O failures of the file itself, reported by the caller.
+    // The reader is async (its handlers may wait on a sink); libFuzzer's callback is not, so the
+    // read runs as a task started on this thread, and this thread waits for it.
+    let done = DispatchSemaphore(value: 0)
+    Task.immediate { // runs here until it would wait, which a read with no handlers never does
+        defer { done.signal() }
+        do {
+            let files = try BundleFiles.resolve([Scratch.path])
+            let result = try await BundleReader(files: files, publicKey: nil, allowUnsigned: true).read()
+            if result.ok { precondition(result.index != nil && result.checksums != nil, "a bundle without index or SHA256SUMS was read as good") }
+        } catch {
+            // Thrown errors are I/O failures of the file itself, reported by the caller.
+        }
     }
+    done.wait()
     return 0
 }
