@@ -436,7 +436,8 @@ struct ImageLoad: AsyncParsableCommand {
         }
         let loaded: [LoadedImage]
         do {
-            loaded = try await ArchiveLoader(store: store, warn: { printErr("warning: " + $0) }).load(source: source, sourceName: name)
+            loaded = try await ArchiveLoader(store: store, warn: { printErr("warning: " + $0) })
+                .load(source: source, sourceName: name, bytes: input.flatMap { $0 == "-" ? nil : FileIO.fileSize($0) })
             progress.handle(.passFinished)
             progress.finish()
         } catch {

@@ -130,6 +130,11 @@ public final class LocalStore: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: ingestDirectory) else { return }
         for name in names {
             let path = ingestDirectory + "/" + name
+            // A temp file or staging area is created, then locked: one younger than a minute may be
+            // in that gap, its creator about to lock it (seen: an `image ls` during a load removed
+            // a staged blob's temp file). A killed run's leftovers go at a later open.
+            var seen = stat()
+            guard lstat(path, &seen) == 0, time(nil) - seen.st_mtim.tv_sec >= 60 else { continue }
             if name.hasPrefix("stage-") {
                 // A staging area of an operation that died: nothing in it was ever visible.
                 let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -97,22 +97,22 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
         return session
     }
 
-    // What a staged copy holds so far, staged or in the store already: read before it is published
-    // (an archive's configs and manifests are checked before any image is named).
+    // What this staged copy brought, read before it is published (an archive's configs and
+    // manifests are checked before any image is named). Only what it staged: content the store
+    // held already is not the source's to name (a tiny archive of an index.json alone would
+    // otherwise move a tag onto an older image in the store).
 
-    public func size(of digest: Digest) -> Int64? {
-        lock.withLock { staging }?.staged(digest)?.size ?? store.blobSize(digest)
-    }
+    public func stagedSize(of digest: Digest) -> Int64? { lock.withLock { staging }?.staged(digest)?.size }
 
-    /// A small blob whole, hashed again against its digest on the way (it is about to be trusted).
-    public func read(_ digest: Digest, limit: Int = 64 << 20) throws -> Data {
-        guard let path = lock.withLock({ staging })?.staged(digest)?.path else { return try store.readBlob(digest, limit: limit) }
+    /// A small staged blob whole, hashed again against its digest on the way (it is about to be trusted).
+    public func readStaged(_ digest: Digest, limit: Int = 64 << 20) throws -> Data {
+        guard let path = lock.withLock({ staging })?.staged(digest)?.path else { throw StoreError.blobMissing(digest, needed: "this copy") }
         return try LocalStore.readVerified(path, digest, limit: limit, source: "staged blob \(path)")
     }
 
-    /// Opens a blob for reading its first bytes; the caller closes the descriptor.
-    public func open(_ digest: Digest) throws -> Int32 {
-        guard let path = lock.withLock({ staging })?.staged(digest)?.path else { return try store.openBlob(digest) }
+    /// Opens a staged blob for reading its first bytes; the caller closes the descriptor.
+    public func openStaged(_ digest: Digest) throws -> Int32 {
+        guard let path = lock.withLock({ staging })?.staged(digest)?.path else { throw StoreError.blobMissing(digest, needed: "this copy") }
         return try FileIO.open(path, flags: O_RDONLY)
     }
 

@@ -33,7 +33,10 @@ public struct ArchiveLoader {
 
     struct Staged { var digest: Digest; var size: Int64 }
 
-    public func load(source: any ByteSource, sourceName: String) async throws -> [LoadedImage] {
+    /// `bytes`: the archive's size when it is a file: a store that cannot hold it is said first
+    /// (a compressed archive may still unpack to more).
+    public func load(source: any ByteSource, sourceName: String, bytes: Int64? = nil) async throws -> [LoadedImage] {
+        if let bytes { try FileIO.requireFreeSpace(bytes, at: store.root, for: "the archive \(sourceName)") }
         let sink = StoreSink(store: store, staged: true)
         let copy = StreamedCopy(sink: sink)
         do {
@@ -175,7 +178,7 @@ public struct ArchiveLoader {
             throw TransferError.bad("\(what): the index \(descriptor.digest) has none of its images in the archive")
         }
         for blob in graph.blobs {
-            guard let size = staged.size(of: blob.digest) else {
+            guard let size = staged.stagedSize(of: blob.digest) else {
                 throw TransferError.bad("\(what) names \(blob.digest), which the archive does not contain")
             }
             guard size == blob.size else {
@@ -183,17 +186,17 @@ public struct ArchiveLoader {
             }
         }
         for image in graph.images {
-            _ = try decode(JSONValue.self, try staged.read(image.manifest.config.digest), what: "\(what): config \(image.manifest.config.digest)")
+            _ = try decode(JSONValue.self, try staged.readStaged(image.manifest.config.digest), what: "\(what): config \(image.manifest.config.digest)")
         }
     }
 
     private func walk(_ descriptor: Descriptor, what: String, staged: StoreSink) throws -> ImageGraph {
         try GraphWalk.run(GraphWalk(root: descriptor, subject: what, allowAbsent: true)) { d in
-            guard let size = staged.size(of: d.digest) else { return nil }
+            guard let size = staged.stagedSize(of: d.digest) else { return nil }
             guard size == d.size else {
                 throw TransferError.bad("\(what) says \(d.digest) has \(d.size) bytes but the archive holds \(size)")
             }
-            return try staged.read(d.digest)
+            return try staged.readStaged(d.digest)
         }
     }
 
@@ -237,7 +240,7 @@ public struct ArchiveLoader {
             let what = "\(sourceName): manifest.json entry \(position + 1)"
             let configName = try EntryName.normalize(entry.Config)
             guard let config = try lookup(configName, 0) else { throw TransferError.bad("\(what) names the config '\(configName)', which the archive does not contain") }
-            let configData = try staged.read(config.digest)
+            let configData = try staged.readStaged(config.digest)
             let imageConfig: ImageConfig
             do { imageConfig = try ImageConfig.decode(configData, what: "\(what): config \(configName)") }
             catch { throw TransferError.bad("\(error)") }
@@ -275,7 +278,7 @@ public struct ArchiveLoader {
 
     /// A Docker archive layer may be a plain tar or compressed; the first bytes tell.
     private func layerMediaType(_ digest: Digest, staged: StoreSink) throws -> MediaType {
-        let fd = try staged.open(digest)
+        let fd = try staged.openStaged(digest)
         defer { close(fd) }
         var magic = [UInt8](repeating: 0, count: 6)
         let n = magic.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, 6) }

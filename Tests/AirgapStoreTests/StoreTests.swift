@@ -280,3 +280,24 @@ import Testing
         resumable.abandon(keepForResume: true)
     }
 }
+
+/// What a killed run left in `.airgap/ingest` goes when the store is next opened, but not a temp
+/// file younger than a minute: its creator may not have locked it yet (an `image ls` during a
+/// load once removed a staged blob's temp file that way).
+@Suite struct AbandonedTempFileTests {
+    @Test func onlyTempFilesOlderThanAMinuteAreCollected() throws {
+        let dir = TempDirectory("abandoned")
+        let store = try LocalStore(path: dir.path)
+        let young = store.root + "/.airgap/ingest/tmp-1-young"
+        let old = store.root + "/.airgap/ingest/tmp-1-old"
+        let oldStage = store.root + "/.airgap/ingest/stage-1-old"
+        for path in [young, old] { #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8))) }
+        try FileManager.default.createDirectory(atPath: oldStage, withIntermediateDirectories: false)
+        let twoMinutesAgo = Date().addingTimeInterval(-120)
+        for path in [old, oldStage] { try FileManager.default.setAttributes([.modificationDate: twoMinutesAgo], ofItemAtPath: path) }
+        _ = try LocalStore(path: dir.path)
+        #expect(FileManager.default.fileExists(atPath: young))
+        #expect(!FileManager.default.fileExists(atPath: old))
+        #expect(!FileManager.default.fileExists(atPath: oldStage))
+    }
+}

@@ -274,3 +274,30 @@ final class WatchedSource: ByteSource {
         #expect(left.allSatisfy { !$0.hasPrefix("stage-") && !$0.hasPrefix("tmp-") }, "\(left)")
     }
 }
+
+@Suite struct ArchiveCarriesWhatItNamesTests {
+    /// An archive names only what it carries: one holding nothing but an index.json that points a
+    /// name at a manifest already in the store (an older image, say) is refused, as podman refuses
+    /// it, and no tag moves.
+    @Test func anIndexAloneCannotMoveATagOntoStoredContent() async throws {
+        let dir = TempDirectory("retag")
+        let store = try LocalStore(path: dir.path)
+        var options = SampleImages.Options()
+        options.count = 2
+        let refs = try SampleImages(store: store).generate(options)
+        let target = try store.findOne(refs[1].description).entry
+        let before = try StoreSnapshot(store)
+        var entry = Descriptor(mediaType: target.mediaType, digest: target.digest, size: target.size)
+        entry.annotations = [Descriptor.refNameAnnotation: refs[0].description, Descriptor.containerdNameAnnotation: refs[0].description]
+        let index = try CanonicalJSON.encode(ImageIndex(manifests: [entry]))
+        let archive = try craftTar([.file("oci-layout", Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8)), .file("index.json", index)])
+        do {
+            _ = try await ArchiveLoader(store: store).load(source: DataSource(archive), sourceName: "retag.tar")
+            Issue.record("an archive that carries nothing moved a tag")
+        } catch let error as TransferError {
+            #expect(error.isVerificationFailure)
+            #expect(error.description.contains("does not contain"), "\(error)")
+        }
+        #expect(try StoreSnapshot(store) == before)
+    }
+}
