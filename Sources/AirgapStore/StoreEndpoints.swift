@@ -110,6 +110,9 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
         return try LocalStore.readVerified(path, digest, limit: limit, source: "staged blob \(path)")
     }
 
+    /// Where a staged blob's file is, to be read again (a compressed layer's diff_id).
+    public func stagedPath(_ digest: Digest) -> String? { lock.withLock { staging }?.staged(digest)?.path }
+
     /// Opens a staged blob for reading its first bytes; the caller closes the descriptor.
     public func openStaged(_ digest: Digest) throws -> Int32 {
         guard let path = lock.withLock({ staging })?.staged(digest)?.path else { throw StoreError.blobMissing(digest, needed: "this copy") }

@@ -32,7 +32,8 @@ public final class TarReader {
     }
 
     /// `decompress: false` reads plain tar only (bundles: their byte offsets must be file offsets).
-    public init(source: any ByteSource, bufferSize: Int = 1 << 20, decompress: Bool = true) throws {
+    /// `raw`: the source is not read as a tar: its one entry is the whole (decompressed) stream.
+    public init(source: any ByteSource, bufferSize: Int = 1 << 20, decompress: Bool = true, raw: Bool = false) throws {
         guard let a = archive_read_new() else { throw TarError("libarchive could not start a reader") }
         archive = a
         context = ReadContext(source: source, bufferSize: bufferSize)
@@ -42,7 +43,7 @@ public final class TarReader {
             archive_read_support_filter_xz(a)
             archive_read_support_filter_bzip2(a)
         }
-        archive_read_support_format_tar(a)
+        if raw { archive_read_support_format_raw(a) } else { archive_read_support_format_tar(a) }
         let status = archive_read_open(a, Unmanaged.passUnretained(context).toOpaque(), nil, { _, clientData, bufferOut in
             let ctx = Unmanaged<ReadContext>.fromOpaque(clientData!).takeUnretainedValue()
             do {
@@ -147,6 +148,25 @@ public final class TarReader {
 }
 
 extension TarReader {
+    /// Hands `body` the decompressed stream of a compressed layer (what its diff_id is the digest
+    /// of); false, having stopped, once it passes `limit` bytes (a compression bomb).
+    public static func decompressed(_ source: any ByteSource, limit: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        let reader = try TarReader(source: source, raw: true)
+        guard try reader.next() != nil else { return true }
+        var total: Int64 = 0
+        struct TooLarge: Error {}
+        do {
+            try reader.readData { chunk in
+                total += Int64(chunk.count)
+                guard total <= limit else { throw TooLarge() }
+                try body(chunk)
+            }
+        } catch is TooLarge {
+            return false
+        }
+        return true
+    }
+
     /// What a layer takes unpacked, as Docker's SIZE counts it: the bytes of its regular files
     /// (the tar's headers and padding, links and directories add nothing).
     /// nil once the total passes `limit`: skipping a file's data still inflates it, so a layer

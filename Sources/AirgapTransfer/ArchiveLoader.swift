@@ -252,8 +252,9 @@ public struct ArchiveLoader {
                 let normalized = try EntryName.normalize(layerName)
                 guard let layer = try lookup(normalized, 0) else { throw TransferError.bad("\(what) names the layer '\(normalized)', which the archive does not contain") }
                 let mediaType = try layerMediaType(layer.digest, staged: staged)
-                if mediaType == .ociLayer && layer.digest != imageConfig.rootfs.diffIDs[i] {
-                    throw TransferError.bad("\(what): layer '\(normalized)' has digest \(layer.digest) but the config expects diff_id \(imageConfig.rootfs.diffIDs[i])")
+                let diffID = mediaType == .ociLayer ? layer.digest : try uncompressedDigest(layer, staged: staged, what: "\(what): layer '\(normalized)'")
+                if diffID != imageConfig.rootfs.diffIDs[i] {
+                    throw TransferError.bad("\(what): layer '\(normalized)' \(mediaType == .ociLayer ? "has digest" : "unpacks to digest") \(diffID) but the config expects diff_id \(imageConfig.rootfs.diffIDs[i])")
                 }
                 layers.append(Descriptor(mediaType: mediaType, digest: layer.digest, size: layer.size))
             }
@@ -274,6 +275,23 @@ public struct ArchiveLoader {
             for tag in tags { result.append(LoadedImage(reference: tag, descriptor: descriptor, id: config.digest)) }
         }
         return result
+    }
+
+    /// A Docker archive names a layer by its config's diff_id, the digest of the uncompressed tar: a
+    /// compressed one is inflated once and hashed, as `docker load` does. Past 1,100 times its size
+    /// (more than gzip can pack) it is refused as a compression bomb.
+    private func uncompressedDigest(_ layer: Staged, staged: StoreSink, what: String) throws -> Digest {
+        guard let path = staged.stagedPath(layer.digest) else { throw TransferError.bad("\(what) is not in the archive") }
+        var hasher = DigestHasher()
+        let limit = layer.size.multipliedReportingOverflow(by: 1100)
+        let whole: Bool
+        do {
+            whole = try TarReader.decompressed(try FileSequenceSource(paths: [path]), limit: (limit.overflow ? .max : limit.partialValue) + (64 << 20)) { hasher.update($0) }
+        } catch let error as StoreError { throw error } catch {
+            throw TransferError.bad("\(what) cannot be decompressed: \(error)")
+        }
+        guard whole else { throw TransferError.bad("\(what) inflates to more than 1,100 times its \(layer.size) bytes; refusing it as a compression bomb") }
+        return hasher.finalize()
     }
 
     /// A Docker archive layer may be a plain tar or compressed; the first bytes tell.

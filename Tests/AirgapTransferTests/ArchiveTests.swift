@@ -301,3 +301,29 @@ final class WatchedSource: ByteSource {
         #expect(try StoreSnapshot(store) == before)
     }
 }
+
+@Suite struct CompressedDockerLayerTests {
+    /// A Docker archive's compressed layer must unpack to the config's diff_id, as `docker load`
+    /// and podman check: one that unpacks to something else is refused and nothing is kept.
+    @Test func aCompressedLayerIsCheckedAgainstItsDiffID() async throws {
+        let layer = try craftTar([.file("hello.txt", Data("the layer the config describes\n".utf8))])
+        let other = try craftTar([.file("hello.txt", Data("another layer altogether\n".utf8))])
+        func archive(_ carried: Data) throws -> Data {
+            let config = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["\#(Digest.sha256(of: layer))"]}}"#.utf8)
+            let manifest = Data(#"[{"Config":"config.json","RepoTags":["test/gz:1"],"Layers":["layer.tar.gz"]}]"#.utf8)
+            return try craftTar([.file("config.json", config), .file("layer.tar.gz", try Gzip.compress(carried)), .file("manifest.json", manifest)])
+        }
+        let dir = TempDirectory("gz-layer")
+        let store = try LocalStore(path: dir.path)
+        let before = try StoreSnapshot(store)
+        do {
+            _ = try await ArchiveLoader(store: store).load(source: DataSource(try archive(other)), sourceName: "swapped.tar")
+            Issue.record("a compressed layer that is not the config's was loaded")
+        } catch let error as TransferError {
+            #expect(error.isVerificationFailure && error.description.contains("unpacks to digest \(Digest.sha256(of: other))"), "\(error)")
+        }
+        #expect(try StoreSnapshot(store) == before)
+        let loaded = try await ArchiveLoader(store: store).load(source: DataSource(try archive(layer)), sourceName: "good.tar")
+        #expect(loaded.compactMap(\.reference).map(\.description) == ["docker.io/test/gz:1"])
+    }
+}
