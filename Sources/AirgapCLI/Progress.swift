@@ -53,6 +53,8 @@ final class ProgressRenderer: @unchecked Sendable {
 
     // A read pass over a bundle or a store.
     private var pass: Item?
+    /// Manifests and configs in flight: counted, never shown.
+    private var unlisted = Set<Digest>()
     private var passStarted = Date()
 
     // The rate, smoothed with a time constant of a few seconds.
@@ -121,8 +123,9 @@ final class ProgressRenderer: @unchecked Sendable {
                 line(String(format: "Resolved %d image%@ in %.2fs", images, images == 1 ? "" : "s", seconds))
             case .totals(let bytes, _):
                 plannedBytes = (plannedBytes ?? 0) + bytes
-            case .blobStarted(let digest, let size):
+            case .blobStarted(let digest, let size, let listed):
                 startedBytes += size
+                guard listed else { unlisted.insert(digest); break }
                 if active[digest] == nil { activeOrder.append(digest) }
                 active[digest] = Item(label: digest.shortID, size: size)
             case .blobProgress(let digest, let bytes):
@@ -131,6 +134,7 @@ final class ProgressRenderer: @unchecked Sendable {
                 meter.add(bytes)
             case .blobFinished(let digest, let size):
                 blobsDone += 1
+                guard unlisted.remove(digest) == nil else { break }
                 remove(digest)
                 line("\(digest.shortID): \(verb) complete (\(Format.size(size)))")
             case .blobSkipped(let digest, let size):

@@ -38,6 +38,10 @@ public struct CopyEngine: Sendable {
         }
     }
 
+    /// Whether a blob gets a line and a bar of its own: layers and artifacts' blobs do; manifests
+    /// and configs, small and many (three per image), are only counted, as Docker shows them.
+    static func listed(_ d: Descriptor) -> Bool { !(d.mediaType.isManifest || d.mediaType.isImageConfig) }
+
     // MARK: stores and registries
 
     func copyConcurrently(_ plan: CopyPlan, limit: Int) async throws {
@@ -70,7 +74,7 @@ public struct CopyEngine: Sendable {
     }
 
     func transfer(_ d: Descriptor, from repository: Reference, to name: Reference, _ plan: CopyPlan) async throws {
-        events(.blobStarted(d.digest, size: d.size))
+        events(.blobStarted(d.digest, size: d.size, listed: Self.listed(d)))
         let events = self.events
         let progress: @Sendable (Int64) -> Void = { events(.blobProgress(d.digest, bytes: $0)) }
         let inMemory = plan.documents[d.digest]
@@ -154,7 +158,7 @@ public struct CopyEngine: Sendable {
             let carried = blob(d.digest)
             let name = carried?.names.first ?? fallbackName
             if let task = ahead.removeValue(forKey: d.digest) {
-                events(.blobStarted(d.digest, size: d.size))
+                events(.blobStarted(d.digest, size: d.size, listed: Self.listed(d)))
                 let data = try await task.value
                 let writer = try await sink.blobWriter(d, for: name)
                 do { try writer.write(data); try await writer.commit() } catch { await writer.abandon(keepForResume: false); throw error }
@@ -208,7 +212,7 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
             events(.blobSkipped(descriptor.digest, size: descriptor.size))
             return nil
         }
-        events(.blobStarted(descriptor.digest, size: descriptor.size))
+        events(.blobStarted(descriptor.digest, size: descriptor.size, listed: CopyEngine.listed(descriptor)))
         return try await sink.blobWriter(descriptor, for: name)
     }
 

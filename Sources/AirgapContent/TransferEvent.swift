@@ -7,7 +7,8 @@ public enum TransferEvent: Sendable {
     case planned(images: Int, seconds: Double)
     /// What a copy will move at most: every blob of the plan (those found at the destination count as done).
     case totals(bytes: Int64, blobs: Int)
-    case blobStarted(Digest, size: Int64)
+    /// `listed` false: a manifest or config, counted in the totals but not listed (Docker lists layers only).
+    case blobStarted(Digest, size: Int64, listed: Bool = true)
     case blobProgress(Digest, bytes: Int64)
     case blobFinished(Digest, size: Int64)
     /// Already present at the destination: nothing transferred.

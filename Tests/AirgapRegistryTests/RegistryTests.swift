@@ -122,7 +122,7 @@ final class EventCounter: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var started: [Digest] = []
     func record(_ event: TransferEvent) {
-        if case .blobStarted(let digest, _) = event { lock.withLock { started.append(digest) } }
+        if case .blobStarted(let digest, _, _) = event { lock.withLock { started.append(digest) } }
     }
 }
 
