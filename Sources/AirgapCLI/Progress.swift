@@ -20,11 +20,12 @@ struct ProgressOptions: ParsableArguments {
     }
 }
 
-/// Renders transfer events. On a terminal: a bar per blob in flight and an overall bar with the
-/// rate and ETA, redrawn several times a second from a smoothed rate (so the ETA moves, and says
-/// "stalled" when nothing arrives) with finished blobs printed above. Otherwise: a line per blob
-/// and, every `plainInterval` seconds, a line with the total so far. A read pass over a bundle
-/// (verify, load, audit, the check before push) is one item of its own.
+/// Renders transfer events (layers listed; manifests and configs only counted). On a terminal: a
+/// bar per blob in flight and an overall bar with the rate and ETA, redrawn several times a second
+/// from a smoothed rate (so the ETA moves, and says "stalled" when nothing arrives) with finished
+/// blobs printed above. Otherwise: a line per blob and, every `plainInterval` seconds, a line with
+/// the total so far. A read pass over a bundle (verify, load, audit, the check before push) is one
+/// item of its own.
 final class ProgressRenderer: @unchecked Sendable {
     enum Style { case bars, lines, silent }
 
