@@ -102,7 +102,10 @@ public struct BundleImporter {
     static func plan(_ metadata: BundleMetadata) -> CopyPlan {
         var plan = CopyPlan()
         let names = metadata.images.map { (try? Reference(parsing: $0.reference)) ?? unnamed }
-        plan.blobs = metadata.blobs.map { .init(descriptor: Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size), source: names.first ?? unnamed, names: [names.first ?? unnamed]) }
+        // One name list for every blob (the store has one namespace): shared, not 30,000 copies.
+        let first = names.first ?? unnamed
+        let shared = [first]
+        plan.blobs = metadata.blobs.map { .init(descriptor: Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size), source: first, names: shared) }
         plan.images = zip(metadata.images, names).map { image, name in
             let top = Descriptor(mediaType: image.mediaType, digest: image.digest, size: image.size)
             return CopyPlan.Image(request: CopyRequest(reference: name, pinned: top), name: name, sourceTop: top, top: top,
