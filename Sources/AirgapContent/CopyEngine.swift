@@ -127,7 +127,7 @@ public struct CopyEngine: Sendable {
         position.reserveCapacity(plan.blobs.count)
         for (i, blob) in plan.blobs.enumerated() where position[blob.descriptor.digest] == nil { position[blob.descriptor.digest] = i }
         func blob(_ digest: Digest) -> CopyPlan.Blob? { position[digest].map { plan.blobs[$0] } }
-        let fallbackName = plan.images.first?.name ?? Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+        let fallbackName = plan.images.first?.name ?? Naming.unnamed
         var ahead: [Digest: Task<Data, any Error>] = [:]
         var nextAhead = 0
         let source = self.source
@@ -185,8 +185,8 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
     /// Each planned blob's size and type, and the position of a blob that names it (a plan of
     /// 10,000 images lists 30,000 blobs: no copy of each descriptor and name).
     private var planned: [Digest: (size: Int64, mediaType: MediaType, blob: Int)] = [:]
-    /// Blobs written, and blobs the sink held already (the source only hashed those).
-    public private(set) var written = 0, held = 0
+    /// Blobs the sink held already (the source only hashed those).
+    public private(set) var held = 0
 
     public init(sink: any ContentSink, events: @escaping TransferEvents = { _ in }) {
         self.sink = sink; self.events = events
@@ -211,7 +211,7 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
             throw ContentError(.verification, "the source reached \(digest) (\(size) bytes), which its plan does not list so")
         }
         let descriptor = Descriptor(mediaType: entry.mediaType, digest: digest, size: size)
-        let name = plan.blobs[entry.blob].names.first ?? plan.images.first?.name ?? Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+        let name = plan.blobs[entry.blob].names.first ?? plan.images.first?.name ?? Naming.unnamed
         if try await sink.holds(descriptor, for: name) {
             held += 1
             events(.blobSkipped(descriptor.digest, size: descriptor.size))
@@ -233,7 +233,6 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
 
     /// The source fed and committed the writer `writer(for:size:)` gave.
     public func finished(_ digest: Digest, size: Int64) {
-        written += 1
         events(.blobFinished(digest, size: size))
     }
 

@@ -117,11 +117,10 @@ public struct CopyPlan: Sendable {
     /// A plan that only names what a streamed copy brought in (a bundle's index.json entries, an
     /// archive's images): each top under its name, or unnamed.
     public init(naming tops: [(name: Reference?, top: Descriptor)]) {
-        let placeholder = Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
         images = tops.map { name, top in
-            var request = CopyRequest(reference: name ?? placeholder, pinned: top, unnamed: name == nil)
+            var request = CopyRequest(reference: name ?? Naming.unnamed, pinned: top, unnamed: name == nil)
             request.name = name
-            return Image(request: request, name: name ?? placeholder, sourceTop: top, top: top, originalIndexDigest: nil, platforms: [], manifests: [])
+            return Image(request: request, name: name ?? Naming.unnamed, sourceTop: top, top: top, originalIndexDigest: nil, platforms: [], manifests: [])
         }
     }
 

@@ -3,6 +3,10 @@ import AirgapOCI
 /// The one naming function: what an image is called at its destination, in index.json, in a
 /// Docker archive's manifest.json and in a registry a bundle is pushed to.
 public enum Naming {
+    /// The name a copy uses in messages and as a repository for content that has none (an
+    /// unnamed store entry, an archive entry before its image is known); it is never written.
+    public static let unnamed = Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+
     /// `NAME:TAG@DIGEST` is fetched by digest and named `NAME:TAG`; `NAME@DIGEST` keeps its digest
     /// (it has no other name); an explicit name (a manifest's `tag:`) wins.
     public static func destinationName(of source: Reference, explicit: Reference? = nil) -> Reference {

@@ -20,7 +20,7 @@ public struct ArchiveSaver {
     /// `path`: the file `sink` writes, if it is one (its free space is checked before a byte).
     public func save(_ images: [StoredImage], format: Format, to sink: @escaping TarWriter.Sink, path: String? = nil) async throws -> Summary {
         let source = StoreSource(store: store)
-        let unnamed = Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
+        let unnamed = Naming.unnamed
         let requests = images.map { image in
             CopyRequest(reference: image.reference ?? unnamed, allPlatforms: true, name: image.reference, pinned: image.entry,
                         unnamed: image.reference == nil)

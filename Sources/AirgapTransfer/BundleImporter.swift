@@ -95,15 +95,13 @@ public struct BundleImporter {
         }
     }
 
-    static let unnamed = Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil)
-
     /// What the signed metadata says the bundle carries, as a plan: every blob with its size (the
     /// store checks its free space against what it lacks), every image under its name.
     static func plan(_ metadata: BundleMetadata) -> CopyPlan {
         var plan = CopyPlan()
-        let names = metadata.images.map { (try? Reference(parsing: $0.reference)) ?? unnamed }
+        let names = metadata.images.map { (try? Reference(parsing: $0.reference)) ?? Naming.unnamed }
         // One name list for every blob (the store has one namespace): shared, not 30,000 copies.
-        let first = names.first ?? unnamed
+        let first = names.first ?? Naming.unnamed
         let shared = [first]
         plan.blobs = metadata.blobs.map { .init(descriptor: Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size), source: first, names: shared) }
         plan.images = zip(metadata.images, names).map { image, name in

@@ -205,7 +205,7 @@ public struct Copier {
             images = try store.images().filter { $0.reference != nil }
         }
         let requests = images.map { image in
-            CopyRequest(reference: image.reference ?? Reference(registry: "localhost", repository: "unnamed", tag: nil, digest: nil),
+            CopyRequest(reference: image.reference ?? Naming.unnamed,
                         platforms: options.platforms, allPlatforms: all, pinned: image.entry, unnamed: image.reference == nil)
         }
         return Opened(source: StoreSource(store: store), requests: requests)
