@@ -63,10 +63,8 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
         _ = airgap_release_free_memory()
         defer { _ = airgap_release_free_memory() }
         // Everything the tar holds is known now: a disk too small is said before a download.
-        let held = Set(copy.leftOut.map(\.digest))
-        let bytes = copy.digestOrder.filter { !held.contains($0.digest) }.reduce(Int64(1 << 20)) { $0 + $1.size + 1024 }
         if let archive {
-            if let path = archive.path { try FileIO.requireFreeSpace(bytes, at: path, for: "the archive \(path)") }
+            if let path = archive.path { try FileIO.requireFreeSpace(BundleHeader.tarBytes(sizes: copy.digestOrder.lazy.map(\.size)), at: path, for: "the archive \(path)") }
             let directory = archive.path.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory()
             let header = try BundleHeader(copy: copy, provenance: nil, dockerView: archive.dockerView, temporaryDirectory: directory)
             let tar = CanonicalTarWriter(sink: archive.sink)
@@ -74,11 +72,12 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
             try header.write(to: tar, signingKey: nil)
             return
         }
-        try FileIO.requireFreeSpace(bytes, at: options.output, for: "the bundle \(options.output)")
         let provenance = BundleHeader.Provenance(manifest: options.manifest, since: options.since, sinceRegistry: options.sinceRegistry,
                                                  created: try options.created ?? BundleTime.now())
         let header = try BundleHeader(copy: copy, provenance: provenance, dockerView: true,
                                       temporaryDirectory: (options.output as NSString).deletingLastPathComponent)
+        // The header's own blob list gives the size (a second list of 40,000 was 6 MB at once).
+        try FileIO.requireFreeSpace(header.summary.tarBytes, at: options.output, for: "the bundle \(options.output)")
         let volumes = try VolumeWriter(path: options.output, splitSize: options.splitSize)
         let tar = CanonicalTarWriter(sink: { try volumes.write($0) })
         self.volumes = volumes

@@ -70,8 +70,9 @@ struct BundleCommand: AsyncParsableCommand {
     func run() async throws {
         let started = Date()
         try OutputPath.check(output, option: "-o")
-        let set: ImageSet
-        do { set = try ImageSet.load(path: file) } catch let error as ImageSet.ParseError {
+        // Held here only until the exporter takes it (and lets its entries go once planned).
+        var loaded: ImageSet?
+        do { loaded = try ImageSet.load(path: file) } catch let error as ImageSet.ParseError {
             // Like a --key file that is not there: exit 1; a manifest read and found wrong is a usage error.
             throw CommandError(error.unreadable ? .failure : .usage, error.description)
         }
@@ -84,13 +85,15 @@ struct BundleCommand: AsyncParsableCommand {
         let storePath = globals.store ?? LocalStore.defaultPath()
         let store = cache || FileManager.default.fileExists(atPath: storePath + "/oci-layout") ? try LocalStore(path: storePath) : nil
         var table = registry.table
-        for (host, settings) in set.registries {
+        for (host, settings) in loaded?.registries ?? [:] {
             table.perRegistry[host] = RegistryOptions(caFile: settings.caFile, insecure: settings.insecure)
         }
         let progress = display.renderer(verb: "Pull", title: "Bundle", quiet: quiet)
         let exporter = BundleExporter(store: store, cache: cache, events: progress.handle)
         let summary = try await RegistryClient.withClient(options: table, warn: { printErr($0) }) { client in
-            try await exporter.export(set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split, imageKeys: keys, registriesD: lookaside))
+            let set = loaded!
+            loaded = nil
+            return try await exporter.export(consume set, client: client, options: .init(output: output, signingKey: signingKey, receipt: receipt, splitSize: split, imageKeys: keys, registriesD: lookaside))
         }
         progress.finish()
         let seconds = Date().timeIntervalSince(started)

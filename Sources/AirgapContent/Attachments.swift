@@ -94,7 +94,7 @@ public struct AttachmentFinder: Sendable {
             let image = images[i]
             for candidate in candidates where known.insert(candidate.request.destinationName.description).inserted {
                 guard known.count <= limit else {
-                    throw ContentError(.unsupported, "\(image.request.reference.familiarDescription) has more than \(limit) attachments; leave them out with 'referrers: false'")
+                    throw ContentError(.unsupported, "\(image.sourceReference.familiarDescription) has more than \(limit) attachments; leave them out with 'referrers: false'")
                 }
                 found.append(candidate)
             }
@@ -104,7 +104,7 @@ public struct AttachmentFinder: Sendable {
 
     /// What is attached to one image, by tag or through the referrers API.
     func candidates(for image: CopyPlan.Image, tagCache: TagCache, events: TransferEvents) async throws -> [Found] {
-        let repository = image.request.reference.bare
+        let repository = image.sourceReference.bare
         let tags: Set<String>
         do { tags = Set(try await tagCache.tags(repository, listing)) } catch let refused as AttachmentListingRefused {
             events(.note("\(repository.familiarName): its tags cannot be listed (\(refused.message)); its signatures and referrers are not carried"))
@@ -124,7 +124,7 @@ public struct AttachmentFinder: Sendable {
                 }
                 var request = CopyRequest(reference: repository.withTag(tag), allPlatforms: true, name: image.name.bare.withTag(tag), origin: image.request.origin)
                 request.attachments = true
-                request.attachment = AttachmentLink(kind: kind, subject: subject, subjectName: image.request.attachment?.subjectName ?? image.name)
+                request.attachment = AttachmentLink(kind: kind, subject: subject, subjectName: image.attachment?.subjectName ?? image.name)
                 if let synthesized {
                     request.pinned = Descriptor(mediaType: .ociIndex, digest: Digest.sha256(of: synthesized), size: Int64(synthesized.count))
                 }

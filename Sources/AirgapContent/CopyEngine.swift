@@ -57,18 +57,19 @@ public struct CopyEngine: Sendable {
     func copyToEachName(_ blob: CopyPlan.Blob, _ plan: CopyPlan) async throws {
         let d = blob.descriptor
         var holder: Reference?
-        for name in sink.repositoryScoped ? blob.names : [blob.names[0]] {
+        let source = plan.source(of: blob)
+        for name in sink.repositoryScoped ? plan.names(of: blob) : [plan.firstName(of: blob)] {
             if try await sink.holds(d, for: name) {
                 events(.blobSkipped(d.digest, size: d.size))
                 holder = holder ?? name
                 continue
             }
-            if let from = holder ?? source.mountOrigin(d, in: blob.source), try await sink.mount(d, for: name, from: from) {
+            if let from = holder ?? self.source.mountOrigin(d, in: source), try await sink.mount(d, for: name, from: from) {
                 events(.blobMounted(d.digest, size: d.size, from: from.repository))
                 holder = holder ?? name
                 continue
             }
-            try await transfer(d, from: blob.source, to: name, plan)
+            try await transfer(d, from: source, to: name, plan)
             holder = holder ?? name
         }
     }
@@ -77,7 +78,7 @@ public struct CopyEngine: Sendable {
         events(.blobStarted(d.digest, size: d.size, listed: Self.listed(d)))
         let events = self.events
         let progress: @Sendable (Int64) -> Void = { events(.blobProgress(d.digest, bytes: $0)) }
-        let inMemory = plan.documents[d.digest]
+        let inMemory = try plan.documents.bytes(d.digest)
         if inMemory == nil { try source.checkCarries(d, for: name) }
         if inMemory == nil, let segments = source.fileSegments(d),
            try await sink.copyFromFile(d, for: name, segments: segments, progress: progress) {
@@ -107,7 +108,7 @@ public struct CopyEngine: Sendable {
             for manifest in image.manifests {
                 let key = (sink.repositoryScoped ? image.name.name + "@" : "") + manifest.digest.description
                 guard written.insert(key).inserted else { continue }
-                guard let data = plan.documents[manifest.digest] else {
+                guard let data = try plan.documents.bytes(manifest.digest) else {
                     throw ContentError(.missing, "the plan lacks the bytes of the manifest \(manifest.digest)")
                 }
                 try await sink.putDocument(manifest, data, for: image.name)
@@ -147,16 +148,17 @@ public struct CopyEngine: Sendable {
             while ahead.count < prefetch && nextAhead < order.count {
                 let candidate = order[nextAhead]
                 nextAhead += 1
-                guard candidate.size < smallBlob, plan.documents[candidate.digest] == nil, let blob = blob(candidate.digest) else { continue }
+                guard candidate.size < smallBlob, !plan.documents.contains(candidate.digest), let blob = blob(candidate.digest) else { continue }
                 ahead[candidate.digest] = Task {
-                    let memory = MemoryBlobWriter(candidate, source: "blob \(candidate.digest) of \(blob.source.familiarDescription)")
-                    try await source.copyBlob(candidate, in: blob.source, into: memory, progress: { _ in })
+                    let repository = plan.source(of: blob)
+                    let memory = MemoryBlobWriter(candidate, source: "blob \(candidate.digest) of \(repository.familiarDescription)")
+                    try await source.copyBlob(candidate, in: repository, into: memory, progress: { _ in })
                     try await memory.commit()
                     return memory.data
                 }
             }
             let carried = blob(d.digest)
-            let name = carried?.names.first ?? fallbackName
+            let name = carried.map(plan.firstName) ?? fallbackName
             if let task = ahead.removeValue(forKey: d.digest) {
                 events(.blobStarted(d.digest, size: d.size, listed: Self.listed(d)))
                 let data = try await task.value
@@ -165,7 +167,7 @@ public struct CopyEngine: Sendable {
                 events(.blobProgress(d.digest, bytes: d.size))
                 events(.blobFinished(d.digest, size: d.size))
             } else {
-                try await transfer(d, from: carried?.source ?? name, to: name, plan)
+                try await transfer(d, from: carried.map(plan.source) ?? name, to: name, plan)
             }
         }
         }
@@ -211,7 +213,7 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
             throw ContentError(.verification, "the source reached \(digest) (\(size) bytes), which its plan does not list so")
         }
         let descriptor = Descriptor(mediaType: entry.mediaType, digest: digest, size: size)
-        let name = plan.blobs[entry.blob].names.first ?? plan.images.first?.name ?? Naming.unnamed
+        let name = plan.firstName(of: plan.blobs[entry.blob])
         if try await sink.holds(descriptor, for: name) {
             held += 1
             events(.blobSkipped(descriptor.digest, size: descriptor.size))

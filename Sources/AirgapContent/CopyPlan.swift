@@ -10,7 +10,10 @@ public struct CopyRequest: Sendable {
     /// Its name at the destination; nil: `Naming.destinationName(of: reference)`.
     public var name: Reference?
     /// The top descriptor when the caller already knows it (a store entry, a bundle's index entry).
-    public var pinned: Descriptor?
+    public var pinned: Descriptor? {
+        get { rare?.pinned }
+        set { rare = Rare(pinned: newValue, attachment: attachment) }
+    }
     /// Where the request was written (`images.yaml:12`), put in front of an error resolving it.
     public var origin: String?
     /// The image gets no name at the destination (an unnamed store entry saved by ID).
@@ -18,12 +21,27 @@ public struct CopyRequest: Sendable {
     /// Look for its signatures, attestations, SBOMs and referrers (when the planner has a finder).
     public var attachments = false
     /// Set when this request is itself an attachment: to what, and of which kind.
-    public var attachment: AttachmentLink?
+    public var attachment: AttachmentLink? {
+        get { rare?.attachment }
+        set { rare = Rare(pinned: pinned, attachment: newValue) }
+    }
+    /// What most requests lack, boxed: 10,000 requests are planned at once, and the two inline
+    /// were half of each (the box is replaced, never changed).
+    fileprivate var rare: Rare?
+    fileprivate final class Rare: Sendable {
+        let pinned: Descriptor?
+        let attachment: AttachmentLink?
+        init?(pinned: Descriptor?, attachment: AttachmentLink?) {
+            guard pinned != nil || attachment != nil else { return nil }
+            self.pinned = pinned; self.attachment = attachment
+        }
+    }
 
     public init(reference: Reference, platforms: [Platform] = [], allPlatforms: Bool = false, name: Reference? = nil,
                 pinned: Descriptor? = nil, origin: String? = nil, unnamed: Bool = false) {
         self.reference = reference; self.platforms = platforms; self.allPlatforms = allPlatforms
-        self.name = name; self.pinned = pinned; self.origin = origin; self.unnamed = unnamed
+        self.name = name; self.origin = origin; self.unnamed = unnamed
+        rare = Rare(pinned: pinned, attachment: nil)
     }
 
     public var destinationName: Reference { Naming.destinationName(of: reference, explicit: name) }
@@ -39,31 +57,56 @@ public struct CopyPlan: Sendable {
     }
 
     public struct Image: Sendable {
-        /// What was asked for. Boxed: a request is some 440 bytes and is read far less often than
-        /// the rest, and a plan of 10,000 images holds one each (the box is replaced, never changed).
+        /// What was asked for, as far as anything reads it once the image is planned: where it is,
+        /// where it was written and what it is attached to (its platforms and pin did their work
+        /// in planning, and its name is `name`). Boxed: a plan of 10,000 images holds one each,
+        /// read far less often than the rest (the box is replaced, never changed).
         public var request: CopyRequest {
-            get { asked.request }
+            get {
+                var request = CopyRequest(reference: asked.reference, name: name, origin: asked.origin, unnamed: asked.unnamed)
+                request.attachments = asked.attachments
+                request.attachment = asked.attachment?.attachment
+                return request
+            }
             set { asked = Asked(newValue) }
         }
         private var asked: Asked
         private final class Asked: Sendable {
-            let request: CopyRequest
-            init(_ request: CopyRequest) { self.request = request }
+            let reference: Reference
+            let origin: String?
+            let unnamed: Bool, attachments: Bool
+            /// The request's box, shared: the attachment link of the few images that are attachments.
+            let attachment: CopyRequest.Rare?
+            init(_ request: CopyRequest) {
+                reference = request.reference; origin = request.origin; unnamed = request.unnamed
+                attachments = request.attachments; attachment = request.rare?.attachment == nil ? nil : request.rare
+            }
         }
         /// The name at the destination.
         public var name: Reference
         /// What the source named (an index, perhaps of more platforms than were chosen).
-        public var sourceTop: Descriptor
+        public var sourceTop: Descriptor { narrowed?.sourceTop ?? top }
         /// What the destination names: the index kept whole, one platform's manifest (with its
         /// platform), or a filtered index of the chosen platforms.
-        public var top: Descriptor
+        public let top: Descriptor
         /// The source's index digest when `top` is one platform's manifest or a filtered index.
-        public var originalIndexDigest: Digest?
+        public var originalIndexDigest: Digest? { narrowed?.originalIndexDigest }
+        /// What the source named, boxed, when it is not `top` (most images are copied as they are).
+        private let narrowed: Narrowed?
+        private final class Narrowed: Sendable {
+            let sourceTop: Descriptor
+            let originalIndexDigest: Digest?
+            init(sourceTop: Descriptor, originalIndexDigest: Digest?) { self.sourceTop = sourceTop; self.originalIndexDigest = originalIndexDigest }
+        }
         public var platforms: [PlatformImage]
         /// Manifests and indexes to write, children first, `top` last.
         public var manifests: [Descriptor]
         /// False for an image that gets no name at the destination.
-        public var named: Bool { !request.unnamed }
+        public var named: Bool { !asked.unnamed }
+        /// What the image is attached to, if it is an attachment (`request.attachment`, unboxed).
+        public var attachment: AttachmentLink? { asked.attachment?.attachment }
+        /// Where the image is at the source (`request.reference`, unboxed).
+        public var sourceReference: Reference { asked.reference }
         /// Signatures kept outside the registry (containers' lookaside stores), carried as blobs
         /// whose bytes are in the plan's documents.
         public var lookasideSignatures: [LookasideSignature] = []
@@ -71,7 +114,8 @@ public struct CopyPlan: Sendable {
         public init(request: CopyRequest, name: Reference, sourceTop: Descriptor, top: Descriptor, originalIndexDigest: Digest?,
                     platforms: [PlatformImage], manifests: [Descriptor]) {
             asked = Asked(request)
-            self.name = name; self.sourceTop = sourceTop; self.top = top; self.originalIndexDigest = originalIndexDigest
+            self.name = name; self.top = top
+            narrowed = sourceTop == top && originalIndexDigest == nil ? nil : Narrowed(sourceTop: sourceTop, originalIndexDigest: originalIndexDigest)
             self.platforms = platforms; self.manifests = manifests
         }
 
@@ -93,20 +137,41 @@ public struct CopyPlan: Sendable {
     /// The media type the bundle lists a lookaside signature blob with (it is no OCI type).
     public static let lookasideSignatureType: MediaType = "application/vnd.airgap.containers.signature.v1"
 
-    /// A config or layer to copy, once, with every destination name that needs it.
+    /// A config or layer to copy, once, with every image that needs it: the first is where it is
+    /// read from (that image's source repository), the rest add their destination names. Images
+    /// by position in `images`, not names: a plan of 10,000 images has 30,000 blobs, and a list
+    /// of names each cost 6 MB.
     public struct Blob: Sendable {
         public var descriptor: Descriptor
-        /// The repository at the source it is read from.
-        public var source: Reference
-        public var names: [Reference]
-        public init(descriptor: Descriptor, source: Reference, names: [Reference]) {
-            self.descriptor = descriptor; self.source = source; self.names = names
+        /// The image it was planned for, by position in `images`.
+        public var image: Int
+        /// Other images that need it under a name of another repository.
+        public var otherImages: [Int32] = []
+        public init(descriptor: Descriptor, image: Int) {
+            self.descriptor = descriptor; self.image = image
         }
+        /// Every image that needs it, the first first.
+        public var images: [Int] { [image] + otherImages.map(Int.init) }
+    }
+
+    /// The repository at the source a blob is read from.
+    public func source(of blob: Blob) -> Reference {
+        images.indices.contains(blob.image) ? images[blob.image].sourceReference : Naming.unnamed
+    }
+
+    /// The destination name a blob is written under where one name is enough (a store, a tar).
+    public func firstName(of blob: Blob) -> Reference {
+        images.indices.contains(blob.image) ? images[blob.image].name : Naming.unnamed
+    }
+
+    /// Every destination name that needs a blob (a registry: each repository), each once.
+    public func names(of blob: Blob) -> [Reference] {
+        blob.images.map { images.indices.contains($0) ? images[$0].name : Naming.unnamed }
     }
 
     public var images: [Image] = []
     /// Bytes of every manifest and index to write, and of configs read while planning.
-    public var documents: [Digest: Data] = [:]
+    public var documents = PlanDocuments()
     public var blobs: [Blob] = []
     /// Blobs the destination holds already (a receipt said so): not copied. Manifests always travel.
     public var leftOut: [Descriptor] = []
@@ -133,31 +198,42 @@ public struct CopyPlan: Sendable {
     }
 
     /// What a tar sink writes after its metadata: every manifest and blob, once, sorted by digest.
-    /// Built in one array (at 10,000 images the chained maps and filters it replaces held five).
+    /// Built in one array, sorted, then rid of repeats in place: no set of 40,000 digests beside it.
     public var digestOrder: [Descriptor] {
-        var seen = Set<Digest>(minimumCapacity: images.count + blobs.count)
         var out: [Descriptor] = []
-        out.reserveCapacity(images.count + blobs.count)
-        for image in images { for m in image.manifests where seen.insert(m.digest).inserted { out.append(m) } }
-        for blob in blobs where seen.insert(blob.descriptor.digest).inserted { out.append(blob.descriptor) }
+        out.reserveCapacity(images.reduce(0) { $0 + $1.manifests.count } + blobs.count)
+        for image in images { out.append(contentsOf: image.manifests) }
+        for blob in blobs { out.append(blob.descriptor) }
+        // The standard sort is stable: of equal digests the first listed (a manifest before a blob) is kept.
         out.sort { $0.digest < $1.digest }
+        var kept = 0
+        for i in out.indices where kept == 0 || out[i].digest != out[kept - 1].digest {
+            out.swapAt(kept, i)
+            kept += 1
+        }
+        out.removeSubrange(kept...)
         return out
     }
 
     /// Adds a plan made after this one (build contexts, planned once the images they pull are
     /// pinned): its images follow, and a blob both need stays one blob with both sets of names.
-    public mutating func append(_ other: CopyPlan) {
+    public mutating func append(_ other: CopyPlan) throws {
         var indexOf: [Digest: Int] = [:]
         for (i, blob) in blobs.enumerated() where indexOf[blob.descriptor.digest] == nil { indexOf[blob.descriptor.digest] = i }
+        let shift = images.count
         images += other.images
-        documents.merge(other.documents) { first, _ in first }
-        for blob in other.blobs {
+        try documents.merge(other.documents)
+        for var blob in other.blobs {
+            blob.image += shift
+            blob.otherImages = blob.otherImages.map { $0 + Int32(shift) }
             guard let i = indexOf[blob.descriptor.digest] else {
                 indexOf[blob.descriptor.digest] = blobs.count
                 blobs.append(blob)
                 continue
             }
-            for name in blob.names where !blobs[i].names.contains(where: { $0.name == name.name }) { blobs[i].names.append(name) }
+            for image in blob.images where !names(of: blobs[i]).contains(where: { $0.name == images[image].name.name }) {
+                blobs[i].otherImages.append(Int32(image))
+            }
         }
         let out = Set(leftOut.map(\.digest))
         leftOut += other.leftOut.filter { !out.contains($0.digest) }
@@ -191,6 +267,9 @@ public struct CopyPlanner: Sendable {
     public let events: TransferEvents
     /// Finds what is attached to the planned images (requests with `attachments`); nil: nothing is looked for.
     public var attachments: AttachmentFinder?
+    /// Where the plan's documents go past `documentMemory` bytes (a plan of thousands of images); nil: memory.
+    public var documentSpill: (any DocumentSpill)?
+    public var documentMemory = 2 << 20
 
     public init(source: any ContentSource, held: Set<Digest> = [], allowAbsent: Bool = false, events: @escaping TransferEvents = { _ in }) {
         self.source = source; self.held = held; self.allowAbsent = allowAbsent; self.events = events
@@ -201,23 +280,29 @@ public struct CopyPlanner: Sendable {
     public func plan(_ requests: [CopyRequest]) async throws -> CopyPlan {
         let started = ContinuousClock.now
         var plan = CopyPlan()
+        plan.documents.spill = documentSpill
+        plan.documents.memoryBudget = documentMemory
         plan.images.reserveCapacity(requests.count)
         var blobIndex: [Digest: Int] = [:]
         // The repositories of a blob named by many (a base layer shared by 10,000 images): one set
         // rather than a scan each; a blob of a few names (most) is scanned and needs no set.
-        var repositoriesOf: [Int: Set<String>] = [:]
+        // Keyed by the name's own strings (shared, not a new "host/path" string each).
+        struct Repository: Hashable { let registry: String, path: String }
+        var repositoriesOf: [Int: Set<Repository>] = [:]
         func named(_ i: Int, _ name: Reference) -> Bool {
-            let names = plan.blobs[i].names
-            if names.count < 8 { return names.contains { $0.registry == name.registry && $0.repository == name.repository } }
-            if repositoriesOf[i] == nil { repositoriesOf[i] = Set(names.map(\.name)) }
-            return !repositoriesOf[i]!.insert(name.name).inserted
+            let blob = plan.blobs[i]
+            if blob.otherImages.count < 8 {
+                return blob.images.contains { plan.images[$0].name.registry == name.registry && plan.images[$0].name.repository == name.repository }
+            }
+            if repositoriesOf[i] == nil { repositoriesOf[i] = Set(plan.names(of: blob).map { Repository(registry: $0.registry, path: $0.repository) }) }
+            return !repositoriesOf[i]!.insert(Repository(registry: name.registry, path: name.repository)).inserted
         }
         var leftOut = Set<Digest>()
         // Each planned image goes into the plan as it arrives (in request order), so the plan is
         // the one copy of the images in memory.
-        func add(_ image: CopyPlan.Image, _ documents: [Digest: Data]) {
+        func add(_ image: CopyPlan.Image, _ documents: [Digest: Data]) throws {
             plan.images.append(image)
-            plan.documents.merge(documents) { first, _ in first }
+            try plan.documents.keep(documents)
             for platform in image.platforms {
                 for blob in [platform.config] + platform.layers {
                     if held.contains(blob.digest) {
@@ -225,24 +310,26 @@ public struct CopyPlanner: Sendable {
                         continue
                     }
                     if let i = blobIndex[blob.digest] {
-                        if !named(i, image.name) { plan.blobs[i].names.append(image.name) }
+                        if !named(i, image.name) { plan.blobs[i].otherImages.append(Int32(plan.images.count - 1)) }
                     } else {
                         blobIndex[blob.digest] = plan.blobs.count
-                        plan.blobs.append(.init(descriptor: blob, source: image.request.reference, names: [image.name]))
+                        plan.blobs.append(.init(descriptor: blob, image: plan.images.count - 1))
                     }
                 }
             }
         }
+        /// `synthesized`: empty, or a top document for each request. Positions, not pairs, are
+        /// handed out: a zipped copy of 10,000 requests was 4 MB.
         func planAll(_ requests: [CopyRequest], synthesized: [Data?], deliver: ((CopyPlan.Image, [Digest: Data])) throws -> Void) async throws {
-            try await forEachConcurrently(Array(zip(requests, synthesized)), limit: concurrency, { pair in
-                let (request, topData) = pair
-                do { return try await self.planOne(request, topData: topData) } catch {
+            try await forEachConcurrently(Array(requests.indices), limit: concurrency, { i in
+                let request = requests[i]
+                do { return try await self.planOne(request, topData: synthesized.isEmpty ? nil : synthesized[i]) } catch {
                     guard let origin = request.origin else { throw error }
                     throw Self.prefixed(error, origin)
                 }
             }, inOrder: deliver)
         }
-        try await planAll(requests, synthesized: requests.map { _ in nil }) { add($0.0, $0.1) }
+        try await planAll(requests, synthesized: []) { try add($0.0, $0.1) }
         if let finder = attachments {
             // Attachments of what was planned, then of those attachments (a signature of an SBOM).
             var known = Set(requests.map { $0.destinationName.description })
@@ -259,7 +346,7 @@ public struct CopyPlanner: Sendable {
                     guard bytes <= finder.attachmentBytes else {
                         throw ContentError(.unsupported, "\(image.request.reference.familiarDescription), attached to \(image.request.attachment?.subjectName.familiarDescription ?? "an image") as its \(image.request.attachment?.kind.rawValue ?? "attachment"), holds \(bytes >> 20) MiB, more than an attachment may (\(finder.attachmentBytes >> 20) MiB); leave attachments out with 'referrers: false' if that is expected")
                     }
-                    add(image, documents)
+                    try add(image, documents)
                 }
             }
         }

@@ -84,12 +84,20 @@ public struct ImageSet: Sendable {
     }
 
     public static func parse(_ text: String, data: Data? = nil, path: String) throws -> ImageSet {
+        var set = try parseEntries(text, data: data, path: path)
+        set.lineOfName = [:] // only duplicates need it, and they are found: 10,000 names let go
+        return set
+    }
+
+    private static func parseEntries(_ text: String, data: Data?, path: String) throws -> ImageSet {
         var set = ImageSet(path: path, data: data ?? Data(text.utf8), platforms: [Platform.host], allPlatforms: false, images: [], registries: [:])
         // The YAML composer recurses once per nesting level, and aliases multiply what it builds:
         // bound both before composing (a manifest is shallow and has no need for either).
         try checkShape(text, path: path)
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch let error as YamlError {
+        // The basic resolver tags every scalar a string: the manifest reads scalars as text, and
+        // the default resolver's regular expressions would load ICU (3.5 MiB of pages) for nothing.
+        do { node = try Yams.compose(yaml: text, .basic) } catch let error as YamlError {
             if looksLikePlainList(text) { try set.parsePlainList(text); return set }
             throw ParseError(path: path, line: yamlLine(error), problem: "not valid YAML (\(yamlProblem(error)))")
         }

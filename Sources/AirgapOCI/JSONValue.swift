@@ -89,11 +89,19 @@ public enum CanonicalJSON {
 
     /// `encodeLarge`, handed to `write` a piece at a time (to a file, hashed on the way), so the
     /// whole document is never in memory.
-    public static func encodeLarge(_ value: some Encodable, pretty: Bool = false, into write: (Data) throws -> Void) throws {
+    /// `generating`: top-level array fields made an element at a time as they are written, in
+    /// place of the value's own (which the caller leaves empty).
+    public static func encodeLarge(_ value: some Encodable, pretty: Bool = false, generating: [String: any EncodableElements] = [:],
+                                   into write: (Data) throws -> Void) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
                                           : [.sortedKeys, .withoutEscapingSlashes]
-        if try !ShallowJSON.encode(value, encoder: encoder, pretty: pretty, into: write) { try write(encoder.encode(value)) }
+        if try !ShallowJSON.encode(value, encoder: encoder, pretty: pretty, generated: generating, into: write) {
+            guard generating.isEmpty else {
+                throw EncodingError.invalidValue(generating.keys.sorted(), .init(codingPath: [], debugDescription: "generated fields need a document that is a plain object"))
+            }
+            try write(encoder.encode(value))
+        }
     }
 
     /// Decodes a document, turning decoder errors into one sentence naming `what`.

@@ -7,28 +7,45 @@ import Foundation
 enum ShallowJSON {
     /// Hands the document to `write` a piece at a time, in order; false (and nothing written) when
     /// `value` is not a plain object or array at its top.
-    static func encode(_ value: some Encodable, encoder: JSONEncoder, pretty: Bool, into write: (Data) throws -> Void) throws -> Bool {
+    /// `generated`: top-level fields whose elements are made as they are written, in place of the
+    /// value's own (left empty by the caller); each must be a field of the value.
+    static func encode(_ value: some Encodable, encoder: JSONEncoder, pretty: Bool, generated: [String: any EncodableElements] = [:],
+                       into write: (Data) throws -> Void) throws -> Bool {
+        if let elements = value as? any EncodableElements {
+            // An array, or a list made as it is written: joined an element at a time.
+            guard generated.isEmpty else {
+                throw EncodingError.invalidValue(generated.keys.sorted(), .init(codingPath: [], debugDescription: "generated fields need a document that is an object"))
+            }
+            try joinArray(elements, encoder: encoder, pretty: pretty, indent: 0, into: write)
+            return true
+        }
         let top = TopLevel()
         do { try value.encode(to: top) } catch is Unsupported { return false }
         switch top.shape {
         case .none: return false
         case .array:
-            try joinArray(top.elements, encoder: encoder, pretty: pretty, indent: 0, into: write)
+            guard generated.isEmpty else {
+                throw EncodingError.invalidValue(generated.keys.sorted(), .init(codingPath: [], debugDescription: "generated fields need a document that is an object"))
+            }
+            try joinArray(Recorded(elements: top.elements), encoder: encoder, pretty: pretty, indent: 0, into: write)
             return true
         case .object:
             let fields = top.fields
             guard !fields.isEmpty, Set(fields.map(\.0)).count == fields.count else { return false }
+            guard generated.keys.allSatisfy({ key in fields.contains { $0.0 == key } }) else {
+                throw EncodingError.invalidValue(generated.keys.sorted(), .init(codingPath: [], debugDescription: "a generated field is not a field of the document"))
+            }
             // Anything unexpected here: the whole-document encoder decides (and reports errors).
             guard let ordered = try? encoderOrder(fields, encoder) else { return false }
             try write(Data((pretty ? "{\n" : "{").utf8))
-            for (i, (name, field)) in ordered.enumerated() {
+            for (i, (key, name, field)) in ordered.enumerated() {
                 var head = Data()
                 if i > 0 { head.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
                 if pretty { head.append(contentsOf: Array("  ".utf8)) }
                 head.append(name)
                 head.append(contentsOf: Array((pretty ? " : " : ":").utf8))
                 try write(head)
-                if let elements = (field as? any EncodableElements)?.encodableElements, !elements.isEmpty {
+                if let elements = generated[key] ?? field as? any EncodableElements, elements.elementCount > 0 {
                     try joinArray(elements, encoder: encoder, pretty: pretty, indent: 2, into: write)
                 } else {
                     try write(indented(try encoder.encode(AnyEncodable(field)), by: pretty ? 2 : 0, first: false))
@@ -41,7 +58,7 @@ enum ShallowJSON {
 
     /// The fields in the order the encoder's `.sortedKeys` puts them (its comparison, not ours:
     /// it is not plain `<` on every platform), each with its name as the encoder writes it.
-    private static func encoderOrder(_ fields: [(String, any Encodable)], _ encoder: JSONEncoder) throws -> [(Data, any Encodable)] {
+    private static func encoderOrder(_ fields: [(String, any Encodable)], _ encoder: JSONEncoder) throws -> [(String, Data, any Encodable)] {
         let names = try fields.map { try encoder.encode($0.0) }
         let probe = try encoder.encode(Dictionary(uniqueKeysWithValues: fields.map { ($0.0, 0) }))
         let positions = try names.map { name -> Int in
@@ -49,15 +66,17 @@ enum ShallowJSON {
             guard let range = probe.range(of: name + Data(":".utf8)) ?? probe.range(of: name + Data(" :".utf8)) else { throw Unsupported() }
             return range.lowerBound
         }
-        return zip(positions, zip(names, fields.map(\.1))).sorted { $0.0 < $1.0 }.map { ($0.1.0, $0.1.1) }
+        return zip(positions, zip(fields, names)).sorted { $0.0 < $1.0 }.map { ($0.1.0.0, $0.1.1, $0.1.0.1) }
     }
 
-    private static func joinArray(_ elements: [any Encodable], encoder: JSONEncoder, pretty: Bool, indent: Int, into write: (Data) throws -> Void) throws {
-        guard !elements.isEmpty else { return try write(try encoder.encode([Int]())) }
+    private static func joinArray(_ elements: any EncodableElements, encoder: JSONEncoder, pretty: Bool, indent: Int, into write: (Data) throws -> Void) throws {
+        guard elements.elementCount > 0 else { return try write(try encoder.encode([Int]())) }
         try write(Data((pretty ? "[\n" : "[").utf8))
-        for (i, element) in elements.enumerated() {
+        var first = true
+        try elements.forEachElement { element in
             var piece = Data()
-            if i > 0 { piece.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
+            if !first { piece.append(contentsOf: Array((pretty ? ",\n" : ",").utf8)) }
+            first = false
             piece.append(indented(try encoder.encode(AnyEncodable(element)), by: pretty ? indent + 2 : 0, first: true))
             try write(piece)
         }
@@ -80,6 +99,13 @@ enum ShallowJSON {
     }
 
     private struct Unsupported: Error {}
+
+    /// The elements of a top-level array, as the shallow pass recorded them.
+    private struct Recorded: EncodableElements {
+        let elements: [any Encodable]
+        var elementCount: Int { elements.count }
+        func forEachElement(_ body: (any Encodable) throws -> Void) throws { for element in elements { try body(element) } }
+    }
 
     private struct AnyEncodable: Encodable {
         let value: any Encodable
@@ -166,11 +192,30 @@ enum ShallowJSON {
     }
 }
 
-/// An array, seen through `any Encodable`, gives up its elements.
-protocol EncodableElements {
-    var encodableElements: [any Encodable] { get }
+/// An array, seen through `any Encodable`, gives up its elements one at a time.
+public protocol EncodableElements {
+    var elementCount: Int { get }
+    func forEachElement(_ body: (any Encodable) throws -> Void) throws
 }
 
 extension Array: EncodableElements where Element: Encodable {
-    var encodableElements: [any Encodable] { map { $0 } }
+    public var elementCount: Int { count }
+    public func forEachElement(_ body: (any Encodable) throws -> Void) throws { for element in self { try body(element) } }
+}
+
+/// A document's long list made one element at a time as it is written (bundle.json's 10,000
+/// images), so that it never exists whole; `CanonicalJSON.encodeLarge(_:generating:)` puts it in
+/// place of the document's own (empty) field, with the bytes `[Element]` would have.
+public struct GeneratedElements<Element: Encodable>: EncodableElements, Encodable {
+    public let elementCount: Int
+    let element: (Int) throws -> Element
+    public init(count: Int, _ element: @escaping (Int) throws -> Element) { elementCount = count; self.element = element }
+    public func forEachElement(_ body: (any Encodable) throws -> Void) throws {
+        for i in 0..<elementCount { try body(try element(i)) }
+    }
+    /// As the array of its elements (a whole-document encoder, or a list at a document's top).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        for i in 0..<elementCount { try container.encode(try element(i)) }
+    }
 }

@@ -443,15 +443,61 @@ actor AuthState {
 }
 
 /// Scheme, host and port of a URL, the unit credentials are bound to (ports defaulted, case folded).
+/// Read by a strict parser of its own rather than through URLComponents, whose `host` runs every
+/// host through IDNA and so loads ICU (4 MB of pages) for the first request: only
+/// `http(s)://[user@]host[:port]` followed by the end, `/`, `?` or `#` is an origin, the host
+/// letters, digits, `.`, `-`, `_` or a bracketed IPv6 literal. Anything else (a backslash, percent
+/// escapes, a second `@`, non-ASCII) is no origin at all and so never matches the registry's:
+/// credentials are withheld, never sent where an other parser would connect.
 struct Origin: Equatable {
     var scheme: String
     var host: String
     var port: Int
 
     init?(_ text: String) {
-        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return nil }
+        let bytes = Array(text.utf8)
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")), bytes[colon...].starts(with: Array("://".utf8)) else { return nil }
+        let scheme = String(decoding: bytes[..<colon], as: UTF8.self).lowercased()
+        guard scheme == "http" || scheme == "https" else { return nil }
+        let start = colon + 3
+        let end = bytes[start...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.endIndex
+        var authority = bytes[start..<end]
+        if let at = authority.firstIndex(of: UInt8(ascii: "@")) {
+            // RFC 3986 userinfo only: a backslash (a path separator to WHATWG parsers) ends it.
+            let userinfo = Set("-._~!$&'()*+,;=:%".utf8)
+            guard authority[(at + 1)...].firstIndex(of: UInt8(ascii: "@")) == nil,
+                  authority[..<at].allSatisfy({ Self.isHex($0) || (0x61...0x7a).contains($0 | 0x20) || userinfo.contains($0) }) else { return nil }
+            authority = authority[(at + 1)...]
+        }
+        var hostBytes = authority, portBytes: ArraySlice<UInt8> = []
+        if authority.first == UInt8(ascii: "[") {
+            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            hostBytes = authority[authority.startIndex...close]
+            let rest = authority[(close + 1)...]
+            guard hostBytes.dropFirst().dropLast().allSatisfy({ Self.isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else { return nil }
+            if let first = rest.first {
+                guard first == UInt8(ascii: ":") else { return nil }
+                portBytes = rest.dropFirst()
+            }
+        } else {
+            if let c = authority.firstIndex(of: UInt8(ascii: ":")) {
+                hostBytes = authority[..<c]
+                portBytes = authority[(c + 1)...]
+            }
+            guard hostBytes.allSatisfy({ Self.isHex($0) || (0x61...0x7a).contains($0 | 0x20) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }) else { return nil }
+        }
+        guard !hostBytes.isEmpty, portBytes.count <= 5, portBytes.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
         self.scheme = scheme
-        self.host = host
-        port = url.port ?? (scheme == "https" ? 443 : 80)
+        host = String(decoding: hostBytes, as: UTF8.self).lowercased()
+        if portBytes.isEmpty {
+            port = scheme == "https" ? 443 : 80
+        } else {
+            guard let number = Int(String(decoding: portBytes, as: UTF8.self)), number <= 65535 else { return nil }
+            port = number
+        }
+    }
+
+    private static func isHex(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte | 0x20)
     }
 }

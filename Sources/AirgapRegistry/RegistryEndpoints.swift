@@ -82,7 +82,7 @@ public struct RegistrySink: ContentSink {
     public func commit(_ plan: CopyPlan) async throws {
         for image in plan.images {
             guard let tag = image.name.tag else { continue }
-            guard let data = plan.documents[image.top.digest] else {
+            guard let data = try plan.documents.bytes(image.top.digest) else {
                 throw ContentError(.missing, "the plan lacks the bytes of \(image.top.digest)")
             }
             try await client.putManifest(image.name, selector: tag, data: data, mediaType: image.top.mediaType)

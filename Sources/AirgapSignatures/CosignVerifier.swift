@@ -134,7 +134,7 @@ extension CosignVerifier {
         // The top written, and the source's index when a platform (or a subset) of it is written.
         let subjects = Array(Set([image.top.digest, image.sourceTop.digest])).sorted()
         let manifests = plan.images.filter { attached in
-            guard let link = attached.request.attachment else { return false }
+            guard let link = attached.attachment else { return false }
             return link.kind == .signature && link.subjectName == image.name && subjects.contains(link.subject)
         }
         return (subjects, manifests)
@@ -160,11 +160,11 @@ public struct ImageVerifier: Sendable {
     /// from the plan's documents (verified bytes).
     public func check(_ image: CopyPlan.Image, in plan: CopyPlan) throws -> SignatureOutcome {
         let (subjects, attached) = CosignVerifier.signatures(of: image, in: plan)
-        let manifests = attached.compactMap { plan.documents[$0.top.digest] }
+        let manifests = try attached.compactMap { try plan.documents.bytes($0.top.digest) }
         var payloads: [Digest: Data] = [:]
-        for payload in CosignVerifier.payloads(of: manifests) { payloads[payload.digest] = plan.documents[payload.digest] }
-        let lookaside = image.lookasideSignatures.filter { subjects.contains($0.subject) }.compactMap { plan.documents[$0.blob.digest] }
-        return try check(subjects: subjects, reference: image.request.reference, cosign: manifests, payloads: payloads, simpleSigning: lookaside)
+        for payload in CosignVerifier.payloads(of: manifests) { payloads[payload.digest] = try plan.documents.bytes(payload.digest) }
+        let lookaside = try image.lookasideSignatures.filter { subjects.contains($0.subject) }.compactMap { try plan.documents.bytes($0.blob.digest) }
+        return try check(subjects: subjects, reference: image.sourceReference, cosign: manifests, payloads: payloads, simpleSigning: lookaside)
     }
 }
 

@@ -37,7 +37,7 @@ public struct RegistriesD: Sendable {
 
     mutating func merge(_ text: String, path: String) throws {
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        do { node = try Yams.compose(yaml: text, .basic) } catch {  // scalars are read as text; see ImageSet.parse
             throw SignatureError("\(path) is not valid YAML (\(error)); fix it or point --registries.d elsewhere")
         }
         guard case .mapping(let top)? = node else { return }

@@ -9,7 +9,7 @@ import Foundation
 /// file system has no O_TMPFILE, such as vfat on a USB stick): what is appended can be read back,
 /// and nothing is left behind however the process ends. Documents too large to hold while a
 /// 10,000-image bundle is being started go here between being encoded and being written.
-public final class SpillFile: @unchecked Sendable { // one writer at a time: the sink's header
+public final class SpillFile: DocumentSpill, @unchecked Sendable { // appends under a lock; reads are pread
     /// Bytes appended in one go, with their digest taken as they were written.
     public struct Piece: Sendable {
         public let offset: Int64
@@ -20,7 +20,9 @@ public final class SpillFile: @unchecked Sendable { // one writer at a time: the
     let fd: Int32 // internal for the tests that alter the file behind its back
     /// The directory it is in: what an error names.
     public let directory: String
-    public private(set) var size: Int64 = 0
+    public var size: Int64 { lock.withLock { written } }
+    private var written: Int64 = 0
+    private let lock = NSLock()
 
     /// `nameless` false: the fallback for file systems without O_TMPFILE, taken at once (tests).
     public init(in directory: String, nameless: Bool = true) throws {
@@ -41,14 +43,39 @@ public final class SpillFile: @unchecked Sendable { // one writer at a time: the
 
     /// Appends what `produce` hands its writer, hashing it on the way.
     public func append(_ produce: ((Data) throws -> Void) throws -> Void) throws -> Piece {
-        let start = size
-        var hasher = DigestHasher()
-        try produce { data in
-            hasher.update(data)
-            try FileIO.writeAll(fd, data, path: directory)
-            size += Int64(data.count)
+        try lock.withLock {
+            let start = written
+            var hasher = DigestHasher()
+            try produce { data in
+                hasher.update(data)
+                try FileIO.writeAll(fd, data, path: directory)
+                written += Int64(data.count)
+            }
+            return Piece(offset: start, size: written - start, digest: hasher.finalize())
         }
-        return Piece(offset: start, size: size - start, digest: hasher.finalize())
+    }
+
+    /// A plan's document, appended whole (`DocumentSpill`).
+    public func append(_ data: Data) throws -> Int64 {
+        try append { write in try write(data) }.offset
+    }
+
+    /// A plan's document read back whole; `PlanDocuments` checks it against its digest.
+    public func read(offset: Int64, size: Int) throws -> Data {
+        var data = Data(count: size)
+        var done = 0
+        try data.withUnsafeMutableBytes { buffer in
+            while done < size {
+                let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(offset) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    if n < 0 { throw StoreError.posix(path: directory) }
+                    throw StoreError.posix(path: directory, code: EIO)
+                }
+                done += n
+            }
+        }
+        return data
     }
 
     /// Reads a piece back a MiB at a time. The bytes are hashed again and must be the ones written:

@@ -122,7 +122,7 @@ public final class CanonicalTarWriter {
     /// Starts a regular file entry; write exactly `size` bytes afterwards.
     public func beginFile(_ name: String, size: Int64) throws {
         try finishEntry()
-        append(try CanonicalTar.header(name: name, size: size))
+        try append(try CanonicalTar.header(name: name, size: size))
         remaining = size
         pendingPadding = CanonicalTar.padding(size)
     }
@@ -151,17 +151,19 @@ public final class CanonicalTarWriter {
     public func close() throws {
         guard !closed else { return }
         try finishEntry()
-        append([UInt8](repeating: 0, count: CanonicalTar.endOfArchiveSize))
+        try append([UInt8](repeating: 0, count: CanonicalTar.endOfArchiveSize))
         try flush()
         closed = true
     }
 
     private func finishEntry() throws {
         guard remaining == 0 else { throw TarError("an entry ended \(remaining) bytes short of its size") }
-        if pendingPadding > 0 { append([UInt8](repeating: 0, count: pendingPadding)); pendingPadding = 0 }
+        if pendingPadding > 0 { try append([UInt8](repeating: 0, count: pendingPadding)); pendingPadding = 0 }
     }
 
-    private func append(_ bytes: [UInt8]) {
+    /// Headers and padding: flushed first rather than letting the buffer outgrow its 1 MiB.
+    private func append(_ bytes: [UInt8]) throws {
+        if buffer.count + bytes.count > flushSize { try flush() }
         buffer += bytes
     }
 

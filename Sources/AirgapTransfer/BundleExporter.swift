@@ -64,7 +64,9 @@ public struct BundleExporter {
         }
     }
 
-    public func export(_ set: ImageSet, client: RegistryClient, options: Options) async throws -> Summary {
+    /// `set` is consumed: once its entries are requests they are let go (10,000 of them are 2 MB).
+    public func export(_ set: consuming ImageSet, client: RegistryClient, options: Options) async throws -> Summary {
+        let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
         let registry = RegistrySource(client: client)
         var source: any ContentSource = registry
         if let store { source = CachedSource(registry: source, cache: store, keep: cache) }
@@ -76,6 +78,8 @@ public struct BundleExporter {
         let held = Set(options.receipt?.0.blobs ?? [])
         var planner = CopyPlanner(source: source, held: held, events: events)
         planner.attachments = AttachmentFinder(listing: registry)
+        // Past a few MiB the plan's documents wait beside the bundle, in a file with no name.
+        planner.documentSpill = try SpillFile(in: (options.output as NSString).deletingLastPathComponent)
         var requests = Self.requests(set)
         let bases = ContextExport.addBaseRequests(prepared, to: &requests, referrers: set.referrers)
         // Keys each image must be signed with (an image the manifest lists: its own `verify:`,
@@ -94,6 +98,8 @@ public struct BundleExporter {
             requests[i].attachments = true
             keysOf[requests[i].destinationName.description] = keys
         }
+        set.images = []
+        set.data = Data()
         // The plan holds each request from here on: the list is let go rather than kept to the end.
         var plan = try await planner.plan(consume requests)
         if let registriesD = options.registriesD { try await addLookasideSignatures(&plan, registriesD: registriesD, client: client) }
@@ -103,9 +109,9 @@ public struct BundleExporter {
             let artifacts = try contexts.pack(prepared, pinnedBy: plan, events: events)
             var second = CopyPlanner(source: source, held: held, events: events)
             second.concurrency = planner.concurrency
-            plan.append(try await second.plan(artifacts))
+            second.documentSpill = planner.documentSpill
+            try plan.append(try await second.plan(artifacts))
         }
-        let manifest = BundleMetadata.SourceManifest(name: (set.path as NSString).lastPathComponent, sha256: Digest.sha256(of: set.data).encoded)
         return try await write(plan, from: source, options: options, manifest: manifest)
     }
 
@@ -113,35 +119,36 @@ public struct BundleExporter {
     /// payloads are fetched (concurrently, verified by digest) into the plan, which then writes
     /// them from memory.
     func checkSignatures(_ plan: inout CopyPlan, keysOf: [String: [ImageKey]], source: any ContentSource) async throws {
-        let checked = plan.images.filter { $0.request.attachment == nil && keysOf[$0.name.description] != nil }
+        let checked = plan.images.filter { $0.attachment == nil && keysOf[$0.name.description] != nil }
         var wanted: [(Descriptor, Reference)] = []
         var seen = Set<Digest>()
         for image in checked {
             for attached in CosignVerifier.signatures(of: image, in: plan).manifests {
-                guard let manifest = plan.documents[attached.top.digest] else { continue }
+                guard let manifest = try plan.documents.bytes(attached.top.digest) else { continue }
                 for payload in CosignVerifier.payloads(of: [manifest]) where seen.insert(payload.digest).inserted {
-                    wanted.append((payload, attached.request.reference))
+                    wanted.append((payload, attached.sourceReference))
                 }
             }
         }
         let fetched = try await mapConcurrently(wanted, limit: 8) { payload, repository in
             (payload.digest, try await source.document(payload, in: repository))
         }
-        for (digest, data) in fetched { plan.documents[digest] = data }
+        for (digest, data) in fetched { if let data { try plan.documents.keep(data, for: digest) } }
         // One platform of a signed index travels as that platform's manifest: the index itself is
         // carried too, so that the inside can see from verified bytes that it lists the manifest.
-        for image in checked where image.originalIndexDigest != nil && plan.documents[image.sourceTop.digest] == nil {
-            guard let data = try await source.document(image.sourceTop, in: image.request.reference) else { continue }
-            plan.documents[image.sourceTop.digest] = data
-            plan.blobs.append(.init(descriptor: image.sourceTop, source: image.request.reference, names: [image.name]))
+        for i in plan.images.indices where plan.images[i].originalIndexDigest != nil && plan.images[i].attachment == nil && keysOf[plan.images[i].name.description] != nil {
+            let image = plan.images[i]
+            guard !plan.documents.contains(image.sourceTop.digest), let data = try await source.document(image.sourceTop, in: image.sourceReference) else { continue }
+            try plan.documents.keep(data, for: image.sourceTop.digest)
+            plan.blobs.append(.init(descriptor: image.sourceTop, image: i))
         }
         for image in checked {
             let outcome = try ImageVerifier(keys: keysOf[image.name.description] ?? []).check(image, in: plan)
             guard outcome.isVerified else {
                 let origin = image.request.origin.map { "\($0): " } ?? ""
-                throw ContentError(.verification, "\(origin)\(image.request.reference.familiarDescription) is not carried: \(outcome); nothing was written")
+                throw ContentError(.verification, "\(origin)\(image.sourceReference.familiarDescription) is not carried: \(outcome); nothing was written")
             }
-            events(.note("\(image.request.reference.familiarDescription): \(outcome)"))
+            events(.note("\(image.sourceReference.familiarDescription): \(outcome)"))
         }
     }
 
@@ -149,11 +156,11 @@ public struct BundleExporter {
     /// registries.d names for its repository (or containers/image's default), carried as blobs.
     func addLookasideSignatures(_ plan: inout CopyPlan, registriesD: RegistriesD, client: RegistryClient) async throws {
         var added: [Digest] = []
-        for i in plan.images.indices where plan.images[i].request.attachment == nil && plan.images[i].request.attachments {
+        for i in plan.images.indices where plan.images[i].attachment == nil && plan.images[i].request.attachments {
             let image = plan.images[i]
-            let base = registriesD.entry(for: image.request.reference)?.lookaside ?? LookasideFiles.defaultURL
+            let base = registriesD.entry(for: image.sourceReference)?.lookaside ?? LookasideFiles.defaultURL
             for subject in image.manifestDigests {
-                let directory = RegistriesD.directory(base: base, repository: image.request.reference, digest: subject)
+                let directory = RegistriesD.directory(base: base, repository: image.sourceReference, digest: subject)
                 var signatures: [Data] = []
                 if let path = LookasideFiles.path(directory) {
                     signatures = try LookasideFiles.read(directory: path)
@@ -166,9 +173,9 @@ public struct BundleExporter {
                 for data in signatures {
                     let blob = Descriptor(mediaType: CopyPlan.lookasideSignatureType, digest: Digest.sha256(of: data), size: Int64(data.count))
                     plan.images[i].lookasideSignatures.append(.init(subject: subject, blob: blob))
-                    guard plan.documents[blob.digest] == nil else { continue }
-                    plan.documents[blob.digest] = data
-                    plan.blobs.append(.init(descriptor: blob, source: image.request.reference, names: [image.name]))
+                    guard !plan.documents.contains(blob.digest) else { continue }
+                    try plan.documents.keep(data, for: blob.digest)
+                    plan.blobs.append(.init(descriptor: blob, image: i))
                     added.append(blob.digest)
                 }
             }

@@ -100,10 +100,8 @@ public struct BundleImporter {
     static func plan(_ metadata: BundleMetadata) -> CopyPlan {
         var plan = CopyPlan()
         let names = metadata.images.map { (try? Reference(parsing: $0.reference)) ?? Naming.unnamed }
-        // One name list for every blob (the store has one namespace): shared, not 30,000 copies.
-        let first = names.first ?? Naming.unnamed
-        let shared = [first]
-        plan.blobs = metadata.blobs.map { .init(descriptor: Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size), source: first, names: shared) }
+        // Every blob under the first image (the store has one namespace).
+        plan.blobs = metadata.blobs.map { .init(descriptor: Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size), image: 0) }
         plan.images = zip(metadata.images, names).map { image, name in
             let top = Descriptor(mediaType: image.mediaType, digest: image.digest, size: image.size)
             return CopyPlan.Image(request: CopyRequest(reference: name, pinned: top), name: name, sourceTop: top, top: top,

@@ -144,7 +144,7 @@ struct ContextExport {
             var bases: [BuildContextArtifact.Base] = []
             for (written, reference) in context.bases {
                 let name = Naming.destinationName(of: reference)
-                guard let image = plan.images.first(where: { $0.name == name && $0.request.attachment == nil }) else {
+                guard let image = plan.images.first(where: { $0.name == name && $0.attachment == nil }) else {
                     throw ContentError(.missing, "\(context.origin): \(written), which \(context.entry.dockerfile) pulls, was not planned")
                 }
                 bases.append(.init(written: written, reference: name.description, digest: image.top.digest))

@@ -84,7 +84,7 @@ import Testing
         let plan = try await planner(source).plan([request])
         let referrers = try #require(plan.images.first { $0.request.attachment?.kind == .referrers })
         #expect(referrers.name.tag == "sha256-\(image.digest.encoded)")
-        let index = try ImageIndex.decode(try #require(plan.documents[referrers.top.digest]))
+        let index = try ImageIndex.decode(try #require((try plan.documents.bytes(referrers.top.digest))))
         #expect(index.manifests.map(\.digest) == [sbom.digest, vex.digest].sorted())
         #expect(index.manifests.map(\.artifactType) == [sbom, vex].sorted { $0.digest < $1.digest }.map(\.artifactType))
     }

@@ -23,7 +23,7 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         #expect(image.top.digest == images[1].digest && image.top.platform == arm64)
         #expect(image.originalIndexDigest == index.digest)
         #expect(image.manifests.map(\.digest) == [images[1].digest])
-        #expect(plan.documents[index.digest] == nil, "the index itself does not travel")
+        #expect((try plan.documents.bytes(index.digest)) == nil, "the index itself does not travel")
         #expect(plan.blobs.count == 3) // config, base, app
     }
 
@@ -32,7 +32,7 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         let plan = try await CopyPlanner(source: source).plan([CopyRequest(reference: ref, platforms: [amd64, s390x])])
         let image = try #require(plan.images.first)
         #expect(image.top.mediaType == .ociIndex && image.top.digest != index.digest)
-        let filtered = try ImageIndex.decode(try #require(plan.documents[image.top.digest]))
+        let filtered = try ImageIndex.decode(try #require((try plan.documents.bytes(image.top.digest))))
         #expect(filtered.manifests.map(\.digest) == [images[0].digest, images[2].digest])
         #expect(filtered.annotations?[CopyPlanner.originalIndexAnnotation] == index.digest.description)
         #expect(image.manifests.last?.digest == image.top.digest, "children first, the index last")
@@ -44,7 +44,7 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         let (source, ref, _, index) = try threePlatforms()
         let plan = try await CopyPlanner(source: source).plan([CopyRequest(reference: ref, allPlatforms: true)])
         #expect(plan.images[0].top == index)
-        #expect(plan.documents[index.digest] == source.documents[index.digest])
+        #expect((try plan.documents.bytes(index.digest)) == source.documents[index.digest])
     }
 
     @Test func aMissingPlatformNamesWhatIsOffered() async throws {
@@ -77,7 +77,7 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         let ref = try source.tag("reg.example/empty:1", manifest)
         let plan = try await CopyPlanner(source: source).plan([CopyRequest(reference: ref)])
         #expect(plan.images[0].platforms[0].layers.isEmpty)
-        #expect(plan.documents[manifest.digest] == bytes, "the bytes travel as they are, null included")
+        #expect((try plan.documents.bytes(manifest.digest)) == bytes, "the bytes travel as they are, null included")
         let sink = MemorySink()
         try await CopyEngine(source: source, sink: sink).run(plan)
         #expect(sink.names?.first?.1.digest == manifest.digest)
@@ -136,7 +136,7 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         let ref = try source.tag("reg.example/mixed:1", top)
         let plan = try await CopyPlanner(source: source).plan([CopyRequest(reference: ref, allPlatforms: true)])
         #expect(plan.images[0].top.digest != top.digest, "an entry that was not walked would be missing at the destination")
-        let written = try ImageIndex.decode(try #require(plan.documents[plan.images[0].top.digest]))
+        let written = try ImageIndex.decode(try #require((try plan.documents.bytes(plan.images[0].top.digest))))
         #expect(written.manifests.map(\.digest) == images.map(\.digest))
     }
 
@@ -221,7 +221,7 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         planner.configBudget = 0
         let plan = try await planner.plan(refs.map { CopyRequest(reference: $0) })
         #expect(plan.images.allSatisfy { $0.platforms[0].platform == amd64 }, "the platform still comes from the config")
-        #expect(plan.images.allSatisfy { plan.documents[$0.platforms[0].config.digest] == nil }, "but its bytes are not kept")
+        #expect(plan.images.allSatisfy { !plan.documents.contains($0.platforms[0].config.digest) }, "but its bytes are not kept")
         let sink = MemorySink()
         try await CopyEngine(source: source, sink: sink).run(plan)
         #expect(sink.blobs.count == 5)
@@ -262,5 +262,59 @@ let s390x = Platform(os: "linux", architecture: "s390x")
             try data[start..<min(start + 4096, data.count)].withUnsafeBytes { try small.update($0) }
         }
         #expect(try big.finish() == (try small.finish()) && copy == data)
+    }
+}
+
+/// A spill in memory whose bytes a test can change behind the plan's back.
+final class MemorySpill: DocumentSpill, @unchecked Sendable {
+    private let lock = NSLock()
+    var bytes = Data()
+    var directory: String { "the test's spill" }
+    func append(_ data: Data) throws -> Int64 {
+        lock.withLock { defer { bytes.append(data) }; return Int64(bytes.count) }
+    }
+    func read(offset: Int64, size: Int) throws -> Data {
+        lock.withLock { Data(bytes[Int(offset)..<Int(offset) + size]) }
+    }
+}
+
+@Suite struct PlanDocumentsTests {
+    @Test func documentsPastTheBudgetGoToTheSpillAndCopyTheSame() async throws {
+        let (source, refs) = try CopyEngineTests().twoImages()
+        let requests = refs.map { CopyRequest(reference: $0) }
+        let held = try await CopyPlanner(source: source).plan(requests)
+        let spill = MemorySpill()
+        var planner = CopyPlanner(source: source)
+        planner.documentSpill = spill
+        planner.documentMemory = 0
+        let plan = try await planner.plan(requests)
+        #expect(plan.documents.count == held.documents.count && !spill.bytes.isEmpty, "every document went to the spill")
+        let inMemory = MemorySink(), spilled = MemorySink()
+        try await CopyEngine(source: source, sink: inMemory).run(held)
+        try await CopyEngine(source: source, sink: spilled).run(plan)
+        #expect(spilled.blobs == inMemory.blobs && spilled.documents == inMemory.documents && !spilled.documents.isEmpty)
+    }
+
+    @Test func aSpillChangedBehindThePlansBackIsRefusedAndNothingCommits() async throws {
+        let (source, refs) = try CopyEngineTests().twoImages()
+        let spill = MemorySpill()
+        var planner = CopyPlanner(source: source)
+        planner.documentSpill = spill
+        planner.documentMemory = 0
+        let plan = try await planner.plan(refs.map { CopyRequest(reference: $0) })
+        spill.bytes[spill.bytes.count / 2] ^= 0x20
+        let sink = MemorySink()
+        await #expect(throws: ContentError.self) { try await CopyEngine(source: source, sink: sink).run(plan) }
+        #expect(sink.aborted && sink.names == nil)
+    }
+
+    @Test func theFirstBytesKeptForADigestStay() throws {
+        var documents = PlanDocuments(spill: MemorySpill())
+        documents.memoryBudget = 4
+        let a = Data("{\"a\":1}".utf8), d = Digest.sha256(of: a)
+        try documents.keep(a, for: d)
+        try documents.keep(Data("other".utf8), for: d)
+        #expect(try documents.bytes(d) == a && documents.count == 1)
+        #expect(try documents.bytes(Digest.sha256(of: Data("absent".utf8))) == nil)
     }
 }

@@ -46,6 +46,26 @@ struct LargeJSONTests {
         struct Awkward: Encodable { var B = [1, 2]; var a = "x"; var item10 = [["k": 1]]; var item9 = 9; var Zeta: String? = "z"; var _u = [String]() }
         try expectSame(Awkward(), "keys in the encoder's order")
     }
+
+    @Test func generatedListsEncodeAsTheListsWouldAndMustBeFieldsOfTheDocument() throws {
+        let digest = Digest.sha256(of: Data("x".utf8))
+        let images = (0..<3).map { BundleMetadata.Image(reference: "reg.example/a:\($0)", source: "reg.example/a:\($0)", digest: digest,
+                                                        mediaType: .ociManifest, size: Int64($0), originalIndexDigest: nil, platforms: []) }
+        let blobs = [BundleMetadata.Blob(digest: digest, size: 1, mediaType: .ociLayer)]
+        let full = BundleMetadata(tool: .init(name: "airgap", version: "0.1.0"), created: nil, manifest: nil, images: images, blobs: blobs, requiredOnInside: [], since: nil)
+        var empty = full
+        empty.images = []; empty.blobs = []
+        for pretty in [false, true] {
+            var out = Data()
+            try CanonicalJSON.encodeLarge(empty, pretty: pretty, generating: ["images": GeneratedElements(count: 3) { images[$0] }, "blobs": blobs]) { out.append($0) }
+            #expect(out == (try CanonicalJSON.encode(full, pretty: pretty)))
+            out = Data()
+            try CanonicalJSON.encodeLarge(empty, pretty: pretty, generating: ["images": GeneratedElements(count: 0) { images[$0] }]) { out.append($0) }
+            #expect(out == (try CanonicalJSON.encode(empty, pretty: pretty)), "none generated: the document's own empty list")
+        }
+        #expect(throws: EncodingError.self) { try CanonicalJSON.encodeLarge(empty, generating: ["imagez": blobs]) { _ in } }
+        #expect(throws: EncodingError.self) { try CanonicalJSON.encodeLarge([1, 2], generating: ["images": blobs]) { _ in } }
+    }
 }
 
 /// `sinceRegistry` goes into a mount request's query (`from=`): only a registry and a repository
