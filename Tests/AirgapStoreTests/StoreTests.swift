@@ -259,6 +259,23 @@ import Testing
         let error = #expect(throws: ContentError.self) { try spill.read(piece) { _ in } }
         #expect(error?.message.contains("changed between being written and being read back") == true)
     }
+
+    /// A plan's documents past its memory budget live in the spill: they come back as kept, and a
+    /// byte changed on the disk in between is refused by digest, not handed on.
+    @Test func planDocumentsInASpillFileComeBackOrAreRefused() throws {
+        let dir = TempDirectory("spill")
+        let spill = try SpillFile(in: dir.path)
+        var documents = PlanDocuments(spill: spill)
+        documents.memoryBudget = 0
+        let manifests = (0..<50).map { Data("{\"schemaVersion\":2,\"n\":\($0)}".utf8) }
+        for data in manifests { try documents.keep(data, for: Digest.sha256(of: data)) }
+        #expect(spill.size == Int64(manifests.reduce(0) { $0 + $1.count }), "every document went to the file")
+        for data in manifests { #expect(try documents.bytes(Digest.sha256(of: data)) == data) }
+        #expect(pwrite(spill.fd, "X", 1, 5) == 1)
+        let error = #expect(throws: ContentError.self) { try documents.bytes(Digest.sha256(of: manifests[0])) }
+        #expect(error?.message.contains("changed between being written and being read back") == true)
+        #expect(try documents.bytes(Digest.sha256(of: manifests[1])) == manifests[1], "the rest of the file is still good")
+    }
 }
 
 /// Only a resumable ingest uses the per-digest partial file; any other ingest's temp file is its
