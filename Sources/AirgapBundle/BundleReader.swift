@@ -276,7 +276,8 @@ public final class BundleReader {
         }
 
         // The metadata block: bundle.json, SHA256SUMS and (when signed) its signature, in that order.
-        let metadataBytes: Data, sumsBytes: Data
+        // Let go once decoded (a 10,000-image bundle's are 11.5 and 4.3 MB; their parsed forms stay).
+        var metadataBytes: Data, sumsBytes: Data
         var signatureBytes: Data?
         let sums: Checksums
         // A header read while looking for the optional signature that turned out to be the first listed entry.
@@ -332,6 +333,7 @@ public final class BundleReader {
 
         // Nothing below is trusted unless the signature holds.
         guard checkSignature(sums: sumsBytes, signature: signatureBytes, &result) else { return result }
+        sumsBytes = Data()
         if Digest.sha256(of: metadataBytes) != sums.entries[0].digest {
             result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "does not match SHA256SUMS (expected \(sums.entries[0].digest.encoded), got \(Digest.sha256(of: metadataBytes).encoded))"))
             return result
@@ -340,6 +342,7 @@ public final class BundleReader {
             result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "not valid bundle metadata (\(CanonicalJSON.describeAny(error)))"))
             return result
         }
+        metadataBytes = Data()
         if let format = result.metadata?.formatVersion, format > BundleMetadata.currentFormat {
             result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "the bundle has format \(format), newer than the \(BundleMetadata.currentFormat) this airgap reads; use a newer airgap-import"))
             return result

@@ -63,6 +63,11 @@ public struct PlanDocuments: Sendable {
     /// Adds what another plan holds (read back from its spill when it used one).
     public mutating func merge(_ other: PlanDocuments) throws {
         for (digest, data) in other.held { try keep(data, for: digest) }
+        if let spill, let theirs = other.spill, spill === theirs {
+            // The same file: the places hold.
+            for (digest, place) in other.spilled where !contains(digest) { spilled[digest] = place }
+            return
+        }
         for digest in other.spilled.keys where !contains(digest) {
             if let data = try other.bytes(digest) { try keep(data, for: digest) }
         }

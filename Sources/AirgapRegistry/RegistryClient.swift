@@ -307,7 +307,8 @@ public final class RegistryClient: Sendable {
             if let authorization, let registryOrigin, Origin(url) == registryOrigin {
                 request.headers.replaceOrAdd(name: "Authorization", value: authorization)
             }
-            if url.hasPrefix("https://") { request.tlsConfiguration = endpoint.tls }
+            // The scheme in any case (a redirect may spell it `HTTPS:`): the registry's TLS settings apply.
+            if url.prefix(8).lowercased() == "https://" { request.tlsConfiguration = endpoint.tls }
             if method == call.method, let makeBody = call.makeBody { request.body = makeBody() }
             let response = try await http.execute(request, timeout: retryPolicy.requestTimeout)
             guard [301, 302, 303, 307, 308].contains(response.status.code), let location = response.headers.first(name: "Location") else {

@@ -215,9 +215,16 @@ public final class RegistryServer: Sendable {
         }
         switch response {
         case .bytes(let status, let list, let body):
-            try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: status), headers: headers(list))))
-            if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
+            do {
+                try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: status), headers: headers(list))))
+                if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                try await outbound.write(.end(nil))
+            } catch {
+                // A client that hung up once it had its bytes (a manifest's length is known) is
+                // still a request served: the log says so rather than leaving it out.
+                finish(status, Int64(body.count), note: " CLIENT CLOSED")
+                throw error
+            }
             finish(status, Int64(body.count))
             return !closing
         case .blob(let status, let list, _, let digest, _):
@@ -243,8 +250,14 @@ public final class RegistryServer: Sendable {
                 log.alarm("stopped serving \(digest) to \(client) after \(sent) of \(chunks.range.count) bytes: \(error.message); the response was cut short, nothing wrong was delivered whole")
                 finish(status, sent, note: " ABORTED")
                 return false
+            } catch {
+                finish(status, sent, note: " CLIENT CLOSED")
+                throw error
             }
-            try await outbound.write(.end(nil))
+            do { try await outbound.write(.end(nil)) } catch {
+                finish(status, sent, note: " CLIENT CLOSED")
+                throw error
+            }
             finish(status, sent)
             return !closing
         }

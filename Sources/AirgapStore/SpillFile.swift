@@ -48,7 +48,17 @@ public final class SpillFile: DocumentSpill, @unchecked Sendable { // appends un
             var hasher = DigestHasher()
             try produce { data in
                 hasher.update(data)
-                try FileIO.writeAll(fd, data, path: directory)
+                // At the recorded end, not the file position: a write that failed part way
+                // leaves no bytes where the next piece will be said to start.
+                try data.withUnsafeBytes { bytes in
+                    var done = 0
+                    while done < bytes.count {
+                        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(written) + off_t(done))
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else { throw StoreError.posix(path: directory, code: n < 0 ? errno : EIO) }
+                        done += n
+                    }
+                }
                 written += Int64(data.count)
             }
             return Piece(offset: start, size: written - start, digest: hasher.finalize())

@@ -308,6 +308,23 @@ final class MemorySpill: DocumentSpill, @unchecked Sendable {
         #expect(sink.aborted && sink.names == nil)
     }
 
+    @Test func plansSharingASpillMergeByPlaceNotByCopy() throws {
+        let spill = MemorySpill()
+        var first = PlanDocuments(spill: spill), second = PlanDocuments(spill: spill)
+        first.memoryBudget = 0; second.memoryBudget = 0
+        let a = Data("{\"a\":1}".utf8), b = Data("{\"b\":2}".utf8)
+        try first.keep(a, for: Digest.sha256(of: a))
+        try second.keep(b, for: Digest.sha256(of: b))
+        let written = spill.bytes.count
+        try first.merge(second)
+        #expect(spill.bytes.count == written, "nothing appended twice")
+        #expect(try first.bytes(Digest.sha256(of: b)) == b && first.count == 2)
+        var other = PlanDocuments(spill: MemorySpill())
+        other.memoryBudget = 0
+        try other.merge(second)
+        #expect(try other.bytes(Digest.sha256(of: b)) == b, "another file: read back and kept again")
+    }
+
     @Test func theFirstBytesKeptForADigestStay() throws {
         var documents = PlanDocuments(spill: MemorySpill())
         documents.memoryBudget = 4
