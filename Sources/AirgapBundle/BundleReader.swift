@@ -121,6 +121,8 @@ public struct BundleReadResult: Sendable {
     public var index: ImageIndex?
     /// Small JSON blobs (manifests, indexes, configs), by digest, for structure checks and reports.
     public var documents: [Digest: Data] = [:]
+    /// Configs that are not JSON, when their bytes were not kept (`BundleReader.keepsConfigs`).
+    var invalidConfigs: Set<Digest> = []
     /// sha256 and size of each bundle file as read (when hashing files was asked for).
     public var fileHashes: [(path: String, size: Int64, sha256: String)] = []
     /// Byte offset of each blob's data in the concatenated bundle stream (for pushing by range).
@@ -203,6 +205,9 @@ public final class BundleReader {
     let hashFiles: Bool
     /// Told of the read pass (its size, then bytes as they are read), for progress.
     public var events: TransferEvents?
+    /// Keep image configs' bytes in `documents` (a copy, a push or a report reads them); false: each
+    /// is only checked to be JSON as it passes (`verify`: 13 MB at 10,000 images).
+    public var keepsConfigs = true
 
     public init(files: BundleFiles, trust: BundleTrust, hashFiles: Bool = false) {
         self.files = files
@@ -347,7 +352,7 @@ public final class BundleReader {
             result.findings.append(Finding(entry: BundleMetadata.entryName, problem: "the bundle has format \(format), newer than the \(BundleMetadata.currentFormat) this airgap reads; use a newer airgap-import"))
             return result
         }
-        let blobIndex = Dictionary((result.metadata?.blobs ?? []).map { ($0.digest, $0) }, uniquingKeysWith: { a, _ in a })
+        let blobIndex = BlobTable(result.metadata?.blobs ?? [])
         if let verifiedMetadata, let metadata = result.metadata { try await verifiedMetadata(metadata, result.signature) }
         // Verify alone (no handler, nothing handed on) hashes two blobs at once: one on a second
         // core while this thread reads and hashes the next. A single SHA-256 stream cannot be split.
@@ -448,7 +453,11 @@ public final class BundleReader {
                     let data = try tar.readAll(size: size, entry: name)
                     actual = Digest.sha256(of: data)
                     if actual == want {
-                        if let blobDigest {
+                        if let blobDigest, !keepsConfigs, blobIndex[blobDigest]!.mediaType.isImageConfig {
+                            if !JSONSyntax.isValid(data) { result.invalidConfigs.insert(blobDigest) }
+                            result.blobOffsets[blobDigest] = tar.position - Int64(CanonicalTar.padding(size)) - size
+                            if let blobHandler { _ = try await blobHandler(blobDigest, size, .memory(data), name) }
+                        } else if let blobDigest {
                             result.documents[blobDigest] = data
                             result.blobOffsets[blobDigest] = tar.position - Int64(CanonicalTar.padding(size)) - size
                             if let blobHandler { _ = try await blobHandler(blobDigest, size, .memory(data), name) }
@@ -456,7 +465,7 @@ public final class BundleReader {
                             result.index = try? ImageIndex.decode(data, what: "index.json")
                             if result.index == nil { result.findings.append(Finding(entry: name, problem: "not a valid OCI index")) }
                         } else if name == "manifest.json" {
-                            if (try? JSONSerialization.jsonObject(with: data)) == nil { result.findings.append(Finding(entry: name, problem: "not valid JSON")) }
+                            if !JSONSyntax.isValid(data) { result.findings.append(Finding(entry: name, problem: "not valid JSON")) }
                         }
                     }
                 } else if let pending = offThread(name, size: size) {
@@ -669,7 +678,8 @@ public final class BundleReader {
             }
             for d in graph.manifests.dropLast() + graph.absent + graph.blobs { need(d, by: name) }
             for image in graph.images {
-                if let config = result.documents[image.manifest.config.digest], (try? JSONSerialization.jsonObject(with: config)) == nil {
+                let config = image.manifest.config.digest
+                if result.invalidConfigs.contains(config) || result.documents[config].map({ !JSONSyntax.isValid($0) }) == true {
                     result.findings.append(Finding(entry: "blobs/sha256/\(image.manifest.config.digest.encoded)", problem: "the image config is not valid JSON"))
                 }
             }
@@ -708,7 +718,7 @@ public final class BundleReader {
     /// the canonical layout gives it: each entry's canonical header (512 bytes, 1536 with a pax
     /// size record), data padded to 512. Nil when a size is unknown or no blob is worth it.
     static func aheadCandidate(_ rest: ArraySlice<(name: String, digest: Digest)>, headerAt start: Int64,
-                               sizes: [Digest: BundleMetadata.Blob], fileSize: Int64) -> (name: String, offset: Int64, size: Int64)? {
+                               sizes: BlobTable, fileSize: Int64) -> (name: String, offset: Int64, size: Int64)? {
         var header = start
         var best: (name: String, offset: Int64, size: Int64)?
         for (i, entry) in rest.enumerated() {
@@ -821,5 +831,31 @@ final class HoldBackSource: ByteSource {
         guard !blocked else { return }
         if !held.isEmpty { try held.withUnsafeBytes { try sink($0) } }
         held = Data()
+    }
+}
+
+/// bundle.json's blobs by digest. The canonical list is sorted, so it is searched where it is (a
+/// dictionary of a 10,000-image bundle's 30,000 blobs was 7 MB); a list out of order (bundle.json
+/// says anything until checked) gets a dictionary, the first listing winning as before.
+struct BlobTable {
+    private let sorted: [BundleMetadata.Blob]
+    private let byDigest: [Digest: BundleMetadata.Blob]?
+
+    init(_ blobs: [BundleMetadata.Blob]) {
+        if zip(blobs, blobs.dropFirst()).allSatisfy({ $0.digest < $1.digest }) {
+            sorted = blobs; byDigest = nil
+        } else {
+            sorted = []; byDigest = Dictionary(blobs.map { ($0.digest, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    subscript(digest: Digest) -> BundleMetadata.Blob? {
+        if let byDigest { return byDigest[digest] }
+        var low = 0, high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle].digest < digest { low = middle + 1 } else { high = middle }
+        }
+        return low < sorted.count && sorted[low].digest == digest ? sorted[low] : nil
     }
 }

@@ -129,7 +129,9 @@ struct Verify: AsyncParsableCommand {
     func run() async throws {
         let started = Date()
         let progress = input.display.renderer(verb: "Verify", passVerb: "Verifying", quiet: quiet || format == "json")
-        let result = try await input.reader(storeRoot: globals.storeRoot, progress: progress).read()
+        let reader = try input.reader(storeRoot: globals.storeRoot, progress: progress)
+        reader.keepsConfigs = false // nothing after the read looks at a config's bytes
+        let result = try await reader.read()
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
         let bytes = result.entries.reduce(Int64(0)) { $0 + $1.size }

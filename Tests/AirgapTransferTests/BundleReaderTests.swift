@@ -111,11 +111,11 @@ struct InProcessBundle {
         let firstBlob = sums.entries.firstIndex { $0.name.hasPrefix("blobs/") }!
         let firstHeader = headers.first { String(decoding: b.bytes[$0..<$0 + 13], as: UTF8.self) == "blobs/sha256/" }!
         let candidate = BundleReader.aheadCandidate(sums.entries[firstBlob...], headerAt: Int64(firstHeader),
-                                                   sizes: Dictionary(uniqueKeysWithValues: metadata.blobs.map { ($0.digest, $0) }), fileSize: Int64(b.bytes.count))
+                                                   sizes: BlobTable(metadata.blobs), fileSize: Int64(b.bytes.count))
         // Sizes no file could hold (unsigned metadata may say anything) plan nothing, and do not overflow.
-        var huge = Dictionary(uniqueKeysWithValues: metadata.blobs.map { ($0.digest, $0) })
-        for key in huge.keys { huge[key]!.size = Int64.max / 2 }
-        #expect(BundleReader.aheadCandidate(sums.entries[firstBlob...], headerAt: Int64(firstHeader), sizes: huge, fileSize: Int64(b.bytes.count)) == nil)
+        var huge = metadata.blobs
+        for i in huge.indices { huge[i].size = Int64.max / 2 }
+        #expect(BundleReader.aheadCandidate(sums.entries[firstBlob...], headerAt: Int64(firstHeader), sizes: BlobTable(huge), fileSize: Int64(b.bytes.count)) == nil)
         #expect(candidate?.name == name && candidate?.offset == Int64(big + 512) && candidate?.size == bigSize, "\(String(describing: candidate))")
         let reader = try b.reader()
         let good = try await reader.read()
@@ -433,5 +433,48 @@ struct InProcessBundle {
     @Test func creationTimeComesFromSourceDateEpoch() async throws {
         #expect(try BundleTime.now(environment: ["SOURCE_DATE_EPOCH": "1700000000"]) == "2023-11-14T22:13:20Z")
         #expect(throws: BundleError.self) { try BundleTime.now(environment: ["SOURCE_DATE_EPOCH": "yesterday"]) }
+    }
+}
+
+/// `verify` reads configs without keeping them: a config that is not JSON is still a finding.
+@Suite struct ConfigCheckTests {
+    @Test func aConfigThatIsNotJSONIsAFindingWhetherOrNotConfigsAreKept() async throws {
+        let dir = TempDirectory("bad-config")
+        let store = try LocalStore(path: dir.file("source"))
+        let config = Data("this is not JSON".utf8), layer = Data(repeating: 1, count: 2048)
+        let configDescriptor = Descriptor(mediaType: .ociConfig, digest: try store.ingest(config, source: "test"), size: Int64(config.count))
+        let layerDescriptor = Descriptor(mediaType: .ociLayer, digest: try store.ingest(layer, source: "test"), size: Int64(layer.count))
+        let manifest = try CanonicalJSON.encode(ImageManifest(mediaType: .ociManifest, config: configDescriptor, layers: [layerDescriptor]))
+        let top = Descriptor(mediaType: .ociManifest, digest: try store.ingest(manifest, source: "test"), size: Int64(manifest.count))
+        let name = try Reference(parsing: "example.test/bad:1")
+        try store.setTags([(name, top)])
+        let source = StoreSource(store: store)
+        let plan = try await CopyPlanner(source: source).plan([CopyRequest(reference: name, pinned: top)])
+        let key = BundleKeys.generate(), path = dir.file("bundle.tar")
+        _ = try await BundleExporter(store: nil).write(plan, from: source, options: .init(output: path, signingKey: key), manifest: nil)
+        for keeps in [true, false] {
+            let reader = BundleReader(files: try BundleFiles.resolve([path]), publicKey: BundleKeys.publicKey(of: key), allowUnsigned: false)
+            reader.keepsConfigs = keeps
+            let result = try await reader.read()
+            #expect(result.findings.contains { $0.entry == Naming.blobPath(configDescriptor.digest) && $0.problem.contains("not valid JSON") }, "keeps configs: \(keeps): \(result.findings)")
+            #expect(result.documents[configDescriptor.digest] == (keeps ? config : nil))
+        }
+    }
+}
+
+@Suite struct BlobTableTests {
+    @Test func sortedAndUnsortedListsFindTheSameBlobsFirstListingWinning() {
+        let digests = (0..<200).map { Digest.sha256(of: Data("\($0)".utf8)) }.sorted()
+        let blobs = digests.enumerated().map { BundleMetadata.Blob(digest: $1, size: Int64($0), mediaType: .ociLayer) }
+        let absent = Digest.sha256(of: Data("absent".utf8))
+        let sorted = BlobTable(blobs)
+        var shuffled = blobs.reversed() + [BundleMetadata.Blob(digest: digests[7], size: -1, mediaType: .ociLayer)]
+        let unsorted = BlobTable(shuffled)
+        for (i, digest) in digests.enumerated() {
+            #expect(sorted[digest]?.size == Int64(i) && unsorted[digest]?.size == Int64(i))
+        }
+        #expect(sorted[absent] == nil && unsorted[absent] == nil && BlobTable([])[absent] == nil)
+        shuffled = [blobs[0], blobs[0]]
+        #expect(BlobTable(shuffled)[digests[0]]?.size == 0, "a repeat is out of order: the dictionary takes the first")
     }
 }
