@@ -223,13 +223,9 @@ public final class BundleReader {
     static let documentLimit: Int64 = 16 << 20
     static let signatureSize: Int64 = 64
 
-    /// `passthrough`, when given, receives every byte of the bundle as it is read, except that the
-    /// last chunk is held back until every check passed: a consumer that gets the whole stream got
-    /// a verified bundle, and one cut short (throw or abort) never got its end.
     /// `verifiedMetadata` sees bundle.json once the signature and its hash held, before any other
     /// entry is read; what it throws ends the read.
-    public func read(verifiedMetadata: ((BundleMetadata, SignatureStatus) async throws -> Void)? = nil, blobHandler: BlobHandler? = nil,
-                     passthrough: TarWriter.Sink? = nil) async throws -> BundleReadResult {
+    public func read(verifiedMetadata: ((BundleMetadata, SignatureStatus) async throws -> Void)? = nil, blobHandler: BlobHandler? = nil) async throws -> BundleReadResult {
         var result = BundleReadResult(files: files)
         if let compression = Compression.detect(path: files.paths[0]) {
             // Bundles are written as plain tar so that blob byte ranges are file offsets; a compressed
@@ -254,8 +250,7 @@ public final class BundleReader {
         var passProgress: (@Sendable (Int64) -> Void)?
         if let events { passProgress = { events(.passProgress(bytes: $0)) } }
         let hashing = HashingSource(fileSource, hashEachFile: hashFiles, onRead: passProgress)
-        let tee = passthrough.map { HoldBackSource(hashing, sink: $0) }
-        let tar = CanonicalTarReader(source: tee ?? hashing)
+        let tar = CanonicalTarReader(source: hashing)
 
         func volume(at offset: Int64) -> String? {
             guard files.isSplit else { return nil }
@@ -267,7 +262,6 @@ public final class BundleReader {
             return (files.paths.last! as NSString).lastPathComponent
         }
         func structural(_ error: any Error) {
-            tee?.block()
             if let error = error as? CanonicalTarError {
                 result.findings.append(Finding(entry: error.entry, volume: volume(at: error.offset), problem: error.description))
             } else {
@@ -356,7 +350,7 @@ public final class BundleReader {
         if let verifiedMetadata, let metadata = result.metadata { try await verifiedMetadata(metadata, result.signature) }
         // Verify alone (no handler, nothing handed on) hashes two blobs at once: one on a second
         // core while this thread reads and hashes the next. A single SHA-256 stream cannot be split.
-        let background = blobHandler == nil && tee == nil ? BackgroundHasher() : nil
+        let background = blobHandler == nil ? BackgroundHasher() : nil
         var deferred: [(entry: Int, name: String, want: Digest, start: Int64, size: Int64, result: BackgroundHasher.Result)] = []
         func settle(_ item: (entry: Int, name: String, want: Digest, start: Int64, size: Int64, result: BackgroundHasher.Result)) {
             guard let actual = item.result.digest else {
@@ -503,11 +497,6 @@ public final class BundleReader {
                     let start = tar.position - Int64(CanonicalTar.padding(size)) - size
                     result.findings.append(Finding(entry: name, volume: damagedVolumes(start..<start + size, list: volumeList, sizes: fileSource.sizes),
                                                    problem: "content does not match SHA256SUMS (expected \(want.encoded), got \(actual.encoded))"))
-                    if let tee {
-                        // Bytes are being handed on: not one more of them, and no reading on that could release any.
-                        tee.block()
-                        return settled()
-                    }
                 }
             }
             if let pending = pendingHeader {
@@ -523,9 +512,6 @@ public final class BundleReader {
         }
         if hashFiles { result.fileHashes = hashing.fileHashes }
         checkStructure(&result)
-        if result.ok, let tee {
-            try tee.release()
-        }
         return result
     }
 
@@ -799,38 +785,6 @@ final class HashingSource: ByteSource {
 
     var fileHashes: [(path: String, size: Int64, sha256: String)] {
         inner.paths.indices.map { (inner.paths[$0], sizes[$0], hashers[$0].finalize().encoded) }
-    }
-}
-
-/// Hands every chunk read to a sink one read late, and the last one only on `release()`: the
-/// consumer sees the end of the stream only after the reader's checks passed.
-final class HoldBackSource: ByteSource {
-    private let inner: any ByteSource
-    private let sink: TarWriter.Sink
-    private var held = Data()
-
-    init(_ inner: any ByteSource, sink: @escaping TarWriter.Sink) { self.inner = inner; self.sink = sink }
-
-    var positionDescription: String { inner.positionDescription }
-
-    private var blocked = false
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try inner.read(into: buffer)
-        if n > 0 && !blocked {
-            if !held.isEmpty { try held.withUnsafeBytes { try sink($0) } }
-            held = Data(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-        }
-        return n
-    }
-
-    /// A check failed: nothing more goes to the sink, the held chunk included.
-    func block() { blocked = true; held = Data() }
-
-    func release() throws {
-        guard !blocked else { return }
-        if !held.isEmpty { try held.withUnsafeBytes { try sink($0) } }
-        held = Data()
     }
 }
 

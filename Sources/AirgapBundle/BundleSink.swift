@@ -36,7 +36,13 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
         public var dockerView: Bool
         /// The file the sink writes, when it is one: its disk's free space is checked first.
         public var path: String?
-        public init(sink: @escaping TarWriter.Sink, dockerView: Bool, path: String? = nil) { self.sink = sink; self.dockerView = dockerView; self.path = path }
+        /// index.json and manifest.json at the end, after every blob: a reader cut off before it
+        /// (an engine fed while a bundle is still being verified) holds blobs, but no image.
+        public var namesLast: Bool
+        public init(sink: @escaping TarWriter.Sink, dockerView: Bool, path: String? = nil, namesLast: Bool = false) {
+            self.sink = sink; self.dockerView = dockerView; self.path = path; self.namesLast = namesLast
+        }
+        var temporaryDirectory: String { path.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory() }
     }
 
     public let options: Options
@@ -65,10 +71,13 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
         // Everything the tar holds is known now: a disk too small is said before a download.
         if let archive {
             if let path = archive.path { try FileIO.requireFreeSpace(BundleHeader.tarBytes(sizes: copy.digestOrder.lazy.map(\.size)), at: path, for: "the archive \(path)") }
-            let directory = archive.path.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory()
-            let header = try BundleHeader(copy: copy, provenance: nil, dockerView: archive.dockerView, temporaryDirectory: directory)
             let tar = CanonicalTarWriter(sink: archive.sink)
             self.tar = tar
+            if archive.namesLast {
+                try tar.addFile("oci-layout", data: BundleHeader.ociLayout)
+                return
+            }
+            let header = try BundleHeader(copy: copy, provenance: nil, dockerView: archive.dockerView, temporaryDirectory: archive.temporaryDirectory)
             try header.write(to: tar, signingKey: nil)
             return
         }
@@ -96,6 +105,9 @@ public final class BundleSink: ContentSink, @unchecked Sendable {
 
     public func commit(_ copy: CopyPlan) async throws {
         guard let tar else { throw ContentError(.missing, "the bundle was not begun") }
+        if let archive, archive.namesLast {
+            try BundleHeader(copy: copy, provenance: nil, dockerView: archive.dockerView, temporaryDirectory: archive.temporaryDirectory).writeNames(to: tar)
+        }
         try tar.close()
         guard let volumes else { return }
         let list = try volumes.finish()

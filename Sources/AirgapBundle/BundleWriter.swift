@@ -82,6 +82,11 @@ struct BundleHeader {
             if let signingKey { try tar.addFile(BundleMetadata.signatureName, data: try BundleKeys.sign(checksums, with: signingKey)) }
         }
         try tar.addFile("oci-layout", data: Self.ociLayout)
+        try writeNames(to: tar)
+    }
+
+    /// index.json and, with a Docker view, manifest.json: what names the images.
+    func writeNames(to tar: CanonicalTarWriter) throws {
         try copy(index, as: "index.json", to: tar)
         if let docker { try copy(docker, as: "manifest.json", to: tar) }
     }

@@ -41,6 +41,31 @@ public struct VerifiedBundle: ContentSource {
         }
     }
 
+    /// Every named image planned from the verified documents (one graph walk, no blob read), each
+    /// attachment marked as one: a Docker view made from the plan leaves them out, as the
+    /// bundle's own does.
+    public func plan(events: @escaping TransferEvents = { _ in }) async throws -> CopyPlan {
+        var links: [String: AttachmentLink] = [:]
+        for image in metadata.images {
+            guard let subjectName = try? Reference(parsing: image.reference) else { continue }
+            for attached in image.attachments ?? [] {
+                links[attached.reference] = AttachmentLink(kind: attached.kind, subject: attached.subject, subjectName: subjectName)
+            }
+        }
+        for image in metadata.images where links[image.reference] == nil {
+            // Attached to an image listed after it: only that it is an attachment matters here.
+            if let subject = image.attachedTo.flatMap({ try? Reference(parsing: $0) }) {
+                links[image.reference] = AttachmentLink(kind: .referrers, subject: image.digest, subjectName: subject)
+            }
+        }
+        let requests = self.requests().map { request in
+            var request = request
+            request.attachment = links[request.reference.description]
+            return request
+        }
+        return try await CopyPlanner(source: self, events: events).plan(requests)
+    }
+
     public func resolve(_ reference: Reference) async throws -> (Descriptor, Data) {
         guard let entry = index.manifests.first(where: { $0.refName == reference.description }), let data = documents[entry.digest] else {
             throw ContentError(.missing, "\(description) holds no image named \(reference.familiarDescription)")

@@ -1,4 +1,5 @@
 import AirgapBundle
+import AirgapContent
 import AirgapOCI
 import AirgapRegistry
 import AirgapSignatures
@@ -66,39 +67,29 @@ struct BundlePush: AsyncParsableCommand {
     }
 }
 
-/// `load --into docker|podman|containerd`: one pass over the bundle (itself a Docker archive and an
-/// OCI layout) that verifies it and streams the same bytes to the engine; the end of the stream
-/// reaches the engine only after every check passed, and a failed check aborts the transfer, so
-/// the engine never gets an unverified bundle whole and loads nothing from a bad one.
+/// `load --into docker|podman|containerd`: the bundle read once, front to back, into the engine
+/// through the copy engine's streamed copy, as `load` into the store: every blob hashed on its way
+/// into the archive the engine reads, the names (planned from the verified bundle) written only
+/// after every check passed, the image signatures included. A bundle that fails a check leaves the
+/// engine with a cut-off archive that names no image, so it loads nothing.
 enum EngineLoader {
     static func load(input: BundleInput, storeRoot: String, quiet: Bool, engine: any ImageEngine) async throws {
-        // The engine takes the bytes as they are verified: image signatures are checked in a pass
-        // of their own first (the second pass is checked against the same signed checksums).
-        if !input.imageKeys.isEmpty {
-            let first = try await input.reader(storeRoot: storeRoot).read()
-            try reportFindings(first, quiet: quiet)
-            try input.checkImageSignatures(first, quiet: quiet, action: "nothing was handed to the engine")
-        }
         // Used by the one thread that reads the bundle, and only after this function hands it over.
         let progress = input.display.renderer(verb: "Load", passVerb: "Loading into \(engine.name) from", quiet: quiet)
         nonisolated(unsafe) let reader = try input.reader(storeRoot: storeRoot, progress: progress)
         let history = TagHistory(storeRoot: storeRoot)
-        let pipe = ByteBufferPipe()
-        // However the engine's request ends, the reading thread must not wait on it any longer.
-        async let engineMessages = { () async throws -> [String] in
-            defer { pipe.cancel() }
-            return try await engine.load(pipe)
-        }()
-        // On a thread of its own: handing bytes to the pipe blocks until the engine takes them, and
-        // that must not hold one of the few threads every task shares.
+        let sink = EngineSink(engineName: engine.name, load: { try await engine.load($0) })
+        let copy = StreamedCopy(sink: sink)
+        // On a thread of its own: handing bytes to the engine blocks until it takes them, and that
+        // must not hold one of the few threads every task shares.
         let read: Result<BundleReadResult, any Error> = await withTaskExecutorPreference(BlockingThread()) {
             do {
-                return .success(try await reader.read(verifiedMetadata: { metadata, signature in
+                return .success(try await reader.read(into: copy, admit: { metadata, signature in
                     if !metadata.requiredOnInside.isEmpty {
                         throw CommandError(.failure, "this bundle was made with --since and leaves out \(metadata.requiredOnInside.count) blobs; \(engine.name) needs whole images, so load it into the store or push it instead")
                     }
                     try input.checkRollback(metadata, signature, history: history, destination: engine.destination, tags: metadata.tags)
-                }, passthrough: { try pipe.send($0) }))
+                }))
             } catch {
                 return .failure(error)
             }
@@ -107,23 +98,29 @@ enum EngineLoader {
         let result: BundleReadResult
         switch read {
         case .success(let value) where value.ok:
-            pipe.finish()
             result = value
         case .success(let value):
-            let engineGaveUp = pipe.wasCancelled
-            pipe.fail(TarError("the bundle failed verification"))
-            do { _ = try await engineMessages } catch {
-                if engineGaveUp { throw error } // the engine failed first: its error, not the bundle's
-            }
+            // The engine failed first (it stopped reading): its error, not the cut-off it caused.
+            if let error = await sink.engineError() { await copy.abort(); throw error }
+            await copy.abort()
             try reportFindings(value, quiet: quiet)
             return
         case .failure(let error):
-            pipe.fail(error)
-            _ = try? await engineMessages
+            let engineError = await sink.engineError()
+            await copy.abort()
+            throw engineError ?? error
+        }
+        do {
+            try input.checkImageSignatures(result, quiet: quiet, action: "nothing was loaded into \(engine.name)")
+            guard let bundle = VerifiedBundle(result) else { throw CommandError(.verificationFailed, "the bundle did not verify") }
+            let named = try await bundle.plan()
+            // The names go into the engine's pipe, which blocks while it is full.
+            try await withTaskExecutorPreference(BlockingThread()) { try await copy.commit(named) }
+        } catch {
+            await copy.abort()
             throw error
         }
-        let messages: [String]
-        do { messages = try await engineMessages } catch { pipe.cancel(); throw error }
+        let messages = sink.messages
         for message in messages where !quiet { print(message) }
         let listed = try await engine.listedNames()
         var missing: [String] = []
@@ -192,15 +189,5 @@ struct Audit: AsyncParsableCommand {
         }
         // With the report in a file, the verdict still goes to the terminal.
         if let output { print("Audit PASS: \(report.images.count) image\(report.images.count == 1 ? "" : "s"), \(report.blobs.count) blobs checked; the report is in \(output)") }
-    }
-}
-
-/// A thread for one task's blocking work (a read that waits on a pipe): the task's code runs
-/// there, not on the shared pool, whose threads are as many as the cores.
-final class BlockingThread: TaskExecutor, @unchecked Sendable { // the queue serialises the jobs
-    private let queue = DispatchQueue(label: "airgap.blocking")
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

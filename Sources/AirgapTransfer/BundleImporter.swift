@@ -38,34 +38,10 @@ public struct BundleImporter {
         var missing: [BundleMetadata.Blob] = []
         let result: BundleReadResult
         do {
-            result = try await reader.read(verifiedMetadata: { metadata, signature in
+            result = try await reader.read(into: copy, admit: { metadata, signature in
                 try admit(metadata, signature)
                 missing = metadata.requiredOnInside.filter { !(store.hasBlob($0.digest, size: $0.size) && store.confirmBlob($0.digest, size: $0.size)) }
                 if !missing.isEmpty { throw RequirementsMissing() }
-                try await copy.begin(Self.plan(metadata))
-            }, blobHandler: { digest, size, data, name in
-                guard let writer = try await copy.writer(for: digest, size: size) else {
-                    // Held already: only hashed, as every byte of the bundle is.
-                    var hasher = DigestHasher()
-                    try data.readData { hasher.update($0) }
-                    return hasher.finalize()
-                }
-                do {
-                    // The entry is read to its end whatever the writer says, so the stream stays at
-                    // an entry boundary and a damaged blob is one finding, not a misread after it.
-                    var refused: (any Error)?
-                    try data.readData { chunk in
-                        guard refused == nil else { return }
-                        do { try writer.write(chunk) } catch { refused = error }
-                    }
-                    if let refused { throw refused }
-                    let actual = try await writer.commit()
-                    copy.finished(digest, size: size)
-                    return actual
-                } catch {
-                    await writer.abandon(keepForResume: false)
-                    throw error
-                }
             })
         } catch is RequirementsMissing {
             await copy.abort()
@@ -93,21 +69,6 @@ public struct BundleImporter {
             await copy.abort()
             throw error
         }
-    }
-
-    /// What the signed metadata says the bundle carries, as a plan: every blob with its size (the
-    /// store checks its free space against what it lacks), every image under its name.
-    static func plan(_ metadata: BundleMetadata) -> CopyPlan {
-        var plan = CopyPlan()
-        let names = metadata.images.map { (try? Reference(parsing: $0.reference)) ?? Naming.unnamed }
-        // Every blob under the first image (the store has one namespace).
-        plan.blobs = metadata.blobs.map { .init(descriptor: Descriptor(mediaType: $0.mediaType, digest: $0.digest, size: $0.size), image: 0) }
-        plan.images = zip(metadata.images, names).map { image, name in
-            let top = Descriptor(mediaType: image.mediaType, digest: image.digest, size: image.size)
-            return CopyPlan.Image(request: CopyRequest(reference: name, pinned: top), name: name, sourceTop: top, top: top,
-                                  originalIndexDigest: image.originalIndexDigest, platforms: [], manifests: [])
-        }
-        return plan
     }
 
     struct RequirementsMissing: Error {}

@@ -1,11 +1,13 @@
 @testable import AirgapBundle
 import AirgapContent
 import AirgapOCI
+import AirgapRegistry
 import AirgapStore
 import AirgapTar
 import AirgapTestSupport
 import AirgapTransfer
 import Foundation
+import NIOCore
 import Testing
 
 /// A signed bundle of generated sample images, written in-process from a store (no registry).
@@ -216,21 +218,69 @@ struct InProcessBundle {
         #expect(read.size == size)
     }
 
-    /// What `load --into docker` hands on: the whole bundle when it verifies; after a damaged
-    /// entry, nothing more, and never the end of the archive.
-    @Test func thePassthroughNeverGetsTheEndOfABadBundle() async throws {
-        let b = try await InProcessBundle()
-        var good = Data()
-        #expect(try await b.reader().read(passthrough: { good.append(contentsOf: $0) }).ok)
-        #expect(good == b.bytes)
-        var damaged = b.bytes
-        damaged[b.layout().headers.last! + 600] ^= 0xff // inside the last entry's data
-        for extra in [Data(), Data([0x41])] {
-            var handed = Data()
-            let result = try await b.reader(try b.write(damaged + extra, as: "damaged.tar")).read(passthrough: { handed.append(contentsOf: $0) })
-            #expect(!result.ok)
-            #expect(handed.count < damaged.count - 1024, "\(handed.count) of \(damaged.count) bytes were handed on")
+    /// What `load --into docker` hands the engine: a good bundle becomes an archive that names
+    /// its images exactly as the bundle does (the same index.json and manifest.json, planned again
+    /// from the verified documents), names last; a bundle damaged anywhere leaves the engine with
+    /// a failed load and an archive that names nothing.
+    @Test func anEngineGetsTheNamesOnlyFromABundleThatCheckedOut() async throws {
+        let b = try await InProcessBundle(count: 3)
+        let good = try await Self.loadIntoFakeEngine(b, b.path)
+        #expect(good.result.ok && good.engineFinished, "\(good.result.findings)")
+        let archive = try b.write(good.archive, as: "engine.tar")
+        let entries = try Self.sha256s(of: archive).map { [$0.0, $0.1] }
+        #expect(entries.count > 3)
+        #expect(entries.first?.first == "oci-layout")
+        #expect(entries.suffix(2).map { $0[0] } == ["index.json", "manifest.json"], "\(entries.map { $0[0] })")
+        for entry in entries where entry[0].hasPrefix("blobs/sha256/") { #expect(entry[0].hasSuffix(entry[1]), "\(entry)") }
+        let bundleEntries = Dictionary(try Self.sha256s(of: b.path), uniquingKeysWith: { a, _ in a })
+        for name in ["index.json", "manifest.json"] {
+            #expect(entries.first { $0[0] == name }?[1] == bundleEntries[name], "\(name) differs from the bundle's")
         }
+        #expect(Set(entries.map { $0[0] }.filter { $0.hasPrefix("blobs/") }) == Set(bundleEntries.keys.filter { $0.hasPrefix("blobs/") }))
+
+        let headers = b.layout().headers
+        for (what, at) in [("the last entry", headers.last! + 600), ("a middle blob", headers[headers.count / 2] + 512)] {
+            var damaged = b.bytes
+            damaged[at] ^= 0xff
+            let bad = try await Self.loadIntoFakeEngine(b, try b.write(damaged, as: "damaged.tar"))
+            #expect(!bad.result.ok, "\(what)")
+            #expect(!bad.engineFinished, "the engine's load of a bundle damaged in \(what) ended as if whole")
+            let named = bad.archive.range(of: Data("index.json".utf8)) != nil || bad.archive.range(of: Data("manifest.json".utf8)) != nil
+            #expect(!named, "the engine got names from a bundle damaged in \(what)")
+        }
+    }
+
+    /// `load --into ENGINE`'s steps with an engine that keeps what it is sent.
+    static func loadIntoFakeEngine(_ b: InProcessBundle, _ path: String) async throws -> (result: BundleReadResult, archive: Data, engineFinished: Bool) {
+        final class Received: @unchecked Sendable { var data = Data(); var finished = false }
+        let received = Received()
+        let sink = EngineSink(engineName: "a test engine", load: { pipe in
+            for try await chunk in pipe { received.data.append(contentsOf: chunk.readableBytesView) }
+            received.finished = true
+            return ["Loaded"]
+        })
+        let copy = StreamedCopy(sink: sink)
+        let reader = try b.reader(path)
+        let result = try await withTaskExecutorPreference(BlockingThread()) { try await reader.read(into: copy) }
+        if result.ok, let bundle = VerifiedBundle(result) {
+            let plan = try await bundle.plan()
+            try await withTaskExecutorPreference(BlockingThread()) { try await copy.commit(plan) }
+            #expect(sink.messages == ["Loaded"])
+        } else {
+            await copy.abort()
+        }
+        return (result, received.data, received.finished)
+    }
+
+    /// Each entry of a tar file with the sha256 of its content, by Python's reader.
+    static func sha256s(of path: String) throws -> [(String, String)] {
+        let out = try runProcess("/usr/bin/python3", ["-c", """
+            import tarfile, hashlib, sys
+            t = tarfile.open(sys.argv[1])
+            for m in t.getmembers():
+                print(m.name, hashlib.sha256(t.extractfile(m).read()).hexdigest())
+            """, path]).stdout
+        return out.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.map { ($0[0], $0[1]) }
     }
 
     @Test func namesOutsideTheAllowedSetCannotBeWrittenOrListed() async throws {
