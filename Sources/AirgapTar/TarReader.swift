@@ -125,6 +125,11 @@ public final class TarReader {
     /// Offset in the uncompressed stream of the current entry's header (its first header block).
     public var headerPosition: Int64 { archive_read_header_position(archive) }
 
+    /// Offset in the uncompressed stream of the current entry's data, read right after `next()`
+    /// (what the format has consumed: its header blocks, pax and GNU extensions included). A
+    /// caller that reads the data again from there checks it against what `readData` gave.
+    public var dataPosition: Int64 { archive_filter_bytes(archive, 0) }
+
     /// A reader over one in-memory entry body (so code taking a reader can be fed bytes already read).
     public static func memory(_ data: Data) throws -> TarReader {
         var tar = Data()

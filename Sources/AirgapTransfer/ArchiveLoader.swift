@@ -10,6 +10,8 @@ public struct LoadedImage: Sendable {
     public var descriptor: Descriptor
     /// Docker's image ID: the config digest (of the first image, for an index).
     public var id: Digest?
+    /// The name as the archive spells it when it is no reference (skopeo's bare `oci-archive:FILE:TAG`).
+    public var archiveName: String?
 }
 
 /// `image load`: reads an image archive in one streaming pass into the store, through the engine's
@@ -41,11 +43,22 @@ public struct ArchiveLoader {
         let copy = StreamedCopy(sink: sink)
         do {
             try await copy.begin(CopyPlan()) // nothing is known before the archive's end
-            let images = try await loadStaged(source: source, sourceName: sourceName, copy: copy, staged: sink)
+            let staged = StagedEntries(sink: sink, copy: copy)
+            let scan = try await Self.scan(source, sourceName: sourceName) { reader, entry, name, expected in
+                let writer = try await copy.writer(size: entry.size, expected: expected, source: "\(sourceName): entry '\(name)'")
+                do {
+                    try reader.readData { try writer.write($0) }
+                    return Staged(digest: try await writer.commit(), size: entry.size)
+                } catch {
+                    await writer.abandon(keepForResume: false)
+                    throw error
+                }
+            }
+            let images = try await ArchiveImages(warn: warn).images(scan, sourceName: sourceName, entries: staged)
             // Only what some image uses is published (legacy `json`/`VERSION` files and the like are not).
             var used = Set<Digest>()
             for image in images {
-                let graph = try walk(image.descriptor, what: sourceName, staged: sink)
+                let graph = try ArchiveImages(warn: warn).walk(image.descriptor, what: sourceName, entries: staged)
                 used.insert(image.descriptor.digest)
                 used.formUnion(graph.manifests.map(\.digest))
                 used.formUnion(graph.blobs.map(\.digest))
@@ -59,14 +72,30 @@ public struct ArchiveLoader {
         }
     }
 
-    private func loadStaged(source: any ByteSource, sourceName: String, copy: StreamedCopy, staged: StoreSink) async throws -> [LoadedImage] {
-        let reader: TarReader
-        do { reader = try TarReader(source: source) } catch { throw TransferError.bad("\(sourceName) is not a readable tar archive: \(error)") }
+    /// An archive's entries as one pass found them: metadata files whole, every other file under
+    /// the digest it hashed to (`ingest` read it), links as they point.
+    struct Scan {
         var files: [String: Staged] = [:]
         var metadata: [String: Data] = [:]
         var links: [String: (target: String, hard: Bool)] = [:]
-        var entryCount = 0
 
+        /// Links alias another entry of the same archive (legacy docker save links shared layers).
+        func lookup(_ name: String, depth: Int = 0) throws -> Staged? {
+            if let staged = files[name] { return staged }
+            guard let link = links[name], depth < 16 else { return nil }
+            return try lookup(try EntryName.resolveLink(link.target, from: name, hard: link.hard), depth: depth + 1)
+        }
+    }
+
+    /// Reads the archive once, front to back: each file entry's data goes to `ingest` (with the
+    /// digest its `blobs/sha256/` name claims, to be checked), which returns what it hashed to.
+    /// Refuses what no image archive holds: devices, an entry twice, nothing at all.
+    static func scan(_ source: any ByteSource, sourceName: String, decompress: Bool = true,
+                     ingest: (TarReader, TarEntry, String, Digest?) async throws -> Staged) async throws -> Scan {
+        let reader: TarReader
+        do { reader = try TarReader(source: source, decompress: decompress) } catch { throw TransferError.bad("\(sourceName) is not a readable tar archive: \(error)") }
+        var scan = Scan()
+        var entryCount = 0
         while true {
             let entry: TarEntry?
             do { entry = try reader.next() } catch { throw TransferError.bad("\(sourceName): \(error)") }
@@ -74,64 +103,65 @@ public struct ArchiveLoader {
             entryCount += 1
             let name = try EntryName.normalize(entry.name)
             if name.isEmpty { continue }
-            guard files[name] == nil, metadata[name] == nil, links[name] == nil else {
+            guard scan.files[name] == nil, scan.metadata[name] == nil, scan.links[name] == nil else {
                 throw TransferError.bad("\(sourceName) holds the entry '\(name)' twice; refusing an ambiguous archive")
             }
             switch entry.kind {
             case .directory: continue
             case .symlink, .hardlink:
-                links[name] = (entry.linkTarget ?? "", entry.kind == .hardlink)
+                scan.links[name] = (entry.linkTarget ?? "", entry.kind == .hardlink)
             case .other(let what):
                 throw TransferError.bad("\(sourceName) holds a \(what) entry '\(name)'; image archives hold only files and directories")
             case .file:
-                if Self.metadataNames.contains(name) {
-                    do { metadata[name] = try reader.readAll(limit: Self.metadataLimit) }
+                if metadataNames.contains(name) {
+                    do { scan.metadata[name] = try reader.readAll(limit: metadataLimit) }
                     catch { throw TransferError.bad("\(sourceName): \(name): \(error)") }
                     continue
                 }
-                let expected = Self.digestFromBlobName(name)
-                let writer = try await copy.writer(size: entry.size, expected: expected, source: "\(sourceName): entry '\(name)'")
                 do {
-                    try reader.readData { try writer.write($0) }
-                    let digest = try await writer.commit()
-                    files[name] = Staged(digest: digest, size: entry.size)
+                    scan.files[name] = try await ingest(reader, entry, name, digestFromBlobName(name))
                 } catch let error as ContentError {
-                    await writer.abandon(keepForResume: false)
                     throw TransferError.bad(error.description)
                 } catch let error as StoreError {
-                    await writer.abandon(keepForResume: false)
+                    throw error
+                } catch let error as TransferError {
                     throw error
                 } catch {
-                    await writer.abandon(keepForResume: false)
                     throw TransferError.bad("\(sourceName): entry '\(name)': \(error)")
                 }
             }
         }
         guard entryCount > 0 else { throw TransferError.bad("\(sourceName) is empty; expected an image archive") }
-
-        // Links alias another entry of the same archive (legacy docker save links shared layers).
-        func lookup(_ name: String, depth: Int = 0) throws -> Staged? {
-            if let staged = files[name] { return staged }
-            guard let link = links[name], depth < 16 else { return nil }
-            return try lookup(try EntryName.resolveLink(link.target, from: name, hard: link.hard), depth: depth + 1)
-        }
-
-        if let indexData = metadata["index.json"] {
-            let index = try decode(ImageIndex.self, indexData, what: "\(sourceName): index.json")
-            if !index.manifests.isEmpty {
-                let dockerTags = try dockerRepoTags(metadata["manifest.json"], sourceName: sourceName, lookup: lookup)
-                return try loadOCI(index: index, dockerTags: dockerTags, sourceName: sourceName, staged: staged)
-            }
-        }
-        if let manifestData = metadata["manifest.json"] {
-            return try await loadDockerArchive(manifestData, sourceName: sourceName, lookup: lookup, copy: copy, staged: staged)
-        }
-        throw TransferError.bad("\(sourceName) is not an image archive: it has neither index.json nor manifest.json")
+        return scan
     }
 
     static func digestFromBlobName(_ name: String) -> Digest? {
         Naming.digest(ofBlobPath: name)
     }
+}
+
+/// The images an archive names, read and checked from its entries wherever they are kept (as
+/// `docker load` checks them: every blob present with its size, configs JSON, a Docker archive's
+/// layers against the config's diff_ids).
+struct ArchiveImages {
+    /// Hears about what is left out (a name that is not a valid reference).
+    var warn: (String) -> Void
+
+    /// The images the scanned archive names, each checked complete from `entries`.
+    func images(_ scan: ArchiveLoader.Scan, sourceName: String, entries: some ArchiveEntries) async throws -> [LoadedImage] {
+        if let indexData = scan.metadata["index.json"] {
+            let index = try decode(ImageIndex.self, indexData, what: "\(sourceName): index.json")
+            if !index.manifests.isEmpty {
+                let dockerTags = try dockerRepoTags(scan.metadata["manifest.json"], sourceName: sourceName, lookup: scan.lookup)
+                return try loadOCI(index: index, dockerTags: dockerTags, sourceName: sourceName, entries: entries)
+            }
+        }
+        if let manifestData = scan.metadata["manifest.json"] {
+            return try await loadDockerArchive(manifestData, sourceName: sourceName, lookup: scan.lookup, entries: entries)
+        }
+        throw TransferError.bad("\(sourceName) is not an image archive: it has neither index.json nor manifest.json")
+    }
+
 
     private func decode<T: Decodable>(_ type: T.Type, _ data: Data, what: String) throws -> T {
         do { return try CanonicalJSON.decode(type, from: data, what: what) }
@@ -140,23 +170,23 @@ public struct ArchiveLoader {
 
     // MARK: OCI layout (this tool, Docker 25+, skopeo oci-archive, podman)
 
-    private func loadOCI(index: ImageIndex, dockerTags: [Digest: [Reference]], sourceName: String, staged: StoreSink) throws -> [LoadedImage] {
+    private func loadOCI(index: ImageIndex, dockerTags: [Digest: [Reference]], sourceName: String, entries: some ArchiveEntries) throws -> [LoadedImage] {
         var result: [LoadedImage] = []
         for (position, entry) in index.manifests.enumerated() {
             guard entry.mediaType.isManifest else { continue } // other artifacts are not images
-            try checkComplete(entry, what: "\(sourceName): index.json entry \(position + 1)", staged: staged)
+            try checkComplete(entry, what: "\(sourceName): index.json entry \(position + 1)", entries: entries)
             var names: [Reference] = []
             if let full = entry.annotations?[Descriptor.containerdNameAnnotation], let r = try? Reference(parsing: full) {
                 names.append(r)
             } else if let refName = entry.refName, refName.contains("/") || refName.contains(":"), let r = try? Reference(parsing: refName) {
                 names.append(r)
             }
-            let id = try? configDigest(of: entry, staged: staged)
+            let id = try? configDigest(of: entry, entries: entries)
             if names.isEmpty, let id { names = dockerTags[id] ?? [] }
             if names.isEmpty, let given = entry.annotations?[Descriptor.containerdNameAnnotation] ?? entry.refName {
                 warn("\(sourceName): index.json entry \(position + 1) is named '\(EscapedText.escape(given))', which is not a full image reference (REPOSITORY:TAG); it is loaded without a name (tag it with 'image tag')")
             }
-            if names.isEmpty { result.append(LoadedImage(reference: nil, descriptor: entry, id: id)) }
+            if names.isEmpty { result.append(LoadedImage(reference: nil, descriptor: entry, id: id, archiveName: entry.refName)) }
             for name in names { result.append(LoadedImage(reference: name, descriptor: entry, id: id)) }
         }
         guard !result.isEmpty else { throw TransferError.bad("\(sourceName): index.json lists no image manifests") }
@@ -165,10 +195,10 @@ public struct ArchiveLoader {
 
     /// Every blob a descriptor needs is present with the announced size; present index children
     /// are complete (the one graph walk, fed from what the archive staged, or the store holds).
-    private func checkComplete(_ descriptor: Descriptor, what: String, staged: StoreSink) throws {
+    private func checkComplete(_ descriptor: Descriptor, what: String, entries: some ArchiveEntries) throws {
         let graph: ImageGraph
         do {
-            graph = try walk(descriptor, what: what, staged: staged)
+            graph = try walk(descriptor, what: what, entries: entries)
         } catch let error as ContentError where error.kind == .missing {
             throw TransferError.bad("\(what) names \(descriptor.digest), which the archive does not contain")
         } catch let error as ContentError {
@@ -178,7 +208,7 @@ public struct ArchiveLoader {
             throw TransferError.bad("\(what): the index \(descriptor.digest) has none of its images in the archive")
         }
         for blob in graph.blobs {
-            guard let size = staged.stagedSize(of: blob.digest) else {
+            guard let size = entries.size(of: blob.digest) else {
                 throw TransferError.bad("\(what) names \(blob.digest), which the archive does not contain")
             }
             guard size == blob.size else {
@@ -186,22 +216,22 @@ public struct ArchiveLoader {
             }
         }
         for image in graph.images {
-            _ = try decode(JSONValue.self, try staged.readStaged(image.manifest.config.digest), what: "\(what): config \(image.manifest.config.digest)")
+            _ = try decode(JSONValue.self, try entries.read(image.manifest.config.digest), what: "\(what): config \(image.manifest.config.digest)")
         }
     }
 
-    private func walk(_ descriptor: Descriptor, what: String, staged: StoreSink) throws -> ImageGraph {
+    func walk(_ descriptor: Descriptor, what: String, entries: some ArchiveEntries) throws -> ImageGraph {
         try GraphWalk.run(GraphWalk(root: descriptor, subject: what, allowAbsent: true)) { d in
-            guard let size = staged.stagedSize(of: d.digest) else { return nil }
+            guard let size = entries.size(of: d.digest) else { return nil }
             guard size == d.size else {
                 throw TransferError.bad("\(what) says \(d.digest) has \(d.size) bytes but the archive holds \(size)")
             }
-            return try staged.readStaged(d.digest)
+            return try entries.read(d.digest)
         }
     }
 
-    private func configDigest(of descriptor: Descriptor, staged: StoreSink) throws -> Digest {
-        guard let first = try walk(descriptor, what: "image", staged: staged).images.first else { throw TransferError.bad("no image") }
+    private func configDigest(of descriptor: Descriptor, entries: some ArchiveEntries) throws -> Digest {
+        guard let first = try walk(descriptor, what: "image", entries: entries).images.first else { throw TransferError.bad("no image") }
         return first.manifest.config.digest
     }
 
@@ -213,7 +243,7 @@ public struct ArchiveLoader {
         var Layers: [String]
     }
 
-    private func dockerRepoTags(_ data: Data?, sourceName: String, lookup: (String, Int) throws -> Staged?) throws -> [Digest: [Reference]] {
+    private func dockerRepoTags(_ data: Data?, sourceName: String, lookup: (String, Int) throws -> ArchiveLoader.Staged?) throws -> [Digest: [Reference]] {
         guard let data else { return [:] }
         let entries = try decode([DockerManifestEntry].self, data, what: "\(sourceName): manifest.json")
         var tags: [Digest: [Reference]] = [:]
@@ -227,20 +257,20 @@ public struct ArchiveLoader {
         return tags
     }
 
-    private func loadDockerArchive(_ data: Data, sourceName: String, lookup: (String, Int) throws -> Staged?,
-                                   copy: StreamedCopy, staged: StoreSink) async throws -> [LoadedImage] {
+    private func loadDockerArchive(_ data: Data, sourceName: String, lookup: (String, Int) throws -> ArchiveLoader.Staged?,
+                                   entries: some ArchiveEntries) async throws -> [LoadedImage] {
         if case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data), fields["schemaVersion"] != nil {
             // skopeo's `dir:` transport (manifest.json is the image manifest, blobs named by hex), tarred.
             throw TransferError(.invalidInput, "\(sourceName) is a tarred dir: layout (skopeo's directory transport), not an image archive; unpack it, convert it with 'skopeo copy dir:DIR oci-archive:FILE' and load FILE")
         }
-        let entries = try decode([DockerManifestEntry].self, data, what: "\(sourceName): manifest.json")
-        guard !entries.isEmpty else { throw TransferError.bad("\(sourceName): manifest.json lists no images") }
+        let listed = try decode([DockerManifestEntry].self, data, what: "\(sourceName): manifest.json")
+        guard !listed.isEmpty else { throw TransferError.bad("\(sourceName): manifest.json lists no images") }
         var result: [LoadedImage] = []
-        for (position, entry) in entries.enumerated() {
+        for (position, entry) in listed.enumerated() {
             let what = "\(sourceName): manifest.json entry \(position + 1)"
             let configName = try EntryName.normalize(entry.Config)
             guard let config = try lookup(configName, 0) else { throw TransferError.bad("\(what) names the config '\(configName)', which the archive does not contain") }
-            let configData = try staged.readStaged(config.digest)
+            let configData = try entries.read(config.digest)
             let imageConfig: ImageConfig
             do { imageConfig = try ImageConfig.decode(configData, what: "\(what): config \(configName)") }
             catch { throw TransferError.bad("\(error)") }
@@ -251,8 +281,8 @@ public struct ArchiveLoader {
             for (i, layerName) in entry.Layers.enumerated() {
                 let normalized = try EntryName.normalize(layerName)
                 guard let layer = try lookup(normalized, 0) else { throw TransferError.bad("\(what) names the layer '\(normalized)', which the archive does not contain") }
-                let mediaType = try layerMediaType(layer.digest, staged: staged)
-                let diffID = mediaType == .ociLayer ? layer.digest : try uncompressedDigest(layer, staged: staged, what: "\(what): layer '\(normalized)'")
+                let mediaType = try layerMediaType(layer.digest, entries: entries)
+                let diffID = mediaType == .ociLayer ? layer.digest : try uncompressedDigest(layer, entries: entries, what: "\(what): layer '\(normalized)'")
                 if diffID != imageConfig.rootfs.diffIDs[i] {
                     throw TransferError.bad("\(what): layer '\(normalized)' \(mediaType == .ociLayer ? "has digest" : "unpacks to digest") \(diffID) but the config expects diff_id \(imageConfig.rootfs.diffIDs[i])")
                 }
@@ -264,8 +294,7 @@ public struct ArchiveLoader {
                                          layers: layers)
             let manifestData = try CanonicalJSON.encode(manifest)
             let manifestDigest = Digest.sha256(of: manifestData)
-            let writer = try await copy.writer(size: Int64(manifestData.count), expected: manifestDigest, source: "generated manifest for \(what)")
-            do { try writer.write(manifestData); try await writer.commit() } catch { await writer.abandon(keepForResume: false); throw error }
+            try await entries.add(manifestData, digest: manifestDigest, what: "generated manifest for \(what)")
             let descriptor = Descriptor(mediaType: .ociManifest, digest: manifestDigest, size: Int64(manifestData.count),
                                         platform: Platform(os: imageConfig.os, architecture: imageConfig.architecture, variant: imageConfig.variant))
             let tags = try (entry.RepoTags ?? []).map { tag in
@@ -280,13 +309,12 @@ public struct ArchiveLoader {
     /// A Docker archive names a layer by its config's diff_id, the digest of the uncompressed tar: a
     /// compressed one is inflated once and hashed, as `docker load` does. Past 1,100 times its size
     /// (more than gzip can pack) it is refused as a compression bomb.
-    private func uncompressedDigest(_ layer: Staged, staged: StoreSink, what: String) throws -> Digest {
-        guard let path = staged.stagedPath(layer.digest) else { throw TransferError.bad("\(what) is not in the archive") }
+    private func uncompressedDigest(_ layer: ArchiveLoader.Staged, entries: some ArchiveEntries, what: String) throws -> Digest {
         var hasher = DigestHasher()
         let limit = layer.size.multipliedReportingOverflow(by: 1100)
         let whole: Bool
         do {
-            whole = try TarReader.decompressed(try FileSequenceSource(paths: [path]), limit: (limit.overflow ? .max : limit.partialValue) + (64 << 20)) { hasher.update($0) }
+            whole = try TarReader.decompressed(try entries.stream(layer.digest), limit: (limit.overflow ? .max : limit.partialValue) + (64 << 20)) { hasher.update($0) }
         } catch let error as StoreError { throw error } catch {
             throw TransferError.bad("\(what) cannot be decompressed: \(error)")
         }
@@ -295,15 +323,42 @@ public struct ArchiveLoader {
     }
 
     /// A Docker archive layer may be a plain tar or compressed; the first bytes tell.
-    private func layerMediaType(_ digest: Digest, staged: StoreSink) throws -> MediaType {
-        let fd = try staged.openStaged(digest)
-        defer { close(fd) }
+    private func layerMediaType(_ digest: Digest, entries: some ArchiveEntries) throws -> MediaType {
         var magic = [UInt8](repeating: 0, count: 6)
-        let n = magic.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, 6) }
+        let n = try magic.withUnsafeMutableBytes { try entries.stream(digest).read(into: $0) }
         switch Compression.detect(magic.prefix(max(n, 0))) {
         case .gzip: return .ociLayerGzip
         case .zstd: return .ociLayerZstd
         default: return .ociLayer
         }
+    }
+}
+
+/// What an archive's images are read from: its file entries by the digest each hashed to, wherever
+/// they are kept: the store's staging area while `image load` reads a stream once, or the archive
+/// file itself, in place, for `copy` (`ArchiveSource`).
+protocol ArchiveEntries {
+    func size(of digest: Digest) -> Int64?
+    /// A small entry whole, hashed again on the way (it is about to be trusted).
+    func read(_ digest: Digest) throws -> Data
+    /// The entry's bytes from its start (a layer's first bytes; a compressed layer inflated).
+    func stream(_ digest: Digest) throws -> any ByteSource
+    /// Takes a document the archive does not carry: the OCI manifest written for a Docker archive's image.
+    func add(_ document: Data, digest: Digest, what: String) async throws
+}
+
+/// `image load`'s entries: what the streamed copy staged in the store.
+struct StagedEntries: ArchiveEntries {
+    let sink: StoreSink
+    let copy: StreamedCopy
+    func size(of digest: Digest) -> Int64? { sink.stagedSize(of: digest) }
+    func read(_ digest: Digest) throws -> Data { try sink.readStaged(digest) }
+    func stream(_ digest: Digest) throws -> any ByteSource {
+        guard let path = sink.stagedPath(digest) else { throw TransferError.bad("\(digest) is not in the archive") }
+        return try FileSequenceSource(paths: [path])
+    }
+    func add(_ document: Data, digest: Digest, what: String) async throws {
+        let writer = try await copy.writer(size: Int64(document.count), expected: digest, source: what)
+        do { try writer.write(document); try await writer.commit() } catch { await writer.abandon(keepForResume: false); throw error }
     }
 }

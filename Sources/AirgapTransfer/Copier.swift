@@ -60,7 +60,8 @@ public enum Transport: Sendable, CustomStringConvertible {
 
 /// `copy SRC DST`: any source to any sink, as one plan over the copy engine. Registries keep
 /// their digests (manifests travel byte for byte); the platform policy is the one pull and bundle
-/// use. Archives given as a source are read once, verified, into a temporary layout first.
+/// use. An archive given as a source is read in place (`ArchiveSource`), or, compressed, once
+/// into a temporary layout.
 public struct Copier {
     public struct Options {
         public var platforms: [Platform] = []
@@ -131,6 +132,12 @@ public struct Copier {
         case .ociArchive(let file, let reference), .dockerArchive(let file, let reference):
             guard FileIO.exists(file) else {
                 throw TransferError(.invalidInput, "the archive \(file) does not exist; check the path in \(transport)")
+            }
+            // A plain tar file is read in place; a compressed one (or a pipe) is read once as a
+            // stream into a temporary layout, as `image load` reads it.
+            if let archive = try await ArchiveSource.open(file) {
+                return Opened(source: archive, requests: try archive.requests(reference, platforms: options.platforms,
+                                                                              allPlatforms: options.platforms.isEmpty || options.allPlatforms))
             }
             let temporary = FileManager.default.temporaryDirectory.path + "/airgap-copy-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             do {

@@ -58,6 +58,43 @@ struct CopyTests {
         #expect(bare.status == 1 && bare.stderr.contains("bare tag"), "\(bare.stderr)")
     }
 
+    /// Archives skopeo wrote (Go's archive/tar) are read in place: no temporary copy of them is
+    /// made (TMPDIR is a read-only file system here), and the image arrives as skopeo wrote it.
+    @Test func skopeoArchivesAreCopiedInPlace() throws {
+        let f = try BundleFixture()
+        let readOnly = f.dir.file("read-only-tmp")
+        try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
+        guard try runProcess("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", readOnly]).status == 0 else {
+            print("skipped: cannot mount a tmpfs here; in-place archive copies untested")
+            return
+        }
+        defer { _ = try? runProcess("umount", [readOnly]) }
+        let noTemporary = ["TMPDIR": readOnly]
+        let ref = "\(f.source)/app-1:1.0"
+        for (transport, file) in [("docker-archive", f.dir.file("d.tar")), ("oci-archive", f.dir.file("o.tar"))] {
+            let name = "skopeo/\(transport):1"
+            let made = try runProcess("skopeo", ["copy", "--src-tls-verify=false", "docker://\(ref)", "\(transport):\(file):\(name)"],
+                                      environment: ["REGISTRY_AUTH_FILE": "/nonexistent"])
+            #expect(made.status == 0, "\(made.stderr)")
+            let layout = f.dir.file("layout-\(transport)")
+            try f.expectOK(f.exporter(["copy", "\(transport):\(file)", "oci:\(layout)"], environment: noTemporary))
+            let full = "docker.io/skopeo/\(transport):1"
+            for what in [["--config", "--raw"], ["--format", "{{.Layers}}"]] {
+                let ours = try runProcess("skopeo", ["inspect"] + what + ["oci:\(layout):\(full)"])
+                let theirs = try runProcess("skopeo", ["inspect"] + what + ["\(transport):\(file)"])
+                #expect(ours.status == 0 && !ours.stdout.isEmpty && ours.stdout == theirs.stdout, "\(transport) \(what): \(ours.stdout) \(ours.stderr) vs \(theirs.stdout)")
+            }
+            // And on to a registry, byte for byte what the layout holds.
+            let target = "\(f.registries.plain)/\(TestRegistries.uniqueRepository("in-place"))/app:1"
+            try f.expectOK(f.exporter(["copy", "\(transport):\(file)", "docker://\(target)"]))
+            #expect(try skopeoDigest(f, "docker://\(target)") == (try skopeoDigest(f, "oci:\(layout):\(full)")))
+        }
+        // A compressed archive still goes through a temporary layout: here there is none to write.
+        #expect(try runProcess("gzip", ["-k", f.dir.file("d.tar")]).status == 0)
+        let gz = try f.exporter(["copy", "docker-archive:\(f.dir.file("d.tar.gz"))", "oci:\(f.dir.file("gz-layout"))"], environment: noTemporary)
+        #expect(gz.status != 0, "\(gz.stdout)")
+    }
+
     @Test func aVerifiedBundleCopiesIntoALayoutAndATamperedOneChangesNothing() throws {
         let f = try BundleFixture()
         try f.expectOK(f.makeBundle())

@@ -1,0 +1,126 @@
+import AirgapContent
+import AirgapOCI
+import AirgapStore
+import AirgapTar
+import AirgapTestSupport
+import AirgapTransfer
+import Foundation
+import Testing
+
+/// `copy oci-archive:FILE …` / `docker-archive:FILE …` read the archive in place: one pass hashes
+/// it, then each blob is read again from its byte range through the sink's verifier.
+@Suite struct ArchiveSourceTests {
+    /// Copies every named image of the archive at `path` into a new store, in place.
+    func copyInPlace(_ path: String, into dir: TempDirectory) async throws -> LocalStore {
+        defer { withExtendedLifetime(dir) {} }
+        let store = try LocalStore(path: dir.path)
+        let source = try #require(try await ArchiveSource.open(path), "the archive was not read in place")
+        let plan = try await CopyPlanner(source: source, allowAbsent: true).plan(try source.requests(nil, platforms: [], allPlatforms: true))
+        try await CopyEngine(source: source, sink: StoreSink(store: store)).run(plan)
+        return store
+    }
+
+    /// What `image load` makes of the same bytes: the reference the in-place copy must equal.
+    func loaded(_ data: Data) async throws -> (LocalStore, TempDirectory) {
+        let dir = TempDirectory("loaded")
+        let store = try LocalStore(path: dir.path)
+        _ = try await ArchiveLoader(store: store).load(source: DataSource(data), sourceName: "archive")
+        return (store, dir)
+    }
+
+    func sameImages(_ a: LocalStore, _ b: LocalStore) throws {
+        let left = try a.images().map { "\($0.reference?.description ?? "-") \($0.entry.digest)" }.sorted()
+        let right = try b.images().map { "\($0.reference?.description ?? "-") \($0.entry.digest)" }.sorted()
+        #expect(!left.isEmpty && left == right)
+        #expect(try a.allBlobs() == (try b.allBlobs()))
+    }
+
+    @Test func anArchiveFileIsCopiedInPlaceAsImageLoadReadsIt() async throws {
+        let (archive, _, keep) = try await savedArchive(count: 3, multiArch: true)
+        defer { withExtendedLifetime(keep) {} }
+        let dir = TempDirectory("in-place")
+        let path = dir.file("saved.tar")
+        try archive.write(to: URL(fileURLWithPath: path))
+        let (reference, keepLoaded) = try await loaded(archive)
+        defer { withExtendedLifetime(keepLoaded) {} }
+        let target = TempDirectory("target")
+        try sameImages(try await copyInPlace(path, into: target), reference)
+
+        // The same entries re-encoded by Python with a pax header before each one (where the data
+        // starts is no fixed distance from the header): still read in place, to the same images.
+        let pax = dir.file("pax.tar")
+        let repack = try runProcess("/usr/bin/python3", ["-c", """
+            import tarfile, sys
+            src = tarfile.open(sys.argv[1]); dst = tarfile.open(sys.argv[2], 'w', format=tarfile.PAX_FORMAT)
+            for m in src.getmembers():
+                m.pax_headers = {'comment': 'x' * (700 + len(m.name))}
+                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+            dst.close()
+            """, path, pax])
+        #expect(repack.status == 0, "\(repack.stderr)")
+        let paxTarget = TempDirectory("pax-target")
+        defer { withExtendedLifetime(paxTarget) {} }
+        try sameImages(try await copyInPlace(pax, into: paxTarget), reference)
+    }
+
+    /// Docker's legacy layout (`<id>/layer.tar`, links between layers): the manifests a Docker
+    /// archive lacks are written in memory, the layers read in place.
+    @Test func aLegacyDockerSaveIsCopiedInPlace() async throws {
+        let layerA = try craftTar([.file("etc/a", Data("a".utf8))])
+        let diffA = Digest.sha256(of: layerA)
+        let config = Data(#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["\#(diffA)","\#(diffA)"]}}"#.utf8)
+        let id = Digest.sha256(of: config).encoded
+        let archive = try craftTar([
+            .directory("l1"), .file("l1/layer.tar", layerA),
+            .directory("l2"), .symlink("l2/layer.tar", target: "../l1/layer.tar"),
+            .file("\(id).json", config),
+            .file("manifest.json", Data(#"[{"Config":"\#(id).json","RepoTags":["legacy/one:1"],"Layers":["l1/layer.tar","l2/layer.tar"]}]"#.utf8)),
+        ])
+        let dir = TempDirectory("legacy-in-place")
+        let path = dir.file("legacy.tar")
+        try archive.write(to: URL(fileURLWithPath: path))
+        let (reference, keep) = try await loaded(archive)
+        defer { withExtendedLifetime(keep) {} }
+        let target = TempDirectory("legacy-target")
+        defer { withExtendedLifetime(target) {} }
+        let copied = try await copyInPlace(path, into: target)
+        try sameImages(copied, reference)
+        #expect(try copied.findOne("legacy/one:1").manifest.layers.map(\.digest) == [diffA, diffA])
+    }
+
+    /// The file changes between the pass that checked it and the copy that reads it again: the
+    /// sink's verifier refuses the changed blob, and the destination names nothing.
+    @Test func anArchiveChangedAfterItsPassIsCaughtWhenCopied() async throws {
+        let (archive, _, keep) = try await savedArchive(count: 2)
+        defer { withExtendedLifetime(keep) {} }
+        let dir = TempDirectory("changed")
+        let path = dir.file("saved.tar")
+        try archive.write(to: URL(fileURLWithPath: path))
+        let source = try #require(try await ArchiveSource.open(path))
+        let plan = try await CopyPlanner(source: source, allowAbsent: true).plan(try source.requests(nil, platforms: [], allPlatforms: true))
+        let largest = try #require(plan.blobs.max { $0.descriptor.size < $1.descriptor.size })
+        let segments = try #require(source.fileSegments(largest.descriptor))
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(segments.segments[0].offset + segments.length / 2))
+        try handle.write(contentsOf: Data([0x5a]))
+        try handle.close()
+        let target = TempDirectory("changed-target")
+        defer { withExtendedLifetime(target) {} }
+        let store = try LocalStore(path: target.path)
+        await #expect(throws: (any Error).self) { try await CopyEngine(source: source, sink: StoreSink(store: store)).run(plan) }
+        #expect(try store.entries().isEmpty)
+        #expect(!store.hasBlob(largest.descriptor.digest))
+    }
+
+    /// A compressed archive has no byte ranges to read again: it is not opened in place (copy
+    /// reads it once into a temporary layout instead).
+    @Test func aCompressedArchiveIsNotReadInPlace() async throws {
+        let (archive, _, keep) = try await savedArchive(count: 1)
+        defer { withExtendedLifetime(keep) {} }
+        let dir = TempDirectory("gz")
+        let path = dir.file("saved.tar")
+        try archive.write(to: URL(fileURLWithPath: path))
+        #expect(try runProcess("gzip", ["-k", path]).status == 0)
+        #expect(try await ArchiveSource.open(path + ".gz") == nil)
+    }
+}
