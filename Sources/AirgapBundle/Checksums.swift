@@ -1,3 +1,4 @@
+import AirgapContent
 import AirgapOCI
 import AirgapTar
 import Foundation
@@ -5,17 +6,32 @@ import Foundation
 /// `airgap/SHA256SUMS`: one `<hex>  <name>` line per entry, in the bundle's entry order,
 /// readable by `sha256sum -c` after extraction.
 public struct Checksums: Sendable, Equatable {
-    public var entries: [(name: String, digest: Digest)]
-
-    public init(entries: [(name: String, digest: Digest)]) { self.entries = entries }
-
-    public static func == (a: Checksums, b: Checksums) -> Bool {
-        a.entries.map(\.name) == b.entries.map(\.name) && a.entries.map(\.digest) == b.entries.map(\.digest)
+    /// One line. A blob's name (`blobs/sha256/<its digest>`) is not kept as text: a
+    /// 10,000-image bundle lists 30,000 of them, 96 bytes of heap each.
+    public struct Entry: Sendable, Equatable {
+        public let digest: Digest
+        /// nil: the name is the blob path of `digest`.
+        private let label: String?
+        public init(name: String, digest: Digest) {
+            self.digest = digest
+            label = name.hasPrefix("blobs/sha256/") && name.utf8.count == 77 && Naming.digest(ofBlobPath: name) == digest ? nil : name
+        }
+        public var name: String { label ?? Naming.blobPath(digest) }
+        /// The sha256 a `blobs/sha256/<hex>` name claims, if the name is one.
+        public var blobDigest: Digest? {
+            guard let label else { return digest }
+            guard label.hasPrefix("blobs/sha256/") else { return nil }
+            return try? Digest(algorithm: .sha256, encoded: String(label.dropFirst("blobs/sha256/".count)))
+        }
     }
+    public var entries: [Entry]
+
+    public init(entries: [(name: String, digest: Digest)]) { self.entries = entries.map { Entry(name: $0.name, digest: $0.digest) } }
+    init(entries: [Entry]) { self.entries = entries }
 
     public var data: Data {
         var out = Data(capacity: entries.count * Self.lineBytes)
-        Self.append(entries, to: &out)
+        Self.append(entries.lazy.map { (name: $0.name, digest: $0.digest) }, to: &out)
         return out
     }
 
@@ -35,7 +51,7 @@ public struct Checksums: Sendable, Equatable {
 
     public static func parse(_ data: Data) throws -> Checksums {
         guard let text = String(data: data, encoding: .utf8) else { throw BundleError.format("airgap/SHA256SUMS is not UTF-8 text") }
-        var entries: [(String, Digest)] = []
+        var entries: [Entry] = []
         var seen = Set<String>()
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
             let parts = line.split(separator: " ", maxSplits: 1)
@@ -48,7 +64,7 @@ public struct Checksums: Sendable, Equatable {
                 throw BundleError.format("airgap/SHA256SUMS line \(number + 1) names an entry that cannot be in a bundle (\(EscapedText.quote(name)))")
             }
             guard seen.insert(name).inserted else { throw BundleError.format("airgap/SHA256SUMS names \(name) twice") }
-            entries.append((name, digest))
+            entries.append(Entry(name: name, digest: digest))
         }
         return Checksums(entries: entries)
     }

@@ -131,6 +131,7 @@ struct Verify: AsyncParsableCommand {
         let progress = input.display.renderer(verb: "Verify", passVerb: "Verifying", quiet: quiet || format == "json")
         let reader = try input.reader(storeRoot: globals.storeRoot, progress: progress)
         reader.keepsConfigs = false // nothing after the read looks at a config's bytes
+        reader.keepsOffsets = false // nor reads a blob again
         let result = try await reader.read()
         progress.finish()
         let seconds = Date().timeIntervalSince(started)

@@ -528,3 +528,34 @@ struct InProcessBundle {
         #expect(BlobTable(shuffled)[digests[0]]?.size == 0, "a repeat is out of order: the dictionary takes the first")
     }
 }
+
+/// Lines and read entries keep a blob's name as its digest: what they say must not change.
+@Suite struct CompactEntryTests {
+    @Test func namesAndDigestsReadBackExactly() throws {
+        let a = Digest.sha256(of: Data("a".utf8)), b = Digest.sha256(of: Data("b".utf8))
+        let text = """
+        \(a.encoded)  airgap/bundle.json
+        \(a.encoded)  blobs/sha256/\(a.encoded)
+        \(a.encoded)  blobs/sha256/\(b.encoded)
+        \(b.encoded)  index.json
+
+        """
+        let sums = try Checksums.parse(Data(text.utf8))
+        #expect(sums.entries.map(\.name) == ["airgap/bundle.json", "blobs/sha256/\(a.encoded)", "blobs/sha256/\(b.encoded)", "index.json"])
+        #expect(sums.entries.map(\.digest) == [a, a, a, b])
+        // A blob name that claims another digest than its line keeps its own (the reader's finding).
+        #expect(sums.entries.map(\.blobDigest) == [nil, a, b, nil])
+        #expect(String(decoding: sums.data, as: UTF8.self) == text)
+
+        for entry in [ReadEntry(name: "blobs/sha256/\(a.encoded)", size: 1, sha256: a.encoded, ok: true),
+                      ReadEntry(name: "blobs/sha256/\(a.encoded)", size: 1, sha256: b.encoded, ok: false),
+                      ReadEntry(name: "index.json", size: 2, sha256: b.encoded, ok: true)] {
+            let json = try JSONEncoder().encode(entry)
+            let object = try JSONSerialization.jsonObject(with: json) as! [String: Any]
+            #expect(object["name"] as? String == entry.name && object["sha256"] as? String == entry.sha256 && object["ok"] as? Bool == entry.ok)
+            let back = try JSONDecoder().decode(ReadEntry.self, from: json)
+            #expect(back.name == entry.name && back.sha256 == entry.sha256 && back.ok == entry.ok && back.size == entry.size)
+        }
+        #expect(ReadEntry(name: "blobs/sha256/\(a.encoded)", size: 1, sha256: b.encoded, ok: false).sha256 == b.encoded)
+    }
+}
