@@ -104,6 +104,18 @@ step "inside: copy one image out of the verified bundle into an OCI archive any 
 "$IMPORT" --store "$WORK/inside-store" copy -q "bundle:$WORK/bundle.tar" --key "$WORK/site.pub" --platform linux/arm64/v8 "oci:$WORK/layout"
 "$IMPORT" copy -q "oci:$WORK/layout:$OUTSIDE/sample/app-1:1.0" "oci-archive:$WORK/app-1.tar:$OUTSIDE/sample/app-1:1.0" >/dev/null
 skopeo inspect --raw "oci-archive:$WORK/app-1.tar:$OUTSIDE/sample/app-1:1.0" | sha256sum | sed 's/^/app-1 in the archive: sha256:/; s/  -$//'
+echo "and the archive, read in place (no temporary copy), on to the internal registry:"
+"$IMPORT" copy -q "oci-archive:$WORK/app-1.tar" "docker://$INTERNAL/mirror/from-archive/app-1:1.0"
+
+step "inside: load the bundle into podman (the engine gets an archive of verified blobs, the names only after the whole bundle checked out)"
+printf '[storage]\ndriver = "vfs"\ngraphroot = "%s"\nrunroot = "%s"\n' "$WORK/podman-load/storage" "$WORK/podman-load/run" >"$WORK/storage.conf"
+printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\n' >"$WORK/containers.conf"
+if CONTAINERS_STORAGE_CONF="$WORK/storage.conf" CONTAINERS_CONF="$WORK/containers.conf" \
+  "$IMPORT" --store "$WORK/inside-store" load "$WORK/tampered.tar" --key "$WORK/site.pub" --into podman --progress none 2>/dev/null; then
+  echo "demo: a tampered bundle loaded into podman" >&2; exit 1
+fi
+CONTAINERS_STORAGE_CONF="$WORK/storage.conf" CONTAINERS_CONF="$WORK/containers.conf" \
+  "$IMPORT" --store "$WORK/inside-store" load "$WORK/bundle.tar" --key "$WORK/site.pub" --into podman -q
 
 step "inside, no registry at hand: serve the verified bundle in place as a read-only registry"
 "$IMPORT" --store "$WORK/inside-store" serve "$WORK/bundle.tar" --listen 127.0.0.1:0 \
