@@ -138,14 +138,14 @@ final class ProgressRenderer: @unchecked Sendable {
                 guard unlisted.remove(digest) == nil else { break }
                 remove(digest)
                 line("\(digest.shortID): \(verb) complete (\(Format.size(size)))")
-            case .blobSkipped(let digest, let size):
+            case .blobSkipped(let digest, let size, let listed):
                 blobsSkipped += 1
                 skippedBytes += size
-                line("\(digest.shortID): already exists")
-            case .blobMounted(let digest, let size, let from):
+                if listed { line("\(digest.shortID): already exists") }
+            case .blobMounted(let digest, let size, let from, let listed):
                 blobsSkipped += 1
                 skippedBytes += size
-                line("\(digest.shortID): mounted from \(from)")
+                if listed { line("\(digest.shortID): mounted from \(from)") }
             case .manifestWritten:
                 break // each command prints what it wrote, once, on standard output
             case .passStarted(let label, let bytes):

@@ -60,12 +60,12 @@ public struct CopyEngine: Sendable {
         let source = plan.source(of: blob)
         for name in sink.repositoryScoped ? plan.names(of: blob) : [plan.firstName(of: blob)] {
             if try await sink.holds(d, for: name) {
-                events(.blobSkipped(d.digest, size: d.size))
+                events(.blobSkipped(d.digest, size: d.size, listed: Self.listed(d)))
                 holder = holder ?? name
                 continue
             }
             if let from = holder ?? self.source.mountOrigin(d, in: source), try await sink.mount(d, for: name, from: from) {
-                events(.blobMounted(d.digest, size: d.size, from: from.repository))
+                events(.blobMounted(d.digest, size: d.size, from: from.repository, listed: Self.listed(d)))
                 holder = holder ?? name
                 continue
             }
@@ -216,7 +216,7 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
         let name = plan.firstName(of: plan.blobs[entry.blob])
         if try await sink.holds(descriptor, for: name) {
             held += 1
-            events(.blobSkipped(descriptor.digest, size: descriptor.size))
+            events(.blobSkipped(descriptor.digest, size: descriptor.size, listed: CopyEngine.listed(descriptor)))
             return nil
         }
         events(.blobStarted(descriptor.digest, size: descriptor.size, listed: CopyEngine.listed(descriptor)))

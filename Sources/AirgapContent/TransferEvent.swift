@@ -12,8 +12,9 @@ public enum TransferEvent: Sendable {
     case blobProgress(Digest, bytes: Int64)
     case blobFinished(Digest, size: Int64)
     /// Already present at the destination: nothing transferred.
-    case blobSkipped(Digest, size: Int64)
-    case blobMounted(Digest, size: Int64, from: String)
+    /// `listed` as for `blobStarted`: a manifest or config the destination holds is only counted.
+    case blobSkipped(Digest, size: Int64, listed: Bool)
+    case blobMounted(Digest, size: Int64, from: String, listed: Bool)
     case manifestWritten(Reference, Digest)
     case note(String)
     /// A pass that reads a whole file or store to check it (verify, load, audit): its name and size.

@@ -233,8 +233,18 @@ let s390x = Platform(os: "linux", architecture: "s390x")
         let sink = MemorySink()
         sink.held = Set(plan.blobs.map(\.descriptor.digest))
         let before = source.blobReads.count
-        try await CopyEngine(source: source, sink: sink).run(plan)
+        final class Skipped: @unchecked Sendable { let lock = NSLock(); var listed: [Digest: Bool] = [:] }
+        let skipped = Skipped()
+        try await CopyEngine(source: source, sink: sink, events: { event in
+            if case .blobSkipped(let digest, _, let listed) = event { skipped.lock.withLock { skipped.listed[digest] = listed } }
+        }).run(plan)
         #expect(source.blobReads.count == before && sink.blobs.isEmpty)
+        // Docker says "already exists" of layers only: a held config or manifest is only counted.
+        #expect(skipped.listed.count == Set(plan.blobs.map(\.descriptor.digest)).count)
+        for blob in plan.blobs {
+            let d = blob.descriptor
+            #expect(skipped.listed[d.digest] == !(d.mediaType.isManifest || d.mediaType.isImageConfig), "\(d.mediaType)")
+        }
     }
 }
 
