@@ -140,7 +140,7 @@ struct OutputFormat {
                 let header = Dictionary(uniqueKeysWithValues: headers.map { ($0.key, JSONValue.string($0.value)) })
                 lines.append(try template.render(.object(header)))
             }
-            for row in rows { lines.append(try template.render(.object(row))) }
+            for row in rows { lines.append(TemplateOutput.printable(try template.render(.object(row)))) }
             if isTable { return Format.tabwriter(lines.joined(separator: "\n").components(separatedBy: "\n")) }
             return lines.joined(separator: "\n")
         } catch let error as GoTemplate.Failure {
@@ -171,5 +171,25 @@ enum OutputPath {
         guard access(parent, W_OK) == 0 else {
             throw CommandError(.failure, "cannot write \(path): the directory \(parent) is not writable (\(String(cString: strerror(errno)).lowercased())); choose a writable location (nothing was done)")
         }
+    }
+}
+
+/// What a Go template renders from an image's own fields (labels, names, history a registry or
+/// an archive chose) goes to a terminal: the control characters in it (ESC, CR, backspace, C1)
+/// are spelled out as `\xNN`, so a label cannot move the cursor or rewrite lines. Tabs and
+/// newlines stay (templates write them); JSON output escapes them already.
+enum TemplateOutput {
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) { out += String(format: "\\x%02x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+        }
+        return out
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        let v = scalar.value
+        return (v < 0x20 && v != 0x09 && v != 0x0a) || (0x7f...0x9f).contains(v)
     }
 }

@@ -353,7 +353,7 @@ struct ImageInspect: AsyncParsableCommand {
             output.append(.object(object))
         }
         if let template {
-            do { for object in output { print(try template.render(object)) } }
+            do { for object in output { print(TemplateOutput.printable(try template.render(object))) } }
             catch { throw CommandError(.usage, "the --format template failed: \(error)") }
         } else {
             print(Format.dockerJSON(.array(output)))

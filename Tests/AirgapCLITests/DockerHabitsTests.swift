@@ -181,3 +181,17 @@ private let container: JSONValue = .object([
         }
     }
 }
+
+/// A label or a history line is the image maker's text: what a template prints of it reaches the
+/// terminal with its control characters spelled out (tabs and newlines of the template stay).
+@Suite struct TemplateOutputTests {
+    @Test func controlCharactersFromAnImageArePrintedAsEscapes() throws {
+        let hostile = "a\u{1b}]0;owned\u{07}b\rc\u{9b}2Jd"
+        let format = try OutputFormat("{{.CreatedBy}}\t{{.Size}}", fields: ["CreatedBy": "CREATED BY", "Size": "SIZE"], defaultColumns: ["CreatedBy"])
+        let out = try format.render([["CreatedBy": .string(hostile), "Size": .string("1kB")]])
+        #expect(out == "a\\x1b]0;owned\\x07b\\x0dc\\x9b2Jd\t1kB", "\(out.debugDescription)")
+        let json = try OutputFormat("json", fields: ["CreatedBy": "CREATED BY"], defaultColumns: ["CreatedBy"]).render([["CreatedBy": .string(hostile)]])
+        #expect(!json.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 }, "\(json.debugDescription)")
+        #expect(TemplateOutput.printable("plain\ttext\nnext") == "plain\ttext\nnext")
+    }
+}
