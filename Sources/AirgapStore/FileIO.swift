@@ -133,20 +133,26 @@ public enum FileIO {
     }
 
     public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644, sync: Bool = true) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        let temp = try writeBeside(data, for: path, mode: mode, sync: sync)
+        do { try rename(temp, path) } catch { unlink(temp); throw error }
+        fsyncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// The first half of `writeAtomically`: `data` in a new file next to `path` (synced unless
+    /// told not to), whose name is returned for the rename; nothing is left if it fails.
+    public static func writeBeside(_ data: Data, for path: String, mode: mode_t = 0o644, sync: Bool = true) throws -> String {
         let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = try open(temp, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         do {
             try writeAll(fd, data, path: temp)
             if sync { try fsync(fd, path: temp) }
             Glibc.close(fd)
-            try rename(temp, path)
+            return temp
         } catch {
             Glibc.close(fd)
             unlink(temp)
             throw error
         }
-        fsyncDirectory(dir)
     }
 
     public static func readFile(_ path: String, limit: Int = 256 << 20) throws -> Data {

@@ -127,6 +127,16 @@ public final class LocalStore: Sendable {
     func indexLock() throws -> FileLock { try FileLock(path: lockDirectory + "/index.lock", exclusive: true) }
 
     private func cleanAbandonedTempFiles() {
+        // A new index.json a killed load wrote and never renamed (`stageTags`): dropped only while
+        // nobody holds the index lock, which its writer keeps until the rename.
+        let stale = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("index.json.tmp-") }
+        if !stale.isEmpty, let lock = try? FileLock(path: lockDirectory + "/index.lock", exclusive: true, wait: false) {
+            for name in stale {
+                var seen = stat()
+                if lstat(root + "/" + name, &seen) == 0, time(nil) - seen.st_mtim.tv_sec >= 60 { unlink(root + "/" + name) }
+            }
+            lock.unlock()
+        }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: ingestDirectory) else { return }
         for name in names {
             let path = ingestDirectory + "/" + name
@@ -202,26 +212,84 @@ public final class LocalStore: Sendable {
         for (reference, descriptor) in tags {
             try requireComplete(descriptor, for: reference?.description ?? descriptor.digest.description)
         }
-        try updateEntries { entries in
-            // One pass, not one per tag: a load of 10,000 images stays linear. The last tag of a name wins.
-            var last: [String: Int] = [:]
-            for (i, (reference, _)) in tags.enumerated() { if let reference { last[reference.description] = i } }
-            entries.removeAll { $0.refName.map { last[$0] != nil } ?? false }
-            var present = Set(entries.map(\.digest))
-            for (i, (reference, descriptor)) in tags.enumerated() {
-                var entry = Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size,
-                                       platform: descriptor.platform)
-                if let reference {
-                    let name = reference.description
-                    guard last[name] == i else { continue }
-                    entry.annotations = [Descriptor.refNameAnnotation: name]
-                } else {
-                    // An unnamed entry is only useful when the content has no name yet.
-                    if present.contains(descriptor.digest) { continue }
+        try updateEntries { entries in Self.merge(tags, into: &entries) }
+    }
+
+    /// Tags written around a publish, in two steps: this one, under the index lock, writes the
+    /// new index.json beside the old one and syncs it (a disk too full for it fails here, before
+    /// any blob is visible); `StagedTags.commit` then checks that every tag's content is in
+    /// `blobs/` and renames the file into place. The lock is held in between.
+    public func stageTags(_ tags: [(Reference?, Descriptor)]) throws -> StagedTags {
+        let lock = try indexLock()
+        do {
+            var index = try readIndexFile()
+            Self.merge(tags, into: &index.manifests)
+            let path = root + "/index.json"
+            let temporary = try FileIO.writeBeside(try CanonicalJSON.encode(index), for: path)
+            return StagedTags(store: self, tags: tags, temporary: temporary, path: path, lock: lock)
+        } catch {
+            lock.unlock()
+            throw error
+        }
+    }
+
+    /// The new index.json, written and synced, waiting for its rename (see `stageTags`).
+    public final class StagedTags {
+        let store: LocalStore
+        let tags: [(Reference?, Descriptor)]
+        let temporary: String
+        let path: String
+        var lock: FileLock?
+        init(store: LocalStore, tags: [(Reference?, Descriptor)], temporary: String, path: String, lock: FileLock) {
+            self.store = store; self.tags = tags; self.temporary = temporary; self.path = path; self.lock = lock
+        }
+
+        public func commit() throws {
+            do {
+                for (reference, descriptor) in tags {
+                    try store.requireComplete(descriptor, for: reference?.description ?? descriptor.digest.description)
                 }
-                present.insert(descriptor.digest)
-                entries.append(entry)
+                try FileIO.rename(temporary, path)
+                FileIO.fsyncDirectory(store.root)
+            } catch {
+                abandon()
+                throw error
             }
+            lock?.unlock()
+            lock = nil
+        }
+
+        /// Drops the new index.json (nothing was renamed); a no-op once committed or abandoned.
+        public func abandon() {
+            guard let lock else { return }
+            unlink(temporary)
+            lock.unlock()
+            self.lock = nil
+        }
+
+        deinit { abandon() }
+    }
+
+    /// The tag list after `tags`: one pass, not one per tag (a load of 10,000 images stays
+    /// linear); the last tag of a name wins.
+    static func merge(_ tags: [(Reference?, Descriptor)], into entries: inout [Descriptor]) {
+        var last: [String: Int] = [:]
+        for (i, (reference, _)) in tags.enumerated() { if let reference { last[reference.description] = i } }
+        entries.removeAll { $0.refName.map { last[$0] != nil } ?? false }
+        var present = Set(entries.map(\.digest))
+        for (i, (reference, descriptor)) in tags.enumerated() {
+            var entry = Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size,
+                                   platform: descriptor.platform)
+            if let reference {
+                let name = reference.description
+                guard last[name] == i else { continue }
+                entry.annotations = [Descriptor.refNameAnnotation: name]
+            } else {
+                // An unnamed entry is only useful when the content has no name yet.
+                if present.contains(descriptor.digest) { continue }
+            }
+            present.insert(descriptor.digest)
+            entries.append(entry)
         }
     }
 

@@ -123,13 +123,24 @@ public final class StoreSink: ContentSink, @unchecked Sendable {
     public func keepOnly(_ used: Set<Digest>) { lock.withLock { staging }?.keepOnly(used) }
 
     public func putDocument(_ descriptor: Descriptor, _ data: Data, for name: Reference) async throws {
-        try store.ingest(data, expected: descriptor.digest, source: "manifest \(descriptor.digest) of \(name.familiarName)")
+        guard lock.withLock({ staging }) != nil else {
+            try store.ingest(data, expected: descriptor.digest, source: "manifest \(descriptor.digest) of \(name.familiarName)")
+            return
+        }
+        // Staged like every blob: nothing of this copy is in `blobs/` before its names.
+        let writer = try await blobWriter(descriptor, for: name)
+        do { try writer.write(data); try await writer.commit() } catch { await writer.abandon(keepForResume: false); throw error }
     }
 
     public func commit(_ plan: CopyPlan) async throws {
         defer { release() }
-        try lock.withLock { staging }?.publish()
-        try store.setTags(plan.images.map { ($0.named ? $0.name : nil, $0.top) })
+        let tags = plan.images.map { ($0.named ? $0.name : nil, $0.top) }
+        guard let staging = lock.withLock({ staging }) else { return try store.setTags(tags) }
+        // The new index.json is written first: a disk that cannot hold it fails the copy
+        // before a staged blob is published, so nothing untagged is left in `blobs/`.
+        let names = try store.stageTags(tags)
+        do { try staging.publish() } catch { names.abandon(); throw error }
+        try names.commit()
     }
 
     public func abort() async { release() }

@@ -124,3 +124,58 @@ import Testing
         #expect(try await ArchiveSource.open(path + ".gz") == nil)
     }
 }
+
+/// A staged copy into the store writes its new index.json before it publishes a blob: a disk
+/// that fills up after the blobs were staged fails the copy with `blobs/` and index.json as
+/// they were, not with published blobs that nothing names.
+@Suite(.serialized) struct PublishOrderTests {
+    /// Forwards to the store's staged sink, and fills the disk just before the names.
+    final class FillingSink: ContentSink, @unchecked Sendable {
+        let inner: StoreSink
+        let filler: String
+        init(_ inner: StoreSink, filler: String) { self.inner = inner; self.filler = filler }
+        var description: String { inner.description }
+        var order: SinkOrder { inner.order }
+        func begin(_ plan: CopyPlan) async throws { try await inner.begin(plan) }
+        func holds(_ d: Descriptor, for name: Reference) async throws -> Bool { try await inner.holds(d, for: name) }
+        func blobWriter(_ d: Descriptor, for name: Reference) async throws -> any BlobWriter { try await inner.blobWriter(d, for: name) }
+        func putDocument(_ d: Descriptor, _ data: Data, for name: Reference) async throws { try await inner.putDocument(d, data, for: name) }
+        func commit(_ plan: CopyPlan) async throws {
+            let fd = open(filler, O_WRONLY | O_CREAT, 0o644)
+            let chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while chunk.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
+            close(fd)
+            try await inner.commit(plan)
+        }
+        func abort() async { await inner.abort() }
+    }
+
+    @Test func aDiskThatFillsBeforeTheNamesLeavesNothingVisible() async throws {
+        let dir = TempDirectory("publish-order")
+        let mountPoint = dir.file("disk")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        guard try runProcess("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint]).status == 0 else {
+            print("skipped: cannot mount a tmpfs here; the publish order is untested")
+            return
+        }
+        defer { _ = try? runProcess("umount", ["-l", mountPoint]) }
+        let source = try LocalStore(path: dir.file("source"))
+        var options = SampleImages.Options()
+        options.count = 2
+        options.baseLayerBytes = 64 << 10
+        options.appLayerBytes = 16 << 10
+        _ = try SampleImages(store: source).generate(options)
+        let store = try LocalStore(path: mountPoint + "/store")
+        let before = try StoreSnapshot(store)
+        let sourceEndpoint = StoreSource(store: source)
+        let plan = try await CopyPlanner(source: sourceEndpoint).plan(try source.images().map { CopyRequest(reference: $0.reference!, allPlatforms: true, pinned: $0.entry) })
+        let sink = FillingSink(StoreSink(store: store, staged: true), filler: mountPoint + "/filler")
+        await #expect(throws: (any Error).self) { try await CopyEngine(source: sourceEndpoint, sink: sink).run(plan) }
+        #expect(try StoreSnapshot(store) == before, "blobs were published that nothing names")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.root).filter { $0.hasPrefix("index.json.tmp") }.isEmpty)
+        // With room again, the same copy goes through.
+        unlink(mountPoint + "/filler")
+        try await CopyEngine(source: sourceEndpoint, sink: StoreSink(store: store, staged: true)).run(plan)
+        #expect(try store.images().count == 2)
+    }
+}
