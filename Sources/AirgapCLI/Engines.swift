@@ -77,18 +77,30 @@ struct CommandEngine: ImageEngine {
     }
 
     func load(_ bytes: ByteBufferPipe) async throws -> [String] {
+        let output = try OutputFiles()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = loadArguments
+        // podman copies its standard input to a file in TMPDIR before it loads: in the private
+        // directory, removed with it, also when the engine is killed.
+        var environment = ProcessInfo.processInfo.environment
+        environment["TMPDIR"] = output.directory
+        process.environment = environment
         let input = Pipe()
-        let output = try OutputFiles()
         process.standardInput = input
         process.standardOutput = output.out
         process.standardError = output.err
         let exited = ExitWaiter(process)
         do { try process.run() } catch { throw CommandError(.failure, "cannot run \(executable): \(error.localizedDescription)") }
+        // Foundation starts the child as the leader of a process group of its own: the engine and
+        // whatever it starts (a wrapper script's podman) are killed together. A grandchild left
+        // alive would hold the exit notification open and wait on standard input forever.
+        let group = process.processIdentifier
+        // A failed check must stop the engine even while a write to it blocks (it stopped reading).
+        bytes.onFailure = { kill(-group, SIGKILL) }
         let writer = input.fileHandleForWriting
         var streamError: (any Error)?
+        var engineStopped = false
         do {
             for try await chunk in bytes {
                 // Straight from the verified buffer to the engine's pipe, no copy on the way.
@@ -97,7 +109,7 @@ struct CommandEngine: ImageEngine {
                     while offset < bytes.count {
                         let n = Glibc.write(writer.fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
                         if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { throw CommandError(.failure, "\(name) stopped reading the bundle") }
+                        guard n > 0 else { engineStopped = true; throw CommandError(.failure, "\(name) stopped reading the bundle") }
                         offset += n
                     }
                 }
@@ -108,14 +120,17 @@ struct CommandEngine: ImageEngine {
         }
         if let streamError {
             // The bundle failed a check (or the engine stopped reading): it must not see the end.
-            let gone = !process.isRunning
-            kill(process.processIdentifier, SIGKILL)
-            _ = await exited.status()
+            kill(-group, SIGKILL)
+            try? writer.close()
+            let status = await exited.status()
+            bytes.onFailure = nil // the group is gone; its number may be given again
             bytes.cancel()
-            if gone, let message = output.lastError() { throw CommandError(.failure, "\(name) refused the bundle: \(message)") }
+            // The engine went first: what it said is the reason, not the broken pipe.
+            if engineStopped, status != 0, let message = output.lastError() { throw CommandError(.failure, "\(name) refused the bundle: \(message)") }
             throw streamError
         }
         let status = await exited.status()
+        bytes.onFailure = nil
         guard status == 0 else {
             throw CommandError(.failure, "\(name) failed to load the bundle (exit \(status)): \(output.lastError() ?? "no message")")
         }

@@ -32,8 +32,20 @@ public final class ByteBufferPipe: AsyncSequence, @unchecked Sendable {
     /// The producer is done: the consumer sees the end after the chunks in flight.
     public func finish() { continuation.finish() }
 
+    /// Called once when the producer fails, from its thread: a consumer that may be blocked
+    /// outside the pipe (a write to a process that stopped reading) is stopped there.
+    public var onFailure: (@Sendable () -> Void)? {
+        get { lock.withLock { failureHook } }
+        set { lock.withLock { failureHook = newValue } }
+    }
+    private var failureHook: (@Sendable () -> Void)?
+
     /// The producer failed: the consumer's read throws, so the request is aborted before its end.
-    public func fail(_ error: any Error) { continuation.finish(throwing: error) }
+    public func fail(_ error: any Error) {
+        continuation.finish(throwing: error)
+        let hook = lock.withLock { () -> (@Sendable () -> Void)? in defer { failureHook = nil }; return failureHook }
+        hook?()
+    }
 
     /// Whether the consumer went away (`cancel`) before the producer was done.
     public var wasCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }

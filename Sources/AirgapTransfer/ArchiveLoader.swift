@@ -314,8 +314,13 @@ struct ArchiveImages {
         let limit = layer.size.multipliedReportingOverflow(by: 1100)
         let whole: Bool
         do {
-            whole = try TarReader.decompressed(try entries.stream(layer.digest), limit: (limit.overflow ? .max : limit.partialValue) + (64 << 20)) { hasher.update($0) }
-        } catch let error as StoreError { throw error } catch {
+            let source = try entries.stream(layer.digest)
+            whole = try TarReader.decompressed(source, limit: (limit.overflow ? .max : limit.partialValue) + (64 << 20)) { hasher.update($0) }
+            // What was inflated is what the archive holds: the stream checks its digest at its end.
+            if whole { try drain(source) }
+        } catch let error as StoreError { throw error } catch let error as ContentError {
+            throw TransferError.bad("\(what): \(error.message)")
+        } catch {
             throw TransferError.bad("\(what) cannot be decompressed: \(error)")
         }
         guard whole else { throw TransferError.bad("\(what) inflates to more than 1,100 times its \(layer.size) bytes; refusing it as a compression bomb") }
@@ -324,9 +329,7 @@ struct ArchiveImages {
 
     /// A Docker archive layer may be a plain tar or compressed; the first bytes tell.
     private func layerMediaType(_ digest: Digest, entries: some ArchiveEntries) throws -> MediaType {
-        var magic = [UInt8](repeating: 0, count: 6)
-        let n = try magic.withUnsafeMutableBytes { try entries.stream(digest).read(into: $0) }
-        switch Compression.detect(magic.prefix(max(n, 0))) {
+        switch Compression.detect(try entries.head(digest)[...]) {
         case .gzip: return .ociLayerGzip
         case .zstd: return .ociLayerZstd
         default: return .ociLayer
@@ -341,8 +344,11 @@ protocol ArchiveEntries {
     func size(of digest: Digest) -> Int64?
     /// A small entry whole, hashed again on the way (it is about to be trusted).
     func read(_ digest: Digest) throws -> Data
-    /// The entry's bytes from its start (a layer's first bytes; a compressed layer inflated).
+    /// The entry's bytes from its start (a compressed layer inflated), checked against the digest
+    /// once read to the end (`drain` reads what a reader left).
     func stream(_ digest: Digest) throws -> any ByteSource
+    /// The entry's first bytes (up to 6: a compression's magic), as checked.
+    func head(_ digest: Digest) throws -> [UInt8]
     /// Takes a document the archive does not carry: the OCI manifest written for a Docker archive's image.
     func add(_ document: Data, digest: Digest, what: String) async throws
 }
@@ -357,8 +363,23 @@ struct StagedEntries: ArchiveEntries {
         guard let path = sink.stagedPath(digest) else { throw TransferError.bad("\(digest) is not in the archive") }
         return try FileSequenceSource(paths: [path])
     }
+    func head(_ digest: Digest) throws -> [UInt8] {
+        // The staged copy is this load's own, hashed as it was written.
+        let fd = try sink.openStaged(digest)
+        defer { close(fd) }
+        var magic = [UInt8](repeating: 0, count: 6)
+        let n = magic.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, 6) }
+        return Array(magic.prefix(max(n, 0)))
+    }
     func add(_ document: Data, digest: Digest, what: String) async throws {
         let writer = try await copy.writer(size: Int64(document.count), expected: digest, source: what)
         do { try writer.write(document); try await writer.commit() } catch { await writer.abandon(keepForResume: false); throw error }
     }
+}
+
+/// Reads a source to its end (so a verifying one checks what it held).
+func drain(_ source: any ByteSource) throws {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+    defer { buffer.deallocate() }
+    while try source.read(into: buffer) > 0 {}
 }

@@ -14,8 +14,7 @@ public struct ArchiveSource: ContentSource {
     let entries: ArchiveFileEntries
     let path: String
 
-    /// nil: not a plain tar in a regular file (or libarchive's offsets did not give the bytes it
-    /// read; never seen, but then the caller's temporary layout reads it as a stream instead).
+    /// nil: not a plain tar in a regular file (the caller reads it once as a stream instead).
     public static func open(_ path: String, warn: @escaping (String) -> Void = { _ in }) async throws -> ArchiveSource? {
         var st = stat()
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Compression.detect(path: path) == nil else { return nil }
@@ -23,9 +22,7 @@ public struct ArchiveSource: ContentSource {
         let source = try FileSequenceSource(path: path)
         let fileSize = source.sizes[0]
         let check = try FileSegments.whole(path, size: fileSize).open()
-        let scan: ArchiveLoader.Scan
-        do {
-            scan = try await ArchiveLoader.scan(source, sourceName: path, decompress: false) { reader, entry, name, expected in
+        let scan = try await ArchiveLoader.scan(source, sourceName: path, decompress: false) { reader, entry, name, expected in
                 let offset = reader.dataPosition
                 var verifier = BlobVerifier(expected: expected, size: entry.size, source: "\(path): entry '\(name)'")
                 var head = Data()
@@ -37,18 +34,15 @@ public struct ArchiveSource: ContentSource {
                 // Where libarchive says the data starts must hold what it read.
                 var again = Data(count: head.count)
                 let n = head.isEmpty ? 0 : try again.withUnsafeMutableBytes { try check.read(at: offset, into: $0) }
-                guard offset >= 0, offset + entry.size <= fileSize, n == head.count, again == head else { throw OffsetsDisagree() }
-                entries.record(digest, offset: offset, size: entry.size)
+                guard offset >= 0, offset + entry.size <= fileSize, n == head.count, again == head else {
+                    throw TransferError.bad("the bytes of the entry '\(EscapedText.escape(name))' in \(path) are not where its tar header puts them (the file changed while it was read, or its headers are ones this reader cannot place); copy it to stable storage and try again, or load it with 'image load -i \(path)' and copy from the store")
+                }
+                entries.record(digest, offset: offset, size: entry.size, head: Array(head.prefix(6)))
                 return ArchiveLoader.Staged(digest: digest, size: entry.size)
             }
-        } catch is OffsetsDisagree {
-            return nil
-        }
         let images = try await ArchiveImages(warn: warn).images(scan, sourceName: path, entries: entries)
         return ArchiveSource(images: images, entries: entries, path: path)
     }
-
-    struct OffsetsDisagree: Error {}
 
     public var description: String { "the archive \(path)" }
 
@@ -108,13 +102,19 @@ public struct ArchiveSource: ContentSource {
 final class ArchiveFileEntries: ArchiveEntries, @unchecked Sendable { // filled by the one scan, read after it
     let path: String
     private let lock = NSLock()
-    private var ranges: [Digest: (offset: Int64, size: Int64)] = [:]
+    private var ranges: [Digest: (offset: Int64, size: Int64, head: [UInt8])] = [:]
     private var written: [Digest: Data] = [:]
 
     init(path: String) { self.path = path }
 
-    func record(_ digest: Digest, offset: Int64, size: Int64) {
-        lock.withLock { if ranges[digest] == nil { ranges[digest] = (offset, size) } }
+    /// `head`: the first bytes as the pass read and hashed them.
+    func record(_ digest: Digest, offset: Int64, size: Int64, head: [UInt8]) {
+        lock.withLock { if ranges[digest] == nil { ranges[digest] = (offset, size, head) } }
+    }
+
+    func head(_ digest: Digest) throws -> [UInt8] {
+        if let head = lock.withLock({ ranges[digest]?.head }) { return head }
+        return Array(try read(digest).prefix(6))
     }
 
     func segments(of digest: Digest) -> FileSegments? {
@@ -140,7 +140,7 @@ final class ArchiveFileEntries: ArchiveEntries, @unchecked Sendable { // filled 
 
     func stream(_ digest: Digest) throws -> any ByteSource {
         guard let segments = segments(of: digest) else { throw ContentError(.missing, "\(path) does not hold \(digest)") }
-        return SegmentSource(try segments.open())
+        return SegmentSource(try segments.open(), verifier: BlobVerifier(expected: digest, size: segments.length, source: "\(path): \(digest)"))
     }
 
     func add(_ document: Data, digest: Digest, what: String) async throws {
@@ -148,13 +148,22 @@ final class ArchiveFileEntries: ArchiveEntries, @unchecked Sendable { // filled 
     }
 }
 
-/// File segments read front to back as a byte stream.
+/// File segments read front to back as a byte stream, hashed as read: the end of the stream
+/// throws unless the bytes were the ones the digest names (the file may change after its pass).
 final class SegmentSource: ByteSource {
     private let reader: FileSegments.Reader
+    private var verifier: BlobVerifier
     private var position: Int64 = 0
-    init(_ reader: FileSegments.Reader) { self.reader = reader }
+    private var checked = false
+    init(_ reader: FileSegments.Reader, verifier: BlobVerifier) { self.reader = reader; self.verifier = verifier }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try reader.read(at: position, into: buffer)
+        if n > 0 {
+            try verifier.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        } else if !checked {
+            checked = true
+            try verifier.finish()
+        }
         position += Int64(n)
         return n
     }

@@ -35,8 +35,9 @@ public final class EngineSink: ContentSink, @unchecked Sendable { // begun, fed 
 
     public func begin(_ plan: CopyPlan) async throws {
         let load = self.load, pipe = self.pipe
-        // However the engine's load ends, the side writing must not wait on it any longer.
-        loading = Task {
+        // However the engine's load ends, the side writing must not wait on it any longer. On a
+        // thread of its own: feeding an engine's standard input blocks while it does not read.
+        loading = Task(executorPreference: BlockingThread()) {
             defer { pipe.cancel() }
             return try await load(pipe)
         }
@@ -46,21 +47,36 @@ public final class EngineSink: ContentSink, @unchecked Sendable { // begun, fed 
     public func holds(_ descriptor: Descriptor, for name: Reference) async throws -> Bool { false }
 
     public func blobWriter(_ descriptor: Descriptor, for name: Reference) async throws -> any BlobWriter {
-        CuttingWriter(try await archive.blobWriter(descriptor, for: name), sink: self)
+        // Cut off: the source still hashes what follows (each damaged blob its own finding), and
+        // none of it goes anywhere.
+        if state.isCut { return HashingWriter(BlobVerifier(descriptor, source: "blob \(descriptor.digest) of \(name.familiarName)")) }
+        return CuttingWriter(try await archive.blobWriter(descriptor, for: name), sink: self)
     }
 
     /// A blob failed its check: the engine's load is failed at once, not at the end of the source.
     func cutOff(_ error: any Error) {
-        guard state.cut() else { return }
+        // Whether the engine had ended by itself before this: then its error is the one to tell.
+        let engineEnded = pipe.wasCancelled
+        guard state.cut(engineEndedFirst: engineEnded) else { return }
         pipe.fail(error)
     }
 
     final class CutOff: @unchecked Sendable {
         private let lock = NSLock()
         private var done = false
+        private var engineEndedFirst = false
         var isCut: Bool { lock.withLock { done } }
+        /// Cut by this side while the engine was still reading.
+        var cutWhileReading: Bool { lock.withLock { done && !engineEndedFirst } }
         /// True the first time.
-        func cut() -> Bool { lock.withLock { defer { done = true }; return !done } }
+        func cut(engineEndedFirst ended: Bool) -> Bool {
+            lock.withLock {
+                guard !done else { return false }
+                done = true
+                engineEndedFirst = ended
+                return true
+            }
+        }
     }
 
     /// The archive's writer for one blob, which cuts the engine off when the blob fails its check.
@@ -74,11 +90,27 @@ public final class EngineSink: ContentSink, @unchecked Sendable { // begun, fed 
         func commit() async throws -> Digest {
             do { return try await inner.commit() } catch { sink.cutOff(error); throw error }
         }
-        func abandon(keepForResume: Bool) async { await inner.abandon(keepForResume: false) }
+        func abandon(keepForResume: Bool) async {
+            // A blob refused while written (its last chunk did not hash right) leaves its entry short.
+            sink.cutOff(TarError("a blob failed its check"))
+            await inner.abandon(keepForResume: false)
+        }
+    }
+
+    /// Only checks what it is given.
+    final class HashingWriter: BlobWriter, @unchecked Sendable {
+        private var verifier: BlobVerifier
+        init(_ verifier: BlobVerifier) { self.verifier = verifier }
+        var offset: Int64 { verifier.byteCount }
+        func write(_ bytes: UnsafeRawBufferPointer) throws { try verifier.update(bytes) }
+        func restart() throws { verifier.reset() }
+        func commit() async throws -> Digest { try verifier.finish() }
+        func abandon(keepForResume: Bool) async {}
     }
 
     /// Whether the engine ended its load before the archive did (its own error is the one to tell).
-    public var engineGaveUp: Bool { pipe.wasCancelled }
+    /// The engine ended its load before this side cut it off (or finished).
+    public var engineGaveUp: Bool { pipe.wasCancelled && !state.cutWhileReading }
 
     public func commit(_ plan: CopyPlan) async throws {
         guard let loading else { throw ContentError(.missing, "the load into \(engineName) was not begun") }

@@ -3,7 +3,7 @@ import AirgapOCI
 import AirgapStore
 import AirgapTar
 import AirgapTestSupport
-import AirgapTransfer
+@testable import AirgapTransfer
 import Foundation
 import Testing
 
@@ -110,6 +110,28 @@ import Testing
         await #expect(throws: (any Error).self) { try await CopyEngine(source: source, sink: StoreSink(store: store)).run(plan) }
         #expect(try store.entries().isEmpty)
         #expect(!store.hasBlob(largest.descriptor.digest))
+    }
+
+    /// What the image checks read again from the file (a layer inflated for its diff_id) is
+    /// hashed on the way: bytes changed after the pass fail at the stream's end, and the
+    /// compression's magic comes from the pass, not from a second read.
+    @Test func whatTheChecksReadAgainIsVerified() throws {
+        let dir = TempDirectory("stream-check")
+        let path = dir.file("a.tar")
+        let content = Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        try (Data(count: 512) + content).write(to: URL(fileURLWithPath: path))
+        let digest = Digest.sha256(of: content)
+        let entries = ArchiveFileEntries(path: path)
+        entries.record(digest, offset: 512, size: Int64(content.count), head: Array(content.prefix(6)))
+        try drain(try entries.stream(digest)) // unchanged: reads to its end and passes
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: 512 + 50_000)
+        try handle.write(contentsOf: Data([0]))
+        try handle.seek(toOffset: 512)
+        try handle.write(contentsOf: Data([0x1f, 0x8b]))
+        try handle.close()
+        #expect(throws: ContentError.self) { try drain(try entries.stream(digest)) }
+        #expect(try entries.head(digest) == Array(content.prefix(6)))
     }
 
     /// A compressed archive has no byte ranges to read again: it is not opened in place (copy

@@ -189,6 +189,51 @@ struct EngineTests {
         #expect(try containerd.ctr(["-n", "default", "images", "ls", "-q"]).stdout.isEmpty, "only the namespace asked for")
     }
 
+    /// The engine command may be a wrapper that starts the real one (a script around podman): a
+    /// bad bundle stops the whole process group, in seconds, and leaves no copy of the bundle in
+    /// the engine's temporary directory.
+    @Test(.enabled(if: toolAvailable("podman")))
+    func aWrappedEngineIsStoppedWholeByABadBundle() throws {
+        let f = try BundleFixture()
+        try f.expectOK(try f.makeBundle())
+        var data = try Data(contentsOf: URL(fileURLWithPath: f.bundle))
+        data[data.count / 2] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: f.dir.file("bad.tar")))
+        let bin = f.dir.file("wrapped-bin")
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let pidFile = f.dir.file("wrapper.pid")
+        // Not `exec`: podman runs as the wrapper's child.
+        try Data("#!/bin/sh\necho $$ > \(pidFile)\n/usr/bin/podman \"$@\"\n".utf8).write(to: URL(fileURLWithPath: bin + "/podman"))
+        chmod(bin + "/podman", 0o755)
+        let short = f.dir.file("pw")
+        try Data("[storage]\ndriver = \"vfs\"\ngraphroot = \"\(short)/s\"\nrunroot = \"\(short)/r\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("storage.conf")))
+        try Data("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("containers.conf")))
+        let env = ["CONTAINERS_STORAGE_CONF": f.dir.file("storage.conf"), "CONTAINERS_CONF": f.dir.file("containers.conf"),
+                   "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        let bad = try runProcess("timeout", ["60", builtBinary("airgap-import"), "load", f.dir.file("bad.tar"), "--key", f.pub, "--into", "podman"], environment: env)
+        #expect(bad.status == 3, "exit \(bad.status): \(bad.stderr)")
+        let group = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Every process still in the group (a killed one is gone once reaped: a moment is allowed).
+        var left = ""
+        for _ in 0..<20 {
+            left = try runProcess("/usr/bin/python3", ["-c", """
+                import os, sys
+                for p in os.listdir('/proc'):
+                    try:
+                        stat = open('/proc/%s/stat' % p).read()
+                        if stat.rsplit(')', 1)[1].split()[2] == sys.argv[1]: print(p, open('/proc/%s/cmdline' % p).read().replace('\\0', ' '))
+                    except Exception: pass
+                """, group]).stdout
+            if left.isEmpty { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(left.isEmpty, "the engine's process group outlived the load: \(left)")
+        #expect(try runProcess("podman", ["images", "-q"], environment: env).stdout.isEmpty)
+        // And through the same wrapper, the good bundle loads.
+        let good = try runProcess("timeout", ["60", builtBinary("airgap-import"), "load", f.bundle, "--key", f.pub, "--into", "podman"], environment: env)
+        #expect(good.status == 0, "\(good.stderr)")
+    }
+
     @Test func loadIntoARealDockerEngine() throws {
         guard let engine = DockerEngine() else {
             print("skipped: dockerd is not installed or cannot start on this machine (vfs, no iptables); --into docker is untested here")
