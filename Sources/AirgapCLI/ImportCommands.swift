@@ -189,6 +189,10 @@ struct Load: AsyncParsableCommand {
         }
         let progress = input.display.renderer(verb: "Load", passVerb: "Verifying and loading", quiet: quiet || format == "json")
         let reader = try input.reader(storeRoot: globals.storeRoot, progress: progress)
+        // The store gets configs and blobs as they pass: nothing after the read looks at their
+        // bytes again, or reads them from the bundle (the image signatures are documents).
+        reader.keepsConfigs = false
+        reader.keepsOffsets = false
         let store = try globals.openStore()
         let history = TagHistory(storeRoot: store.root)
         let outcome = try await BundleImporter(store: store).load(reader, admit: { metadata, signature in
