@@ -242,6 +242,9 @@ public final class StreamedCopy: @unchecked Sendable { // driven by one source, 
     /// nil: the plan given to `begin`).
     public func commit(_ final: CopyPlan? = nil) async throws {
         guard let plan = final ?? plan else { throw ContentError(.missing, "the copy was not begun") }
+        // Every blob is in: what was planned for them is let go before the sink names the images.
+        planned = [:]
+        if final != nil { self.plan = nil }
         try await sink.commit(plan)
     }
 

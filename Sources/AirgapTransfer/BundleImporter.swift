@@ -36,7 +36,7 @@ public struct BundleImporter {
         let copy = StreamedCopy(sink: sink)
         // `--since` requirements come from bundle.json, read before any blob: refuse before writing.
         var missing: [BundleMetadata.Blob] = []
-        let result: BundleReadResult
+        var result: BundleReadResult
         do {
             result = try await reader.read(into: copy, admit: { metadata, signature in
                 try admit(metadata, signature)
@@ -60,6 +60,9 @@ public struct BundleImporter {
         }
         do {
             try beforePublish(result)
+            // Nothing after this reads the documents (a 10,000-image bundle's manifests are 8 MB,
+            // held while index.json is rewritten otherwise).
+            result.documents = [:]
             // The names are the verified index.json's, as the bundle's own OCI readers see them.
             let named = CopyPlan(naming: index.manifests.map { (name: $0.refName.flatMap { try? Reference(parsing: $0) }, top: $0) })
             let added = sink.stagedCount
