@@ -73,9 +73,10 @@ struct BundlePush: AsyncParsableCommand {
 /// after every check passed, the image signatures included. A bundle that fails a check leaves the
 /// engine with a cut-off archive that names no image, so it loads nothing.
 enum EngineLoader {
-    static func load(input: BundleInput, storeRoot: String, quiet: Bool, engine: any ImageEngine) async throws {
+    static func load(input: BundleInput, storeRoot: String, quiet: Bool, json: Bool = false, engine: any ImageEngine) async throws {
+        let started = Date()
         // Used by the one thread that reads the bundle, and only after this function hands it over.
-        let progress = input.display.renderer(verb: "Load", passVerb: "Loading into \(engine.name) from", quiet: quiet)
+        let progress = input.display.renderer(verb: "Load", passVerb: "Loading into \(engine.name) from", quiet: quiet || json)
         nonisolated(unsafe) let reader = try input.reader(storeRoot: storeRoot, progress: progress)
         let history = TagHistory(storeRoot: storeRoot)
         let sink = EngineSink(engineName: engine.name, load: { try await engine.load($0) })
@@ -120,16 +121,16 @@ enum EngineLoader {
             await copy.abort()
             throw error
         }
-        let messages = sink.messages
-        for message in messages where !quiet { print(message) }
+        // What the engine printed is not repeated (ctr prints nothing, podman and docker their own
+        // lines): the names are said once checked against what the engine lists.
         let listed = try await engine.listedNames()
-        var missing: [String] = []
+        var missing: [String] = [], loaded: [String] = []
         // Attachments and artifacts are no images an engine loads: the Docker view leaves them out.
         for image in result.metadata?.engineImages ?? [] {
             guard let reference = try? Reference(parsing: image.reference), reference.tag != nil else { continue }
             let familiar = reference.withDigest(nil).familiarDescription
             if !listed.contains(familiar) && !listed.contains(reference.withDigest(nil).description) { missing.append(familiar) }
-            else if quiet { print(familiar) }
+            else { loaded.append(familiar) }
         }
         if !missing.isEmpty {
             throw CommandError(.failure, "\(engine.name) does not list \(missing.joined(separator: ", ")) after the load")
@@ -137,6 +138,12 @@ enum EngineLoader {
         if let metadata = result.metadata {
             try input.recordTags(result, history: history, destination: engine.destination, tags: metadata.tags)
         }
+        if json {
+            struct Summary: Encodable { var loaded: [String]; var engine: String; var seconds: Double; var signature: String }
+            print(Format.json(Summary(loaded: loaded, engine: engine.destination, seconds: Date().timeIntervalSince(started), signature: result.signature.description)))
+            return
+        }
+        for name in loaded { print(quiet ? name : "Loaded image: \(EscapedText.escape(name))") }
     }
 }
 

@@ -42,6 +42,11 @@ struct CopyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let from = try Transport(parsing: source), to = try Transport(parsing: destination)
+        // An archive to write: its directory is checked before anything is read.
+        switch to {
+        case .ociArchive(let file, _), .dockerArchive(let file, _): try OutputPath.check(file, option: "the destination")
+        default: break
+        }
         var options = Copier.Options(storePath: globals.storeRoot)
         options.platforms = try platforms.map { try Platform(parsing: $0) }
         options.allPlatforms = all

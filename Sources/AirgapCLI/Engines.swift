@@ -63,12 +63,31 @@ struct CommandEngine: ImageEngine {
         guard FileManager.default.fileExists(atPath: socket.hasPrefix("unix://") ? String(socket.dropFirst(7)) : socket) else {
             throw CommandError(.failure, "no containerd socket at \(socket); start containerd, or set CONTAINERD_ADDRESS=/path/to/containerd.sock")
         }
+        // A namespace that does not exist yet is created by the import: said, since a typo
+        // (k8sio) would otherwise hide the images from whoever reads the right one.
+        if let existing = try? Self.run(path, ["namespaces", "ls", "-q"]), !existing.contains(namespace) {
+            printErr("note: containerd has no namespace '\(namespace)' yet; the load creates it\(namespace == "default" || namespace == "k8s.io" ? "" : " (Kubernetes reads k8s.io)")")
+        }
         // Every platform the bundle carries, not unpacked: a bundle holds artifacts (signatures,
         // build contexts) whose layers are no file system, and ctr refuses the whole import when
         // one of its images cannot be unpacked.
         return CommandEngine(name: "containerd (namespace \(namespace))", destination: "containerd:\(namespace)", executable: path,
                              loadArguments: ["-n", namespace, "images", "import", "--all-platforms", "--no-unpack", "-"],
                              listArguments: ["-n", namespace, "images", "ls", "-q"])
+    }
+
+    /// The lines a quick command prints (a listing), or nil when it fails.
+    static func run(_ executable: String, _ arguments: [String]) throws -> [String]? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = try OutputFiles()
+        process.standardOutput = output.out
+        process.standardError = output.err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? output.lines() : nil
     }
 
     static func find(_ tool: String, hint: String) throws -> String {

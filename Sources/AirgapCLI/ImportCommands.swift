@@ -158,7 +158,7 @@ struct Verify: AsyncParsableCommand {
 
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "load", abstract: "Verify a bundle while loading it into the store (or a Docker engine).",
+        commandName: "load", abstract: "Verify a bundle while loading it into the store, or into Docker, podman or containerd.",
         discussion: """
         Examples:
           airgap-import load bundle.tar --key airgap.pub
@@ -184,7 +184,7 @@ struct Load: AsyncParsableCommand {
     func run() async throws {
         let started = Date()
         if into != "store" {
-            try await EngineLoader.load(input: input, storeRoot: globals.storeRoot, quiet: quiet, engine: try Engines.named(into))
+            try await EngineLoader.load(input: input, storeRoot: globals.storeRoot, quiet: quiet, json: format == "json", engine: try Engines.named(into))
             return
         }
         let progress = input.display.renderer(verb: "Load", passVerb: "Verifying and loading", quiet: quiet || format == "json")

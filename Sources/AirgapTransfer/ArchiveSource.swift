@@ -50,9 +50,14 @@ public struct ArchiveSource: ContentSource {
     /// every named one.
     public func requests(_ reference: String?, platforms: [Platform], allPlatforms: Bool) throws -> [CopyRequest] {
         guard let reference else {
-            return images.compactMap { image in
+            let named = images.compactMap { image in
                 image.reference.map { CopyRequest(reference: $0, platforms: platforms, allPlatforms: allPlatforms, pinned: image.descriptor) }
             }
+            // One image and no name for it (skopeo's bare tag, `RepoTags: []`): the destination names it.
+            if named.isEmpty, Set(images.map(\.descriptor.digest)).count == 1, let image = images.first {
+                return [CopyRequest(reference: Naming.unnamed, platforms: platforms, allPlatforms: allPlatforms, pinned: image.descriptor, unnamed: true)]
+            }
+            return named
         }
         let wanted = try? Reference(parsing: reference)
         if let image = images.last(where: { wanted != nil && $0.reference == wanted }) {

@@ -99,6 +99,9 @@ public struct Copier {
         defer { if let temporary = opened.temporary { try? FileManager.default.removeItem(atPath: temporary) } }
         guard !opened.requests.isEmpty else { throw TransferError(.invalidInput, "\(source) holds no named image to copy") }
         let requests = try name(opened.requests, for: destination)
+        if requests.contains(where: { $0.unnamed }) {
+            throw TransferError(.invalidInput, "\(source) holds an image with no full name (REPOSITORY:TAG); give it one at the destination (oci:DIR:NAME:TAG, docker://HOST/NAME:TAG)")
+        }
         let isLocal = !(opened.source is RegistrySource)
         let planner = CopyPlanner(source: opened.source, allowAbsent: isLocal, events: events)
         let plan = try await planner.plan(requests)
@@ -132,6 +135,11 @@ public struct Copier {
         case .ociArchive(let file, let reference), .dockerArchive(let file, let reference):
             guard FileIO.exists(file) else {
                 throw TransferError(.invalidInput, "the archive \(file) does not exist; check the path in \(transport)")
+            }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), isDirectory.boolValue {
+                let layout = FileIO.exists(file + "/index.json") ? ": it is an OCI layout, so give it as oci:\(file)" : "; an archive is one tar file"
+                throw TransferError(.invalidInput, "\(file) is a directory\(layout)")
             }
             // A plain tar file is read in place; a compressed one (or a pipe) is read once as a
             // stream into a temporary layout, as `image load` reads it.
@@ -206,7 +214,11 @@ public struct Copier {
             if let entry = try store.entries().last(where: { $0.refName == reference }), (try? Reference(parsing: reference)).map({ $0.description != reference }) ?? true {
                 images = [try store.resolve(entry)]
             } else {
-                images = [try store.findOne(reference)]
+                do { images = [try store.findOne(reference)] } catch StoreError.imageNotFound {
+                    // Said of what the user named (a temporary layout of an archive is no store of theirs).
+                    let held = try store.images().compactMap { $0.reference?.familiarDescription }
+                    throw TransferError(.invalidInput, "\(what) holds no image named \(reference)\(held.isEmpty ? "" : " (it holds \(held.joined(separator: ", ")))")")
+                }
             }
         } else {
             images = try store.images().filter { $0.reference != nil }

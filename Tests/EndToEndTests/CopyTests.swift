@@ -95,6 +95,33 @@ struct CopyTests {
         #expect(gz.status != 0, "\(gz.stdout)")
     }
 
+    /// Archives other tools write without a full name, and inputs that are not archives, each get
+    /// the sentence for what they are.
+    @Test func awkwardArchivesGetTheirOwnSentences() throws {
+        let f = try BundleFixture()
+        let bare = f.dir.file("bare.tar")
+        let made = try runProcess("skopeo", ["copy", "--src-tls-verify=false", "docker://\(f.source)/app-1:1.0", "oci-archive:\(bare):latest"],
+                                  environment: ["REGISTRY_AUTH_FILE": "/nonexistent"])
+        #expect(made.status == 0, "\(made.stderr)")
+        // One image, no full name: the destination names it…
+        try f.expectOK(f.exporter(["copy", "oci-archive:\(bare)", "oci:\(f.dir.file("named")):docker.io/sample/named:1"]))
+        #expect(try skopeoDigest(f, "oci:\(f.dir.file("named")):docker.io/sample/named:1") == (try skopeoDigest(f, "docker://\(f.source)/app-1:1.0")))
+        // …or is asked to.
+        let unnamed = try f.exporter(["copy", "oci-archive:\(bare)", "oci:\(f.dir.file("unnamed"))"])
+        #expect(unnamed.status == 1 && unnamed.stderr.contains("no full name"), "\(unnamed.stderr)")
+        // A compressed archive (read through a temporary layout) names what it holds, not a store.
+        #expect(try runProcess("gzip", ["-k", bare]).status == 0)
+        let gz = try f.exporter(["copy", "oci-archive:\(bare).gz:sample/other:1", "oci:\(f.dir.file("gz"))"])
+        #expect(gz.status == 1 && gz.stderr.contains("holds no image named sample/other:1") && !gz.stderr.contains("image list"), "\(gz.stderr)")
+        // A layout given as an archive.
+        let layout = f.dir.file("named")
+        let dir = try f.exporter(["copy", "oci-archive:\(layout)", "oci:\(f.dir.file("x"))"])
+        #expect(dir.status == 1 && dir.stderr.contains("give it as oci:\(layout)"), "\(dir.stderr)")
+        // An archive to write in a directory that is not there: said before anything is read.
+        let nowhere = try f.exporter(["copy", "oci-archive:\(bare):latest", "oci-archive:\(f.dir.file("no/such/dir"))/x.tar:docker.io/sample/x:1"])
+        #expect(nowhere.status == 1 && nowhere.stderr.contains("does not exist") && !nowhere.stderr.contains(".partial"), "\(nowhere.stderr)")
+    }
+
     @Test func aVerifiedBundleCopiesIntoALayoutAndATamperedOneChangesNothing() throws {
         let f = try BundleFixture()
         try f.expectOK(f.makeBundle())
