@@ -65,7 +65,7 @@ struct CommandEngine: ImageEngine {
         }
         // A namespace that does not exist yet is created by the import: said, since a typo
         // (k8sio) would otherwise hide the images from whoever reads the right one.
-        if let existing = try? Self.run(path, ["namespaces", "ls", "-q"]), !existing.contains(namespace) {
+        if let existing = try? Self.runNow(path, ["namespaces", "ls", "-q"]), !existing.contains(namespace) {
             printErr("note: containerd has no namespace '\(namespace)' yet; the load creates it\(namespace == "default" || namespace == "k8s.io" ? "" : " (Kubernetes reads k8s.io)")")
         }
         // Every platform the bundle carries, not unpacked: a bundle holds artifacts (signatures,
@@ -76,8 +76,8 @@ struct CommandEngine: ImageEngine {
                              listArguments: ["-n", namespace, "images", "ls", "-q"])
     }
 
-    /// The lines a quick command prints (a listing), or nil when it fails.
-    static func run(_ executable: String, _ arguments: [String]) throws -> [String]? {
+    /// The lines a quick command prints (a listing), or nil and its last error line when it fails.
+    static func run(_ executable: String, _ arguments: [String]) async throws -> (lines: [String]?, error: String?) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -85,9 +85,25 @@ struct CommandEngine: ImageEngine {
         process.standardOutput = output.out
         process.standardError = output.err
         process.standardInput = FileHandle.nullDevice
+        let exited = ExitWaiter(process)
         try process.run()
+        return await exited.status() == 0 ? (output.lines(), nil) : (nil, output.lastError())
+    }
+
+    /// `run`, waited for here (the engine is being chosen, before any transfer starts).
+    static func runNow(_ executable: String, _ arguments: [String]) throws -> [String]? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return process.terminationStatus == 0 ? output.lines() : nil
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     static func find(_ tool: String, hint: String) throws -> String {
@@ -157,17 +173,9 @@ struct CommandEngine: ImageEngine {
     }
 
     func listedNames() async throws -> Set<String> {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = listArguments
-        let output = try OutputFiles()
-        process.standardOutput = output.out
-        process.standardError = output.err
-        process.standardInput = FileHandle.nullDevice
-        let exited = ExitWaiter(process)
-        try process.run()
-        guard await exited.status() == 0 else { throw CommandError(.failure, "\(name) did not list its images: \(output.lastError() ?? "")") }
-        return Set(output.lines())
+        let (lines, error) = try await Self.run(executable, listArguments)
+        guard let lines else { throw CommandError(.failure, "\(name) did not list its images: \(error ?? "")") }
+        return Set(lines)
     }
 }
 
