@@ -41,7 +41,7 @@ struct BundlePush: AsyncParsableCommand {
             }
             try input.checkRollback(metadata, signature, history: history, destination: destination, tags: tags)
         })
-        try reportFindings(result, quiet: quiet)
+        try reportFindings(result, quiet: quiet, nothing: "nothing was pushed")
         try input.checkImageSignatures(result, quiet: quiet || format == "json", action: "nothing was pushed")
         let outcome = try await registry.withClient { client in
             try await BundlePusher(client: client, events: progress.handle).push(result, to: target)
@@ -104,7 +104,7 @@ enum EngineLoader {
             // The engine failed first (it stopped reading): its error, not the cut-off it caused.
             if let error = await sink.engineError() { await copy.abort(); throw error }
             await copy.abort()
-            try reportFindings(value, quiet: quiet)
+            try reportFindings(value, quiet: quiet, nothing: "nothing was loaded into \(engine.name)")
             return
         case .failure(let error):
             let engineError = await sink.engineError()

@@ -106,11 +106,15 @@ extension GlobalOptions {
     var storeRoot: String { store ?? LocalStore.defaultPath() }
 }
 
-func reportFindings(_ result: BundleReadResult, quiet: Bool) throws {
+/// Each finding on a line of its own, then one sentence that names where the first is (its
+/// whole text is the line above, not repeated) and what did not happen.
+func reportFindings(_ result: BundleReadResult, quiet: Bool, nothing: String = "nothing was loaded") throws {
     guard !result.ok else { return }
     for finding in result.findings { printErr("finding: \(EscapedText.escape(finding.description))") }
-    let first = EscapedText.escape(result.findings[0].description)
-    throw CommandError(.verificationFailed, "the bundle failed verification with \(result.findings.count) finding\(result.findings.count == 1 ? "" : "s") (first: \(first)); nothing was loaded")
+    let first = result.findings[0]
+    let place = EscapedText.escape(first.entry) + (first.volume.map { " in \(EscapedText.escape($0))" } ?? "")
+    let count = result.findings.count == 1 ? "1 finding, in \(place)" : "\(result.findings.count) findings, the first in \(place)"
+    throw CommandError(.verificationFailed, "the bundle failed verification (\(count)); \(nothing)")
 }
 
 struct Verify: AsyncParsableCommand {

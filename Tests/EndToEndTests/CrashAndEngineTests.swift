@@ -215,6 +215,9 @@ struct EngineTests {
                    "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
         let bad = try runProcess("timeout", ["60", builtBinary("airgap-import"), "load", f.dir.file("bad.tar"), "--key", f.pub, "--into", "podman"], environment: env)
         #expect(bad.status == 3, "exit \(bad.status): \(bad.stderr)")
+        // The finding once, then one sentence that says where it is and what did not happen.
+        #expect(bad.stderr.components(separatedBy: "does not match SHA256SUMS").count == 2, "\(bad.stderr)")
+        #expect(bad.stderr.contains("the bundle failed verification (1 finding, in blobs/sha256/") && bad.stderr.contains("nothing was loaded into podman"), "\(bad.stderr)")
         // Every process of this load still alive, found by the storage.conf only it was given (a
         // killed one is gone once reaped: a moment is allowed).
         var left = ""
