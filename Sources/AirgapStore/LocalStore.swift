@@ -209,10 +209,7 @@ public final class LocalStore: Sendable {
     /// Writes several entries in one atomic index update: a load either names all its images or none.
     /// A nil reference adds an unnamed (dangling) entry, as `docker load` does for an archive without names.
     public func setTags(_ tags: [(Reference?, Descriptor)]) throws {
-        for (reference, descriptor) in tags {
-            try requireComplete(descriptor, for: reference?.description ?? descriptor.digest.description)
-        }
-        try updateEntries { entries in Self.merge(tags, into: &entries) }
+        try stageTags(tags).commit()
     }
 
     /// Tags written around a publish, in two steps: this one, under the index lock, writes the

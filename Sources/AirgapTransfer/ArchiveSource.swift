@@ -68,8 +68,7 @@ public struct ArchiveSource: ContentSource {
         if let image = images.last(where: { $0.reference == nil && $0.archiveName == reference }) {
             return [CopyRequest(reference: Naming.unnamed, platforms: platforms, allPlatforms: allPlatforms, pinned: image.descriptor, unnamed: true)]
         }
-        let held = images.compactMap { $0.reference?.familiarDescription ?? $0.archiveName }
-        throw TransferError(.invalidInput, "\(path) holds no image named \(reference)\(held.isEmpty ? "" : " (it holds \(held.joined(separator: ", ")))")")
+        throw TransferError.noImage(named: reference, in: path, holds: images.compactMap { $0.reference?.familiarDescription ?? $0.archiveName })
     }
 
     public func resolve(_ reference: Reference) async throws -> (Descriptor, Data) {

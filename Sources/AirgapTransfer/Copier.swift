@@ -216,8 +216,7 @@ public struct Copier {
             } else {
                 do { images = [try store.findOne(reference)] } catch StoreError.imageNotFound {
                     // Said of what the user named (a temporary layout of an archive is no store of theirs).
-                    let held = try store.images().compactMap { $0.reference?.familiarDescription }
-                    throw TransferError(.invalidInput, "\(what) holds no image named \(reference)\(held.isEmpty ? "" : " (it holds \(held.joined(separator: ", ")))")")
+                    throw TransferError.noImage(named: reference, in: what, holds: try store.images().compactMap { $0.reference?.familiarDescription })
                 }
             }
         } else {

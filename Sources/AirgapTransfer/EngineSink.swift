@@ -13,14 +13,13 @@ import Foundation
 public final class EngineSink: ContentSink, @unchecked Sendable { // begun, fed and ended by one copy, in order
     /// For messages ("the Docker engine", "podman").
     public let engineName: String
-    /// Starts the engine's load of the archive the pipe carries; returns what the engine printed.
+    /// Starts the engine's load of the archive the pipe carries (what it prints is not needed:
+    /// the caller checks what the engine lists afterwards).
     let load: @Sendable (ByteBufferPipe) async throws -> [String]
     private let pipe = ByteBufferPipe()
     private let archive: BundleSink
     private let state = CutOff()
     private var loading: Task<[String], any Error>?
-    /// What the engine printed, after `commit`.
-    public private(set) var messages: [String] = []
 
     public init(engineName: String, load: @escaping @Sendable (ByteBufferPipe) async throws -> [String]) {
         self.engineName = engineName
@@ -108,8 +107,7 @@ public final class EngineSink: ContentSink, @unchecked Sendable { // begun, fed 
         func abandon(keepForResume: Bool) async {}
     }
 
-    /// Whether the engine ended its load before the archive did (its own error is the one to tell).
-    /// The engine ended its load before this side cut it off (or finished).
+    /// The engine ended its load before this side cut it off or finished (its error is the one to tell).
     public var engineGaveUp: Bool { pipe.wasCancelled && !state.cutWhileReading }
 
     public func commit(_ plan: CopyPlan) async throws {
@@ -123,7 +121,7 @@ public final class EngineSink: ContentSink, @unchecked Sendable { // begun, fed 
             throw error
         }
         pipe.finish()
-        messages = try await loading.value
+        _ = try await loading.value
     }
 
     /// The engine's error when it gave up first; nil when it is still reading, or done.

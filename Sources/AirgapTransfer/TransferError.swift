@@ -11,4 +11,9 @@ public struct TransferError: Error, Sendable, CustomStringConvertible {
     public var isVerificationFailure: Bool { kind == .verification }
 
     static func bad(_ message: String) -> TransferError { TransferError(.verification, message) }
+
+    /// A source (an archive, a layout) asked for an image it does not hold, with what it holds.
+    static func noImage(named reference: String, in what: String, holds: [String]) -> TransferError {
+        TransferError(.invalidInput, "\(what) holds no image named \(reference)\(holds.isEmpty ? "" : " (it holds \(holds.joined(separator: ", ")))")")
+    }
 }

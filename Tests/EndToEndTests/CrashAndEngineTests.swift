@@ -156,19 +156,31 @@ final class DockerEngine: @unchecked Sendable {
 
 @Suite(.enabled(if: TestRegistries.available && toolAvailable("skopeo")), .serialized)
 struct EngineTests {
-    /// `--into podman` and `--into containerd:NS`: the engine's own command fed the verified bytes;
-    /// what it lists afterwards is checked, and a tampered bundle reaches neither.
-    @Test(.enabled(if: toolAvailable("podman") && toolAvailable("containerd") && toolAvailable("ctr")))
-    func loadIntoPodmanAndContainerd() throws {
+    /// A bundle, and beside it bad.tar: the same with a byte flipped late (in the last layer, so an
+    /// engine is reading by the time the check fails).
+    func bundleAndTamperedCopy() throws -> BundleFixture {
         let f = try BundleFixture()
         try f.expectOK(try f.makeBundle())
         var data = try Data(contentsOf: URL(fileURLWithPath: f.bundle))
         data[data.count - 20_000] ^= 0xff
         try data.write(to: URL(fileURLWithPath: f.dir.file("bad.tar")))
+        return f
+    }
+
+    /// podman with vfs storage of the fixture's own.
+    func podmanEnvironment(_ f: BundleFixture) throws -> [String: String] {
         let short = f.dir.file("pe")
         try Data("[storage]\ndriver = \"vfs\"\ngraphroot = \"\(short)/s\"\nrunroot = \"\(short)/r\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("storage.conf")))
         try Data("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("containers.conf")))
-        let podmanEnv = ["CONTAINERS_STORAGE_CONF": f.dir.file("storage.conf"), "CONTAINERS_CONF": f.dir.file("containers.conf")]
+        return ["CONTAINERS_STORAGE_CONF": f.dir.file("storage.conf"), "CONTAINERS_CONF": f.dir.file("containers.conf")]
+    }
+
+    /// `--into podman` and `--into containerd:NS`: the engine's own command fed the verified bytes;
+    /// what it lists afterwards is checked, and a tampered bundle reaches neither.
+    @Test(.enabled(if: toolAvailable("podman") && toolAvailable("containerd") && toolAvailable("ctr")))
+    func loadIntoPodmanAndContainerd() throws {
+        let f = try bundleAndTamperedCopy()
+        let podmanEnv = try podmanEnvironment(f)
         let podmanImages = { try runProcess("podman", ["images", "--format", "{{.Repository}}:{{.Tag}}"], environment: podmanEnv).stdout }
         let bad = try runProcess(builtBinary("airgap-import"), ["load", f.dir.file("bad.tar"), "--key", f.pub, "--into", "podman"], environment: podmanEnv)
         #expect(bad.status == 3, "\(bad.stderr)")
@@ -193,26 +205,17 @@ struct EngineTests {
     }
 
     /// The engine command may be a wrapper that starts the real one (a script around podman): a
-    /// bad bundle stops the whole process group, in seconds, and leaves no copy of the bundle in
-    /// the engine's temporary directory.
+    /// bad bundle stops the whole process group, in seconds.
     @Test(.enabled(if: toolAvailable("podman")))
     func aWrappedEngineIsStoppedWholeByABadBundle() throws {
-        let f = try BundleFixture()
-        try f.expectOK(try f.makeBundle())
-        var data = try Data(contentsOf: URL(fileURLWithPath: f.bundle))
-        // Late in the bundle: the real podman is running and reading by the time the check fails.
-        data[data.count - 20_000] ^= 0xff
-        try data.write(to: URL(fileURLWithPath: f.dir.file("bad.tar")))
+        let f = try bundleAndTamperedCopy()
         let bin = f.dir.file("wrapped-bin")
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         // Not `exec`: podman runs as the wrapper's child.
         try Data("#!/bin/sh\n/usr/bin/podman \"$@\"\n".utf8).write(to: URL(fileURLWithPath: bin + "/podman"))
         chmod(bin + "/podman", 0o755)
-        let short = f.dir.file("pw")
-        try Data("[storage]\ndriver = \"vfs\"\ngraphroot = \"\(short)/s\"\nrunroot = \"\(short)/r\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("storage.conf")))
-        try Data("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n".utf8).write(to: URL(fileURLWithPath: f.dir.file("containers.conf")))
-        let env = ["CONTAINERS_STORAGE_CONF": f.dir.file("storage.conf"), "CONTAINERS_CONF": f.dir.file("containers.conf"),
-                   "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        var env = try podmanEnvironment(f)
+        env["PATH"] = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let bad = try runProcess("timeout", ["60", builtBinary("airgap-import"), "load", f.dir.file("bad.tar"), "--key", f.pub, "--into", "podman"], environment: env)
         #expect(bad.status == 3, "exit \(bad.status): \(bad.stderr)")
         // The finding once, then one sentence that says where it is and what did not happen.
